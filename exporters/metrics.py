@@ -1,0 +1,173 @@
+"""Every metric name, the snapshot Collector, and the cached exposition that /metrics serves."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+
+from monitor.snapshot import Snapshot
+from monitor.state import STATES
+
+# Per node, labelled by code only; names and grouping come from NODE_INFO (DESIGN.md).
+NODE_INFO = "tslcd_node_info"
+NODE_UP = "tslcd_node_up"
+NODE_STATE = "tslcd_node_state"
+NODE_STATE_CHANGES = "tslcd_node_state_changes_total"
+NODE_LAST_CHANGE = "tslcd_node_last_change_timestamp_seconds"
+NODE_FLAPPING = "tslcd_node_flapping"
+NODE_IPV6_UP = "tslcd_node_ipv6_up"
+ICMP_RTT = "tslcd_icmp_rtt_seconds"
+ICMP_RTT_MIN = "tslcd_icmp_rtt_min_seconds"
+ICMP_RTT_MAX = "tslcd_icmp_rtt_max_seconds"
+ICMP_JITTER = "tslcd_icmp_jitter_seconds"
+ICMP_LOSS = "tslcd_icmp_packet_loss_ratio"
+# Per province and area (area "" = the whole province).
+COMMUNES = "tslcd_communes"
+COMMUNES_PROVISIONED = "tslcd_communes_provisioned"
+COMMUNES_CONNECTED = "tslcd_communes_connected"
+CONNECTION_RATE = "tslcd_connection_rate_ratio"
+CONNECTION_TARGET = "tslcd_connection_target_ratio"
+# Self-monitoring.
+SWEEP_DURATION = "tslcd_sweep_duration_seconds"
+SWEEP_LAST = "tslcd_sweep_last_timestamp_seconds"
+PROBES = "tslcd_probes_total"
+INVENTORY_NODES = "tslcd_inventory_nodes"
+INVENTORY_RELOAD_OK = "tslcd_inventory_last_reload_success"
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class SnapshotCollector:
+    """Turns one immutable Snapshot into metric families; it reads, it never probes."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snap = snapshot
+
+    def describe(self) -> list[Metric]:
+        # Registration does no work (collect() is not called at register time).
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snap
+        info = GaugeMetricFamily(NODE_INFO, "Node identity; join on code for names and areas.",
+                                 labels=["code", "name", "kind", "province", "area", "address"])
+        up = GaugeMetricFamily(NODE_UP, "1 when the node is up (0 for any other state, or no circuit).",
+                               labels=["code"])
+        state = GaugeMetricFamily(NODE_STATE, "1 for the node's current state, 0 for the others.",
+                                  labels=["code", "state"])
+        changes = CounterMetricFamily(NODE_STATE_CHANGES, "Changes of state since the monitor started.",
+                                      labels=["code"])
+        last = GaugeMetricFamily(NODE_LAST_CHANGE, "When the node last changed state.", labels=["code"])
+        flap = GaugeMetricFamily(NODE_FLAPPING, "1 when the node changed state too often recently.",
+                                 labels=["code"])
+        v6 = GaugeMetricFamily(NODE_IPV6_UP, "1 when the node's IPv6 address answers (dual-stack nodes).",
+                               labels=["code"])
+        rtt = GaugeMetricFamily(ICMP_RTT, "Mean echo round trip of the last sweep.", labels=["code"])
+        rtt_min = GaugeMetricFamily(ICMP_RTT_MIN, "Minimum echo round trip of the last sweep.", labels=["code"])
+        rtt_max = GaugeMetricFamily(ICMP_RTT_MAX, "Maximum echo round trip of the last sweep.", labels=["code"])
+        jitter = GaugeMetricFamily(ICMP_JITTER, "Mean difference of consecutive round trips.", labels=["code"])
+        loss = GaugeMetricFamily(ICMP_LOSS, "Share of echoes lost in the last sweep.", labels=["code"])
+        for ns in snap.nodes:
+            n = ns.node
+            code = [n.code]
+            info.add_metric([n.code, n.name, n.kind, n.province, n.area, n.address], 1.0)
+            up.add_metric(code, 1.0 if ns.state == "up" else 0.0)
+            if ns.state == "no_circuit":
+                continue
+            for s in STATES:
+                state.add_metric([n.code, s.value], 1.0 if ns.state == s.value else 0.0)
+            changes.add_metric(code, float(ns.changes))
+            if ns.last_change is not None:
+                last.add_metric(code, ns.last_change)
+            flap.add_metric(code, 1.0 if ns.flapping else 0.0)
+            if ns.ipv6_ok is not None:
+                v6.add_metric(code, 1.0 if ns.ipv6_ok else 0.0)
+            if ns.loss is not None:
+                loss.add_metric(code, ns.loss)
+            if ns.rtt_avg is not None:
+                rtt.add_metric(code, ns.rtt_avg)
+                rtt_min.add_metric(code, ns.rtt_min or 0.0)
+                rtt_max.add_metric(code, ns.rtt_max or 0.0)
+                jitter.add_metric(code, ns.jitter or 0.0)
+        yield from (info, up, state, changes, last, flap, v6, rtt, rtt_min, rtt_max, jitter, loss)
+
+        labels = ["province", "area"]
+        communes = GaugeMetricFamily(COMMUNES, "Communes active in the inventory today.", labels=labels)
+        prov = GaugeMetricFamily(COMMUNES_PROVISIONED, "Active communes with a TSLCD circuit.", labels=labels)
+        conn = GaugeMetricFamily(COMMUNES_CONNECTED, "Active communes up now.", labels=labels)
+        rate = GaugeMetricFamily(CONNECTION_RATE, "Connected / active communes (area \"\" = province).",
+                                 labels=labels)
+        for r in snap.rates:
+            key = [r.province, r.area]
+            communes.add_metric(key, r.communes)
+            prov.add_metric(key, r.provisioned)
+            conn.add_metric(key, r.connected)
+            rate.add_metric(key, r.rate)
+        yield from (communes, prov, conn, rate)
+        yield GaugeMetricFamily(CONNECTION_TARGET, "The plan's target connection rate.", value=snap.target)
+
+
+@dataclass(frozen=True, slots=True)
+class Exposition:
+    """One rendered text exposition, plain and gzipped."""
+
+    text: bytes
+    gzipped: bytes
+
+
+def render_snapshot(snapshot: Snapshot) -> Exposition:
+    """Render the per-node families once per snapshot (CPU-heavy: call it from a worker thread)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))
+    text = generate_latest(registry)
+    return Exposition(text, gzip.compress(text, compresslevel=5))
+
+
+class SelfMetrics:
+    """The monitor's own small, live metrics; rendered on every scrape (cheap)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.sweep_duration = Gauge(SWEEP_DURATION, "Wall time of the last sweep.", ["probe"],
+                                    registry=self.registry)
+        self.sweep_last = Gauge(SWEEP_LAST, "When the last sweep finished.", ["probe"], registry=self.registry)
+        self.probes = Counter(PROBES, "Probes sent, by result.", ["probe", "result"], registry=self.registry)
+        self.inventory_nodes = Gauge(INVENTORY_NODES, "Nodes in the loaded inventory.", registry=self.registry)
+        self.reload_ok = Gauge(INVENTORY_RELOAD_OK, "1 when the last inventory (re)load succeeded.",
+                               registry=self.registry)
+        ProcessCollector(registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsCache:
+    """Holds the latest rendered exposition; a scrape costs a memory copy, not a render."""
+
+    def __init__(self, self_metrics: SelfMetrics) -> None:
+        self._lock = threading.Lock()
+        self._nodes = Exposition(b"", gzip.compress(b""))
+        self.self_metrics = self_metrics
+
+    def update(self, exposition: Exposition) -> None:
+        with self._lock:
+            self._nodes = exposition
+
+    def body(self, *, gzipped: bool) -> bytes:
+        """The whole exposition: cached node families, then the live self-monitoring ones.
+
+        Two gzip members concatenated are one valid gzip stream, so the big part is
+        compressed once per snapshot, not once per scrape.
+        """
+        with self._lock:
+            nodes = self._nodes
+        live = self.self_metrics.render()
+        if gzipped:
+            return nodes.gzipped + gzip.compress(live, compresslevel=5)
+        return nodes.text + live

@@ -1,0 +1,151 @@
+"""HTTP: /metrics (cached exposition), / (status page), /api/status.json, /healthz."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from exporters.metrics import CONTENT_TYPE
+from monitor.snapshot import NodeStatus, Snapshot
+
+if TYPE_CHECKING:
+    from monitor.service import Monitor
+
+MONITOR: web.AppKey[Monitor] = web.AppKey("monitor")
+
+_STATE_ORDER = {"down": 0, "unreachable": 1, "unknown": 2, "maintenance": 3}
+STATE_LABELS = {
+    "up": "hoạt động",
+    "down": "mất kết nối",
+    "unreachable": "không tới được",
+    "unknown": "chưa rõ",
+    "maintenance": "bảo trì",
+    "no_circuit": "chưa có đường truyền",
+}
+
+_env = Environment(loader=PackageLoader("exporters", "templates"), autoescape=select_autoescape(["html"]),
+                   trim_blocks=True, lstrip_blocks=True)
+
+
+def _fmt_time(ts: float | None, tz: ZoneInfo) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    d, rem = divmod(seconds, 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    if d:
+        return f"{d} ngày {h} giờ"
+    if h:
+        return f"{h} giờ {m} phút"
+    return f"{m} phút {s} giây" if m else f"{s} giây"
+
+
+def status_view(snap: Snapshot) -> dict[str, Any]:
+    """Everything the page and the JSON API show, as plain values."""
+    tz = ZoneInfo(snap.timezone)
+    names = {ns.node.code: ns.node.name for ns in snap.nodes}
+    communes = [ns for ns in snap.nodes if ns.node.is_commune]
+    not_up = sorted((ns for ns in snap.nodes if ns.state in _STATE_ORDER),
+                    key=lambda ns: (_STATE_ORDER[ns.state], ns.since or 0, ns.node.code))
+    province = snap.province_rate()
+
+    def row(ns: NodeStatus) -> dict[str, Any]:
+        n = ns.node
+        return {
+            "code": n.code, "name": n.name, "kind": n.kind, "area": n.area, "address": n.address,
+            "state": ns.state, "state_label": STATE_LABELS.get(ns.state, ns.state),
+            "since": _fmt_time(ns.since, tz), "since_ts": ns.since,
+            "for": _fmt_duration(snap.taken_at - ns.since) if ns.since else "",
+            "cause": ns.cause, "cause_name": names.get(ns.cause or "", ""),
+            "loss": ns.loss, "rtt_ms": None if ns.rtt_avg is None else round(ns.rtt_avg * 1000, 2),
+            "flapping": ns.flapping,
+        }
+
+    return {
+        "province": snap.province,
+        "taken_at": _fmt_time(snap.taken_at, tz),
+        "taken_at_ts": snap.taken_at,
+        "timezone": snap.timezone,
+        "target": snap.target,
+        "sweeps": snap.sweeps,
+        "communes": province.communes,
+        "provisioned": province.provisioned,
+        "connected": province.connected,
+        "connection_rate": province.rate,
+        "provisioned_rate": province.provisioned_rate,
+        "areas": [
+            {"area": r.area, "communes": r.communes, "provisioned": r.provisioned, "connected": r.connected,
+             "connection_rate": r.rate, "provisioned_rate": r.provisioned_rate}
+            for r in snap.rates if r.province == snap.province and r.area
+        ],
+        "not_up": [row(ns) for ns in not_up],
+        "no_circuit": [row(ns) for ns in communes if ns.state == "no_circuit"],
+        "sweep": {"duration_s": round(snap.sweep.duration_s, 3), "ok": snap.sweep.ok,
+                  "failed": snap.sweep.failed, "overrun": snap.sweep.overrun},
+    }
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    mon = request.app[MONITOR]
+    gz = "gzip" in request.headers.get("Accept-Encoding", "")
+    body = mon.metrics.body(gzipped=gz)
+    resp = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+    if gz:
+        resp.headers["Content-Encoding"] = "gzip"
+    return resp
+
+
+async def _status_json(request: web.Request) -> web.Response:
+    return web.json_response(status_view(request.app[MONITOR].snapshot),
+                             dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+async def _page(request: web.Request) -> web.Response:
+    view = status_view(request.app[MONITOR].snapshot)
+    html = _env.get_template("status.html").render(v=view, refresh_s=30)
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    mon = request.app[MONITOR]
+    snap = mon.snapshot
+    stale_after = 3 * mon.cfg.icmp.interval_s
+    age = time.time() - snap.taken_at
+    if snap.sweeps == 0:
+        return web.Response(status=503, text="starting: no sweep has finished yet\n")
+    if age > stale_after:
+        return web.Response(status=503, text=f"stale: last sweep finished {age:.0f} s ago\n")
+    return web.Response(text=f"ok: {snap.sweeps} sweeps, last {age:.0f} s ago\n")
+
+
+def make_app(monitor: Monitor) -> web.Application:
+    app = web.Application()
+    app[MONITOR] = monitor
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/api/status.json", _status_json)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/", _page)
+    return app
+
+
+async def start_server(monitor: Monitor, listen: str) -> tuple[web.AppRunner, str]:
+    """Start serving on HOST:PORT (port 0 picks a free one); return the runner and the base URL."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    runner = web.AppRunner(make_app(monitor), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, int(port))
+    await site.start()
+    sock = site._server.sockets[0]  # type: ignore[union-attr]
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return runner, f"http://{shown}:{bound}/"

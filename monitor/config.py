@@ -1,0 +1,301 @@
+"""Typed configuration: config.yaml parsed once, strictly; errors name the file, the key and the line."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config file, one per line, each with file:line: key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9750), got {value!r}")
+    return value
+
+
+Listen = Annotated[str, AfterValidator(_check_listen)]
+
+
+def _check_tz(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r} (expected an IANA name such as Asia/Ho_Chi_Minh)") from None
+    return value
+
+
+class Icmp(_Strict):
+    """ICMP sweeps: every node with an address, every ``interval_s``."""
+
+    interval_s: float = Field(30.0, ge=1, le=3600, description="seconds between sweep starts")
+    count: int = Field(3, ge=1, le=20, description="echoes per node per sweep")
+    timeout_s: float = Field(1.0, gt=0, le=10, description="wait for each reply")
+    echo_interval_s: float = Field(0.2, ge=0, le=10, description="between echoes to one node")
+    pps: int = Field(5000, ge=10, le=1_000_000, description="cap on packets per second, all nodes")
+
+    @model_validator(mode="after")
+    def _fits(self) -> Icmp:
+        least = (self.count - 1) * self.echo_interval_s + self.timeout_s
+        if least >= self.interval_s:
+            raise ValueError(
+                f"a sweep takes at least (count-1)*echo_interval_s + timeout_s = {least:g} s, "
+                f"which does not fit in interval_s = {self.interval_s:g} s"
+            )
+        return self
+
+
+class States(_Strict):
+    """Hysteresis and flapping (DESIGN.md, States)."""
+
+    down_after: int = Field(2, ge=1, le=100, description="failed sweeps before a node is down")
+    up_after: int = Field(2, ge=1, le=100, description="good sweeps before a down node is up again")
+    flap_window_s: float = Field(3600.0, gt=0)
+    flap_changes: int = Field(6, ge=2, description="changes within the window that flag flapping")
+
+
+class Maintenance(_Strict):
+    """A declared maintenance window: its nodes are in state ``maintenance`` inside it."""
+
+    start: datetime
+    end: datetime
+    codes: tuple[str, ...] = ()
+    areas: tuple[str, ...] = ()
+    reason: str = ""
+
+    @field_validator("codes", mode="before")
+    @classmethod
+    def _codes_as_text(cls, v: Any) -> Any:
+        return [str(c) for c in v] if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _sane(self) -> Maintenance:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if not self.codes and not self.areas:
+            raise ValueError("name the nodes: codes and/or areas")
+        return self
+
+
+class SnmpProfile(_Strict):
+    """SNMP credentials. Secrets come from ``${ENV}`` or a ``*_file``, never inline in examples."""
+
+    version: Literal["2c", "3"] = "2c"
+    community: SecretStr | None = None
+    user: str | None = None
+    auth_protocol: Literal["none", "md5", "sha", "sha224", "sha256", "sha384", "sha512"] = "none"
+    auth_key: SecretStr | None = None
+    priv_protocol: Literal["none", "des", "aes128", "aes192", "aes256"] = "none"
+    priv_key: SecretStr | None = None
+    port: int = Field(161, ge=1, le=65535)
+    timeout_s: float = Field(2.0, gt=0, le=30)
+    retries: int = Field(1, ge=0, le=5)
+
+    @model_validator(mode="after")
+    def _complete(self) -> SnmpProfile:
+        if self.version == "2c" and self.community is None:
+            raise ValueError("version 2c needs community (or community_file)")
+        if self.version == "3":
+            if not self.user:
+                raise ValueError("version 3 needs user")
+            if self.auth_protocol != "none" and self.auth_key is None:
+                raise ValueError(f"auth_protocol {self.auth_protocol} needs auth_key (or auth_key_file)")
+            if self.priv_protocol != "none" and self.auth_protocol == "none":
+                raise ValueError("privacy (priv_protocol) needs authentication (auth_protocol)")
+            if self.priv_protocol != "none" and self.priv_key is None:
+                raise ValueError(f"priv_protocol {self.priv_protocol} needs priv_key (or priv_key_file)")
+        return self
+
+
+class Rates(_Strict):
+    """Thresholds of the definitions auditors rely on (DESIGN.md)."""
+
+    target: float = Field(1.0, gt=0, le=1, description="the plan's target share of communes connected")
+    connected_min_availability: float = Field(0.9, ge=0, le=1)
+    in_use_min_bytes: int = Field(1_000_000, ge=0)
+
+
+class Web(_Strict):
+    """The HTTP server: /metrics, /, /api/status.json, /healthz."""
+
+    listen: Listen = "127.0.0.1:9750"
+    public_url: str = Field("", description="where people reach the status page, for links in emails")
+
+
+class Config(_Strict):
+    """The whole config.yaml."""
+
+    province: str = Field(min_length=1)
+    timezone: Annotated[str, AfterValidator(_check_tz)] = "Asia/Ho_Chi_Minh"
+    inventory: Path
+    web: Web = Web()
+    icmp: Icmp = Icmp()
+    states: States = States()
+    rates: Rates = Rates()
+    maintenance: tuple[Maintenance, ...] = ()
+    snmp_profiles: dict[str, SnmpProfile] = Field(default_factory=dict)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Where the config came from; inventory paths are relative to it.
+    _source: Path = PrivateAttr(default=Path("config.yaml"))
+
+    @property
+    def source(self) -> Path:
+        return self._source
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.inventory if self.inventory.is_absolute() else self.source.parent / self.inventory
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_FILE_KEYS = ("community", "auth_key", "priv_key", "password")
+
+
+def _marks(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    """Record the 1-based line of every key path in a composed YAML tree."""
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = k.value
+            out[path + (key,)] = k.start_mark.line + 1
+            _marks(v, path + (key,), out)
+            out[path + (key,)] = k.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _marks(item, path + (i,), out)
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _resolve_secrets(
+    data: Any, path: tuple[Any, ...], base: Path, problems: list[tuple[tuple[Any, ...], str]]
+) -> Any:
+    """Expand ``${ENV}`` in strings and ``<key>_file`` for secret keys, recording problems by path."""
+    if isinstance(data, dict):
+        out: dict[Any, Any] = {}
+        for key, value in data.items():
+            if isinstance(key, str) and key.endswith("_file") and key[: -len("_file")] in _SECRET_FILE_KEYS:
+                real = key[: -len("_file")]
+                if real in data:
+                    problems.append((path + (key,), f"give {real} or {key}, not both"))
+                    continue
+                file = Path(str(value))
+                file = file if file.is_absolute() else base / file
+                try:
+                    out[real] = file.read_text(encoding="utf-8").strip()
+                except OSError as e:
+                    problems.append((path + (key,), f"cannot read {file}: {e.strerror}"))
+                continue
+            out[key] = _resolve_secrets(value, path + (key,), base, problems)
+        return out
+    if isinstance(data, list):
+        return [_resolve_secrets(v, path + (i,), base, problems) for i, v in enumerate(data)]
+    if isinstance(data, str) and "${" in data:
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in os.environ:
+                problems.append((path, f"environment variable {name} is not set"))
+                return ""
+            return os.environ[name]
+        return _ENV.sub(sub, data)
+    return data
+
+
+def _describe(err: Any) -> str:
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    given = err.get("input")
+    if err["type"] not in ("model_type", "dict_type", "value_error") and not isinstance(given, dict | list) and given is not None:
+        # Never echo what may be a secret.
+        secretish = any(s in str(p) for p in err["loc"] for s in _SECRET_FILE_KEYS)
+        if not secretish:
+            return f"{msg}, got {given!r}"
+    return msg
+
+
+def load_config(path: str | Path, *, inventory: str | Path | None = None) -> Config:
+    """Parse and validate ``path``; raise ConfigError listing every problem with file:line: key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from None
+    try:
+        tree = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else 0
+        raise ConfigError([f"{path}:{line}: not valid YAML: {e.problem}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}:1: expected a mapping of keys (province, inventory, icmp, ...)"])
+    lines: dict[tuple[Any, ...], int] = {}
+    if tree is not None:
+        _marks(tree, (), lines)
+
+    def where(loc: tuple[Any, ...]) -> str:
+        for i in range(len(loc), -1, -1):
+            if loc[:i] in lines:
+                return f"{path}:{lines[loc[:i]]}"
+        return str(path)
+
+    secret_problems: list[tuple[tuple[Any, ...], str]] = []
+    data = _resolve_secrets(data, (), path.parent, secret_problems)
+    problems = [f"{where(loc)}: {_dotted(loc)}: {msg}" for loc, msg in secret_problems]
+    if inventory is not None:
+        data["inventory"] = str(Path(inventory).resolve())
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            problems.append(f"{where(loc)}: {_dotted(loc)}: {_describe(err)}")
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    cfg._source = path
+    return cfg

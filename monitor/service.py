@@ -1,0 +1,291 @@
+"""The running monitor: sweeps on a schedule, folds results into states, publishes snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from exporters.metrics import MetricsCache, SelfMetrics, render_snapshot
+from inventory.load import InventoryError, load_inventory
+from inventory.model import Inventory, Node
+from monitor.config import Config
+from monitor.rates import CommuneNow, current_rates
+from monitor.snapshot import NodeStatus, Snapshot, SweepStats
+from monitor.state import (
+    NO_CIRCUIT,
+    Event,
+    History,
+    Link,
+    Resolved,
+    State,
+    advance,
+    is_flapping,
+    observe,
+    resolve,
+)
+
+log = logging.getLogger("tslcd.service")
+
+
+class PingStats(Protocol):
+    """What the service reads of one ICMP result (monitor.icmp.PingResult)."""
+
+    @property
+    def reachable(self) -> bool: ...
+    @property
+    def loss_ratio(self) -> float: ...
+    @property
+    def rtt_min(self) -> float | None: ...
+    @property
+    def rtt_avg(self) -> float | None: ...
+    @property
+    def rtt_max(self) -> float | None: ...
+    @property
+    def jitter(self) -> float | None: ...
+
+
+class Sweeper(Protocol):
+    """The ICMP engine as the service uses it (monitor.icmp.IcmpEngine)."""
+
+    async def sweep(self, addresses: Sequence[str], *, count: int, timeout_s: float, pps: int,
+                    interval_s: float) -> dict[str, PingStats]: ...
+
+    def close(self) -> None: ...
+
+
+def maintenance_codes(cfg: Config, nodes: Iterable[Node], now: float) -> frozenset[str]:
+    """Codes inside a maintenance window at ``now``; naive window times are in the province timezone."""
+    at = datetime.fromtimestamp(now, cfg.tz)
+    codes: set[str] = set()
+    for w in cfg.maintenance:
+        start = w.start if w.start.tzinfo else w.start.replace(tzinfo=cfg.tz)
+        end = w.end if w.end.tzinfo else w.end.replace(tzinfo=cfg.tz)
+        if start <= at < end:
+            codes.update(n.code for n in nodes if n.code in w.codes or (n.area and n.area in w.areas))
+    return frozenset(codes)
+
+
+@dataclass
+class _NodeTrack:
+    link: Link = field(default_factory=Link)
+    hist: History = field(default_factory=History)
+    ping: PingStats | None = None
+    ipv6_ok: bool | None = None
+
+
+class Monitor:
+    """State of the whole network between sweeps. One instance per process.
+
+    ``sweep_once`` is the unit of work (tests call it directly); ``run`` adds the
+    schedule, the HTTP server and signals.
+    """
+
+    def __init__(self, cfg: Config, inventory: Inventory, engine: Sweeper, *,
+                 clock: Callable[[], float] = time.time,
+                 inventory_path: Path | None = None) -> None:
+        self.cfg = cfg
+        self.inventory = inventory
+        self.engine = engine
+        self.clock = clock
+        self.inventory_path = inventory_path
+        self._inventory_mtime = self._mtime()
+        self.self_metrics = SelfMetrics()
+        self.metrics = MetricsCache(self.self_metrics)
+        self.self_metrics.inventory_nodes.set(len(inventory.nodes))
+        self.self_metrics.reload_ok.set(1)
+        self._tracks: dict[str, _NodeTrack] = {}
+        self.event_sinks: list[Callable[[Sequence[Event]], None]] = []
+        self.snapshot = self._build(self.clock(), SweepStats(), sweeps=0)
+        self.metrics.update(render_snapshot(self.snapshot))
+        self._sweeps = 0
+
+    # -- inventory -----------------------------------------------------------------------------
+
+    def _mtime(self) -> float | None:
+        try:
+            return self.inventory_path.stat().st_mtime if self.inventory_path else None
+        except OSError:
+            return None
+
+    def today(self, now: float | None = None) -> date:
+        return datetime.fromtimestamp(self.clock() if now is None else now, self.cfg.tz).date()
+
+    def reload_inventory(self) -> bool:
+        """Load the inventory file again; a bad file keeps the last good inventory."""
+        if self.inventory_path is None:
+            return False
+        self._inventory_mtime = self._mtime()
+        try:
+            inv = load_inventory(self.inventory_path, snmp_profiles=set(self.cfg.snmp_profiles),
+                                 default_province=self.cfg.province)
+        except (InventoryError, OSError) as e:
+            self.self_metrics.reload_ok.set(0)
+            log.error("inventory reload failed; keeping the last good inventory",
+                      extra={"path": str(self.inventory_path), "problems": str(e)})
+            return False
+        self.inventory = inv
+        self.self_metrics.reload_ok.set(1)
+        self.self_metrics.inventory_nodes.set(len(inv.nodes))
+        log.info("inventory reloaded", extra={"path": str(self.inventory_path), "nodes": len(inv.nodes)})
+        return True
+
+    def reload_if_changed(self) -> None:
+        if self.inventory_path is not None and self._mtime() != self._inventory_mtime:
+            self.reload_inventory()
+
+    # -- sweeps --------------------------------------------------------------------------------
+
+    async def sweep_once(self) -> Snapshot:
+        """Probe every active node with an address once, fold results into states, publish."""
+        started = self.clock()
+        t0 = time.monotonic()
+        active = self.inventory.active(self.today(started))
+        probed = [n for n in active if n.address]
+        addresses = sorted({a for n in probed for a in (n.address, n.address6) if a})
+        icmp = self.cfg.icmp
+        results: dict[str, PingStats] = {}
+        if addresses:
+            results = await self.engine.sweep(addresses, count=icmp.count, timeout_s=icmp.timeout_s,
+                                              pps=icmp.pps, interval_s=icmp.echo_interval_s)
+        now = self.clock()
+        st = self.cfg.states
+        ok = failed = 0
+        for code in set(self._tracks) - {n.code for n in probed}:
+            del self._tracks[code]  # left the inventory or lost its address
+        for n in probed:
+            track = self._tracks.setdefault(n.code, _NodeTrack())
+            r = results.get(n.address)
+            success = bool(r and r.reachable)
+            ok += success
+            failed += not success
+            track.link = observe(track.link, success, down_after=st.down_after, up_after=st.up_after)
+            track.ping = r
+            r6 = results.get(n.address6) if n.address6 else None
+            track.ipv6_ok = None if r6 is None else r6.reachable
+        links = {code: t.link for code, t in self._tracks.items()}
+        parents = {n.code: n.parent for n in probed}
+        resolved = resolve(links, parents, maintenance_codes(self.cfg, probed, now))
+        events: list[Event] = []
+        for code, res in resolved.items():
+            track = self._tracks[code]
+            track.hist, ev = advance(track.hist, code, res, now, flap_window_s=st.flap_window_s)
+            if ev is not None:
+                events.append(ev)
+        duration = time.monotonic() - t0
+        overrun = duration > icmp.interval_s
+        self._sweeps += 1
+        stats = SweepStats(started=started, duration_s=duration, ok=ok, failed=failed, overrun=overrun)
+        snap = self._build(now, stats, sweeps=self._sweeps, resolved=resolved)
+        sm = self.self_metrics
+        sm.sweep_duration.labels("icmp").set(duration)
+        sm.sweep_last.labels("icmp").set(now)
+        sm.probes.labels("icmp", "success").inc(ok)
+        sm.probes.labels("icmp", "failure").inc(failed)
+        if overrun:
+            log.warning("sweep overran its interval", extra={"probe": "icmp", "duration_s": round(duration, 3),
+                                                            "interval_s": icmp.interval_s})
+        for ev in events:
+            log.info("state change", extra={"code": ev.code, "old": ev.old.value, "new": ev.new.value,
+                                            "cause": ev.cause})
+        for sink in self.event_sinks:
+            sink(events)
+        self.snapshot = snap
+        # Rendering 10^5 samples costs about a second of CPU: never in the event loop (MEASURED.md).
+        self.metrics.update(await asyncio.to_thread(render_snapshot, snap))
+        return snap
+
+    def _build(self, now: float, stats: SweepStats, *, sweeps: int,
+               resolved: dict[str, Resolved] | None = None) -> Snapshot:
+        active = self.inventory.active(self.today(now))
+        st = self.cfg.states
+        statuses: list[NodeStatus] = []
+        communes: list[CommuneNow] = []
+        for n in active:
+            track = self._tracks.get(n.code)
+            if not n.address:
+                status = NodeStatus(node=n, state=NO_CIRCUIT)
+            elif track is None:
+                status = NodeStatus(node=n, state=State.UNKNOWN.value)
+            else:
+                p = track.ping
+                res = (resolved or {}).get(n.code)
+                status = NodeStatus(
+                    node=n,
+                    state=track.hist.state.value,
+                    since=track.hist.since,
+                    cause=res.cause if res else None,
+                    changes=track.hist.changes,
+                    last_change=track.hist.since if track.hist.changes else None,
+                    flapping=is_flapping(track.hist, now, flap_window_s=st.flap_window_s,
+                                         flap_changes=st.flap_changes),
+                    rtt_min=p.rtt_min if p else None,
+                    rtt_avg=p.rtt_avg if p else None,
+                    rtt_max=p.rtt_max if p else None,
+                    jitter=p.jitter if p else None,
+                    loss=p.loss_ratio if p else None,
+                    ipv6_ok=track.ipv6_ok,
+                )
+            statuses.append(status)
+            if n.is_commune:
+                communes.append(CommuneNow(n.province, n.area, n.provisioned, status.state == "up"))
+        return Snapshot(taken_at=now, province=self.cfg.province, timezone=self.cfg.timezone,
+                        target=self.cfg.rates.target, nodes=tuple(statuses),
+                        rates=current_rates(communes), sweep=stats, sweeps=sweeps)
+
+    # -- the service ---------------------------------------------------------------------------
+
+    async def run(self, listen: str | None = None, *, ready: Callable[[str], None] | None = None,
+                  stop: asyncio.Event | None = None) -> None:
+        """Serve HTTP, sweep on schedule, reload on SIGHUP or file change, stop on SIGTERM/SIGINT."""
+        from exporters.web import start_server  # the web layer imports this module
+
+        loop = asyncio.get_running_loop()
+        stop = stop or asyncio.Event()
+        installed: list[int] = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+            except (RuntimeError, ValueError):  # not the main thread: the caller stops us
+                pass
+        try:
+            loop.add_signal_handler(signal.SIGHUP, self.reload_inventory)
+            installed.append(signal.SIGHUP)
+        except (RuntimeError, ValueError):
+            pass
+        runner, url = await start_server(self, listen or self.cfg.web.listen)
+        scheduler = AsyncIOScheduler(timezone=self.cfg.tz)
+        scheduler.add_job(self._sweep_job, "interval", seconds=self.cfg.icmp.interval_s, id="icmp-sweep",
+                          max_instances=1, coalesce=True, next_run_time=datetime.now(self.cfg.tz),
+                          misfire_grace_time=None)
+        scheduler.add_job(self.reload_if_changed, "interval", seconds=5, id="inventory-watch",
+                          max_instances=1, coalesce=True)
+        scheduler.start()
+        log.info("monitor running", extra={"url": url, "nodes": len(self.inventory.nodes), "pid": os.getpid()})
+        if ready:
+            ready(url)
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping")
+            scheduler.shutdown(wait=False)
+            await runner.cleanup()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            self.engine.close()
+
+    async def _sweep_job(self) -> None:
+        try:
+            await self.sweep_once()
+        except Exception:  # a failed sweep is logged and the next one runs: the monitor never dies of it
+            log.exception("sweep failed", extra={"probe": "icmp"})

@@ -1,0 +1,60 @@
+"""The current state of every node, as one immutable value that exporters read and never change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from inventory.model import Node
+from monitor.rates import AreaRate
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """One node after the last sweep. ``state`` is a State value, or "no_circuit" for a commune with no address."""
+
+    node: Node
+    state: str
+    since: float | None = None
+    cause: str | None = None  # unreachable: the upstream node that is down
+    changes: int = 0
+    last_change: float | None = None
+    flapping: bool = False
+    rtt_min: float | None = None
+    rtt_avg: float | None = None
+    rtt_max: float | None = None
+    jitter: float | None = None
+    loss: float | None = None
+    ipv6_ok: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepStats:
+    """Self-monitoring of the last sweep."""
+
+    started: float = 0.0
+    duration_s: float = 0.0
+    ok: int = 0
+    failed: int = 0
+    overrun: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a scrape, the status page or the JSON API shows, taken after one sweep."""
+
+    taken_at: float
+    province: str
+    timezone: str
+    target: float
+    nodes: tuple[NodeStatus, ...] = ()
+    rates: tuple[AreaRate, ...] = ()
+    sweep: SweepStats = field(default_factory=SweepStats)
+    sweeps: int = 0
+
+    def province_rate(self, province: str | None = None) -> AreaRate:
+        """The whole-province row (area ""), or zeros when the province has no commune."""
+        province = province or self.province
+        for r in self.rates:
+            if r.province == province and r.area == "":
+                return r
+        return AreaRate(province, "", 0, 0, 0)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up (first time) and run the whole test suite. As root it installs the Debian
+# packages the tests use for real: chromium (status page), fping (ICMP benchmark peer),
+# iproute2 (test namespaces). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+debs=(chromium fping iproute2 util-linux procps)
+if [ "$(id -u)" = 0 ]; then
+  missing=()
+  for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "== apt-get install ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+else
+  echo "tslcd: not root: Debian packages (${debs[*]}) are not installed and tests that need root or them are skipped" >&2
+fi
+source scripts/setup.sh test
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
