@@ -1,0 +1,93 @@
+"""Shared fixtures: configs in tmp_path, a scripted ICMP sweeper for pure-logic tests, a running web server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from inventory.model import Inventory, Node
+from monitor.config import Config, load_config
+
+
+@dataclass(frozen=True)
+class FakePing:
+    """Stands in for monitor.icmp.PingResult where the test scripts reachability."""
+
+    reachable: bool
+    loss_ratio: float = 0.0
+    rtt_min: float | None = 0.001
+    rtt_avg: float | None = 0.002
+    rtt_max: float | None = 0.003
+    jitter: float | None = 0.0005
+
+
+@dataclass
+class ScriptedSweeper:
+    """An ICMP sweeper whose answers the test sets: addresses in ``down`` do not answer."""
+
+    down: set[str] = field(default_factory=set)
+    sweeps: int = 0
+
+    async def sweep(self, addresses: Sequence[str], *, count: int, timeout_s: float, pps: int,
+                    interval_s: float) -> dict[str, FakePing]:
+        self.sweeps += 1
+        return {a: (FakePing(False, 1.0, None, None, None, None) if a in self.down else FakePing(True))
+                for a in addresses}
+
+    def close(self) -> None:
+        pass
+
+
+def write_config(tmp_path: Path, inventory: Path, extra: str = "") -> Config:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"province: Đắk Lắk\ninventory: {inventory}\nweb:\n  listen: 127.0.0.1:0\n"
+                    f"icmp:\n  interval_s: 5\n  timeout_s: 0.5\n  echo_interval_s: 0.05\n{extra}",
+                    encoding="utf-8")
+    return load_config(path)
+
+
+def small_inventory() -> Inventory:
+    """core -> agg -> 3 communes, one more commune direct, one commune without a circuit."""
+    p = "Đắk Lắk"
+    return Inventory.of([
+        Node("CORE", "Lõi", "core", p, address="127.0.0.1"),
+        Node("AGG", "Tập trung", "aggregation", p, area="A", address="127.0.0.2", parent="CORE"),
+        Node("24133", "Phường Buôn Ma Thuột", "commune", p, area="A", address="127.0.0.3", parent="AGG"),
+        Node("24121", "Phường Tân An", "commune", p, area="A", address="127.0.0.4", parent="AGG"),
+        Node("24154", "Xã Hòa Phú", "commune", p, area="A", address="127.0.0.5", parent="AGG"),
+        Node("22015", "Phường <b>Tuy Hòa</b>", "commune", p, area="B", address="127.0.0.6", parent="CORE"),
+        Node("22045", "Phường Bình Kiến", "commune", p, area="B", parent="CORE"),
+    ])
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ() -> object:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[object]:
+    """Start a Monitor's HTTP server on a free port; the test fills in `monitor` via the factory."""
+    from monitor.service import Monitor  # noqa: F401
+
+    runners: list[object] = []
+
+    async def start(monitor: object) -> str:
+        from exporters.web import start_server
+
+        runner, url = await start_server(monitor, "127.0.0.1:0")  # type: ignore[arg-type]
+        runners.append(runner)
+        return url
+
+    yield start
+    for r in runners:
+        await r.cleanup()  # type: ignore[attr-defined]
+    await asyncio.sleep(0)

@@ -1,0 +1,112 @@
+"""/metrics scraped over HTTP and parsed; /api/status.json; /healthz; inventory reload."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.demo import inventory_yaml
+from monitor.service import Monitor
+from tests.conftest import ScriptedSweeper, small_inventory, write_config
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(s: dict[Any, float], metric: str, **labels: str) -> float:
+    return s[(metric, tuple(sorted(labels.items())))]
+
+
+async def fetch(url: str, gz: bool = False) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Accept-Encoding": "gzip" if gz else "identity"}
+    async with aiohttp.ClientSession(auto_decompress=False) as http, http.get(url, headers=headers) as r:
+        return r.status, dict(r.headers), await r.read()
+
+
+def make(tmp_path: Path, sweeper: ScriptedSweeper) -> Monitor:
+    inv = small_inventory()
+    path = tmp_path / "inv.yaml"
+    path.write_text(inventory_yaml(inv.nodes), encoding="utf-8")
+    cfg = write_config(tmp_path, path, "states:\n  down_after: 2\n  up_after: 1\n")
+    return Monitor(cfg, inv, sweeper, inventory_path=path)
+
+
+async def test_metrics_follow_the_scenario(tmp_path: Path, served: Any) -> None:
+    sweeper = ScriptedSweeper()
+    mon = make(tmp_path, sweeper)
+    url = await served(mon)
+    status, _, body = await fetch(url + "healthz")
+    assert status == 503  # no sweep yet
+    await mon.sweep_once()
+    sweeper.down = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.6"}  # AGG down, 24154 still answers
+    await mon.sweep_once()
+    await mon.sweep_once()
+    status, headers, body = await fetch(url + "metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    s = samples(body.decode())
+    assert value(s, "tslcd_node_up", code="24154") == 1
+    assert value(s, "tslcd_node_state", code="AGG", state="down") == 1
+    assert value(s, "tslcd_node_state", code="24133", state="unreachable") == 1
+    assert value(s, "tslcd_node_state", code="24133", state="up") == 0
+    assert value(s, "tslcd_node_state", code="22015", state="down") == 1
+    assert value(s, "tslcd_node_up", code="22045") == 0  # no circuit: never up, not a state
+    assert ("tslcd_node_state", (("code", "22045"), ("state", "down"))) not in s
+    assert value(s, "tslcd_node_info", code="22015", name="Phường <b>Tuy Hòa</b>", kind="commune",
+                 province="Đắk Lắk", area="B", address="127.0.0.6") == 1
+    assert value(s, "tslcd_node_state_changes_total", code="AGG") == 1
+    assert value(s, "tslcd_icmp_packet_loss_ratio", code="22015") == 1
+    assert value(s, "tslcd_icmp_rtt_seconds", code="24154") == 0.002
+    # 5 communes: 24154 up; the other 3 provisioned ones down/unreachable; 22045 without circuit.
+    assert value(s, "tslcd_communes", province="Đắk Lắk", area="") == 5
+    assert value(s, "tslcd_communes_provisioned", province="Đắk Lắk", area="") == 4
+    assert value(s, "tslcd_communes_connected", province="Đắk Lắk", area="") == 1
+    assert value(s, "tslcd_connection_rate_ratio", province="Đắk Lắk", area="") == 0.2
+    assert value(s, "tslcd_connection_rate_ratio", province="Đắk Lắk", area="A") == 1 / 3
+    assert value(s, "tslcd_connection_target_ratio") == 1
+    assert value(s, "tslcd_probes_total", probe="icmp", result="failure") == 8
+    assert value(s, "tslcd_inventory_last_reload_success") == 1
+    assert ("tslcd_sweep_duration_seconds", (("probe", "icmp"),)) in s
+
+    status, headers, zbody = await fetch(url + "metrics", gz=True)
+    assert headers["Content-Encoding"] == "gzip"
+    assert samples(gzip.decompress(zbody).decode()).keys() == s.keys()
+
+    status, _, body = await fetch(url + "healthz")
+    assert status == 200
+
+    status, _, body = await fetch(url + "api/status.json")
+    view = json.loads(body)
+    assert view["connection_rate"] == 0.2 and view["communes"] == 5 and view["provisioned"] == 4
+    not_up = {n["code"]: n for n in view["not_up"]}
+    assert not_up["24133"]["state"] == "unreachable" and not_up["24133"]["cause"] == "AGG"
+    assert not_up["22015"]["state"] == "down"
+    assert [n["code"] for n in view["no_circuit"]] == ["22045"]
+
+
+async def test_a_bad_reload_keeps_the_last_good_inventory(tmp_path: Path, served: Any) -> None:
+    mon = make(tmp_path, ScriptedSweeper())
+    url = await served(mon)
+    assert mon.inventory_path is not None
+    mon.inventory_path.write_text("nodes:\n  - code: 1\n    address: not-an-ip\n", encoding="utf-8")
+    assert not mon.reload_inventory()
+    assert len(mon.inventory.nodes) == 7
+    _, _, body = await fetch(url + "metrics")
+    assert value(samples(body.decode()), "tslcd_inventory_last_reload_success") == 0
+    mon.inventory_path.write_text(inventory_yaml(small_inventory().nodes[:3]), encoding="utf-8")
+    assert mon.reload_inventory()
+    await mon.sweep_once()
+    _, _, body = await fetch(url + "metrics")
+    s = samples(body.decode())
+    assert value(s, "tslcd_inventory_last_reload_success") == 1
+    assert value(s, "tslcd_inventory_nodes") == 3
+    assert ("tslcd_node_up", (("code", "22015"),)) not in s
