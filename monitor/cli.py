@@ -181,11 +181,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_inventory_import(args: argparse.Namespace) -> int:
-    from inventory.importer import ImportError_, build_skeleton
+    from inventory.importer import SkeletonError, build_skeleton
 
     try:
         text = build_skeleton(args.province)
-    except ImportError_ as e:
+    except SkeletonError as e:
         print(f"tslcd: {e}", file=sys.stderr)
         return 1
     if args.out == "-":
