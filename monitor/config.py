@@ -241,14 +241,14 @@ def _resolve_secrets(
 
 def _describe(err: Any) -> str:
     msg = str(err["msg"])
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+    msg = msg.removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         return "unknown key"
     if err["type"] == "missing":
         return "required key is missing"
     given = err.get("input")
-    if err["type"] not in ("model_type", "dict_type", "value_error") and not isinstance(given, dict | list) and given is not None:
+    plain = given is not None and not isinstance(given, dict | list)
+    if plain and err["type"] not in ("model_type", "dict_type", "value_error"):
         # Never echo what may be a secret.
         secretish = any(s in str(p) for p in err["loc"] for s in _SECRET_FILE_KEYS)
         if not secretish:

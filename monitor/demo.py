@@ -86,7 +86,7 @@ def inventory_yaml(nodes: Sequence[Node], header: str = "") -> str:
             if value not in (None, ""):
                 row[key] = value
         rows.append(row)
-    body = yaml.safe_dump({"province": PROVINCE, "nodes": rows}, allow_unicode=True, sort_keys=False,
+    body: str = yaml.safe_dump({"province": PROVINCE, "nodes": rows}, allow_unicode=True, sort_keys=False,
                           default_style=None, width=120)
     return header + body
 

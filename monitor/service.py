@@ -251,7 +251,7 @@ class Monitor:
 
         loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
-        installed: list[int] = []
+        installed: list[signal.Signals] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 loop.add_signal_handler(sig, stop.set)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_exporter import make
 from tests.conftest import ScriptedSweeper
+from tests.test_exporter import make
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
