@@ -30,9 +30,7 @@ def test_shipped_dak_lak_list_has_the_2025_division() -> None:
     assert by_code["22015"] == "Phường Tuy Hòa"
 
 
-@pytest.mark.parametrize(
-    "name", ["Đắk Lắk", "dak lak", "DAK LAK", "daklak", "Đăk Lăk", "Tỉnh Đắk Lắk", "66", "066"]
-)
+@pytest.mark.parametrize("name", ["Đắk Lắk", "dak lak", "DAK LAK", "daklak", "Đăk Lăk", "Tỉnh Đắk Lắk", "66", "066"])
 def test_for_province_matches_names_without_diacritics_or_case(name: str) -> None:
     found = units.for_province(name)
     assert found is not None and len(found) == 102
@@ -54,11 +52,7 @@ def test_unknown_province_is_none(name: str) -> None:
 
 def test_normalize_name() -> None:
     assert {units.normalize_name(n) for n in ("Đắk Lắk", "dak_lak", "Tỉnh  Đắk Lắk", "ĐẮK LẮK")} == {"daklak"}
-    assert (
-        units.normalize_name("TP. Hồ Chí Minh")
-        == units.normalize_name("Thành phố Hồ Chí Minh")
-        == "hochiminh"
-    )
+    assert units.normalize_name("TP. Hồ Chí Minh") == units.normalize_name("Thành phố Hồ Chí Minh") == "hochiminh"
 
 
 # With the optional vietnam-provinces package (GPL-3.0; installed in tests).
@@ -139,9 +133,7 @@ def test_every_province_skeleton_loads_cleanly() -> None:
 
 def test_unknown_province_lists_the_known_ones() -> None:
     pytest.importorskip("vietnam_provinces")
-    with pytest.raises(
-        SkeletonError, match=r"^unknown province 'Atlantis'; known provinces: 01 Thành phố Hà Nội, "
-    ):
+    with pytest.raises(SkeletonError, match=r"^unknown province 'Atlantis'; known provinces: 01 Thành phố Hà Nội, "):
         build_skeleton("Atlantis")
 
 
