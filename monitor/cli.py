@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-netns", action="store_true", help="loopback only, even as root")
     demo.add_argument("--flap-every", type=float, default=40.0, metavar="S",
                       help="seconds between link changes in the simulated network (default: %(default)s)")
+    demo.add_argument("--interval", type=float, default=5.0, metavar="S",
+                      help="seconds between sweeps, shorter than in production so changes show quickly "
+                           "(default: %(default)s)")
     demo.add_argument("--duration", type=float, metavar="S", help="stop by itself after S seconds")
 
     check = sub.add_parser(
@@ -177,7 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config, None)
     logs.setup(cfg.log_level)
     return demo.run_demo(cfg, listen=args.listen, netns=not args.no_netns, flap_every_s=args.flap_every,
-                         duration_s=args.duration)
+                         interval_s=args.interval, duration_s=args.duration)
 
 
 def cmd_inventory_import(args: argparse.Namespace) -> int:

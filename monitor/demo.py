@@ -112,8 +112,8 @@ class _Flapper:
         print(f"tslcd demo: {what}", file=sys.stderr, flush=True)
 
 
-def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: float,
-             duration_s: float | None) -> int:
+def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: float, interval_s: float = 5.0,
+             duration_s: float | None = None) -> int:
     """Build the simulated province, monitor it until Ctrl-C (or ``duration_s``), remove everything."""
     from monitor.cli import _engine
     from monitor.service import Monitor
@@ -146,11 +146,10 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
         with tempfile.TemporaryDirectory(prefix="tslcd-demo-") as tmp:
             path = Path(tmp) / "demo-inventory.yaml"
             path.write_text(inventory_yaml(nodes), encoding="utf-8")
-            # Faster sweeps than production so that changes show within seconds.
-            demo_cfg = cfg.model_copy(update={
-                "inventory": path,
-                "icmp": cfg.icmp.model_copy(update={"interval_s": 5.0}),
-            })
+            # Faster sweeps than production so that changes show within seconds; validated
+            # again so that a too short interval is refused like in config.yaml.
+            icmp = type(cfg.icmp).model_validate({**cfg.icmp.model_dump(), "interval_s": interval_s})
+            demo_cfg = cfg.model_copy(update={"inventory": path, "icmp": icmp})
             from inventory.load import load_inventory
 
             inventory = load_inventory(path, default_province=PROVINCE)

@@ -139,7 +139,7 @@ class Monitor:
         log.info("inventory reloaded", extra={"path": str(self.inventory_path), "nodes": len(inv.nodes)})
         return True
 
-    def reload_if_changed(self) -> None:
+    async def reload_if_changed(self) -> None:
         if self.inventory_path is not None and self._mtime() != self._inventory_mtime:
             self.reload_inventory()
 
@@ -194,9 +194,16 @@ class Monitor:
         if overrun:
             log.warning("sweep overran its interval", extra={"probe": "icmp", "duration_s": round(duration, 3),
                                                             "interval_s": icmp.interval_s})
+        first = 0
         for ev in events:
-            log.info("state change", extra={"code": ev.code, "old": ev.old.value, "new": ev.new.value,
-                                            "cause": ev.cause})
+            # A node's first state after start is not news; 20,000 lines of it would drown the log.
+            initial = ev.old is State.UNKNOWN and self._tracks[ev.code].hist.changes == 0
+            first += initial
+            log.log(logging.DEBUG if initial else logging.INFO, "state change",
+                    extra={"code": ev.code, "old": ev.old.value, "new": ev.new.value, "cause": ev.cause})
+        if first:
+            counts = {s.value: sum(1 for r in resolved.values() if r.state is s) for s in State}
+            log.info("first states", extra={"nodes": first, **{k: v for k, v in counts.items() if v}})
         for sink in self.event_sinks:
             sink(events)
         self.snapshot = snap

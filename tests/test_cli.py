@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -68,6 +69,8 @@ def start(*args: str) -> Iterator[Running]:
             m = re.search(r"status page (http://\S+/)", line)
             url = m.group(1) if m else None
         assert url, "no start-up line:\n" + "".join(lines)
+        # Keep reading its log so that a full pipe never blocks the monitor.
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
         yield Running(proc, url)
     finally:
         if proc.poll() is None:
@@ -145,3 +148,24 @@ def test_inventory_import_writes_a_skeleton_that_checks(tmp_path: Path) -> None:
     r = tslcd("check", "--inventory", str(out))
     assert r.returncode == 0, r.stdout
     assert "102 communes, 0 with a circuit" in r.stdout
+
+
+@needs_root
+def test_inventory_reloads_on_file_change_and_sighup_keeping_the_last_good(tmp_path: Path) -> None:
+    from monitor.demo import demo_nodes, inventory_yaml
+
+    nodes = demo_nodes(netns=False)
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(inventory_yaml(nodes), encoding="utf-8")
+    for running in start("run", "--inventory", str(inv), "--listen", "127.0.0.1:0"):
+        assert running.poll("tslcd_inventory_nodes", len(nodes)) == len(nodes)
+        inv.write_text(inventory_yaml(nodes[:50]), encoding="utf-8")  # the watcher sees the change
+        assert running.poll("tslcd_inventory_nodes", 50) == 50
+        inv.write_text("province: X\nnodes:\n  - code: '1'\n    address: nope\n", encoding="utf-8")
+        running.proc.send_signal(signal.SIGHUP)
+        assert running.poll("tslcd_inventory_last_reload_success", 0) == 0
+        assert running.metric("tslcd_inventory_nodes") == 50  # the last good inventory is kept
+        inv.write_text(inventory_yaml(nodes[:60]), encoding="utf-8")
+        running.proc.send_signal(signal.SIGHUP)
+        assert running.poll("tslcd_inventory_nodes", 60) == 60
+        assert running.metric("tslcd_inventory_last_reload_success") == 1

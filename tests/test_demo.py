@@ -1,0 +1,106 @@
+"""`tslcd demo`: the simulated province goes down and comes back on the status page, and leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from monitor.demo import demo_nodes, inventory_yaml
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_shipped_demo_inventory_is_in_sync_with_the_generator() -> None:
+    shipped = (ROOT / "inventory" / "dak_lak_demo.yaml").read_text(encoding="utf-8")
+    body = shipped[shipped.index("province:"):]
+    assert body == inventory_yaml(demo_nodes(netns=False))
+
+
+def test_demo_nodes_are_the_official_communes_with_some_without_circuit() -> None:
+    for netns in (False, True):
+        nodes = demo_nodes(netns=netns)
+        communes = [n for n in nodes if n.is_commune]
+        assert len(communes) == 102
+        assert sum(1 for n in communes if not n.address) == 3
+        assert next(n for n in communes if n.code == "24133").name == "Phường Buôn Ma Thuột"
+        addresses = [n.address for n in nodes if n.address]
+        assert len(addresses) == len(set(addresses))
+        for a in addresses:  # only loopback and the test ranges of DESIGN.md
+            assert a.startswith(("127.", "198.18.")), a
+
+
+def _netns_names() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(os.geteuid() != 0, reason="the demo's namespaces need root (CI runs as root)")
+def test_demo_shows_outages_and_recoveries_then_cleans_up() -> None:
+    before = _netns_names()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "demo", "--listen", "127.0.0.1:0", "--interval", "2",
+         "--flap-every", "7", "--duration", "120"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+)
+    try:
+        assert proc.stderr is not None
+        url = None
+        lines = []
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(r"status page (http://\S+/)", line)
+            url = m.group(1) if m else None
+        assert url, "the demo printed no status page URL:\n" + "".join(lines[-20:])
+        # Keep reading its log so that a full pipe never blocks the demo.
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        assert any(n.startswith("tslcdemo") for n in _netns_names() - before)
+
+        seen: set[str] = set()
+        unreachable_page = ""
+        came_back = False
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not came_back:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                page = r.read().decode()
+            states = set(re.findall(r'data-state="(\w+)"', page))
+            rate = re.search(r'id="connection-rate">([\d.]+)%', page)
+            assert rate is not None
+            seen |= states
+            if "unreachable" in states:
+                unreachable_page = page
+            # Outages seen (a commune down, and communes unreachable behind the failed
+            # aggregation node), then every provisioned node up again: 99 of 102.
+            came_back = {"down", "unreachable"} <= seen and not states and rate.group(1) == "97.1"
+            time.sleep(0.5)  # polling a page with a deadline
+        assert {"down", "unreachable"} <= seen, seen
+        assert came_back
+        assert "sau nút 66-AGG-NS" in unreachable_page  # the page says behind which node
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 0
+    assert not any(n.startswith("tslcdemo") for n in _netns_names())
+    # The demo's own blackhole guard (metric base + its pid) is gone too.
+    from monitor.netns import GUARD_METRIC_BASE
+
+    routes = subprocess.run(["ip", "route", "show", "type", "blackhole"], capture_output=True, text=True,
+                            check=True).stdout
+    assert f"metric {GUARD_METRIC_BASE + proc.pid}" not in routes
