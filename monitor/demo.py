@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -118,6 +119,8 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
     from monitor.cli import _engine
     from monitor.service import Monitor
 
+    # SIGTERM before the event loop takes over must still run the cleanup below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     lab = None
     reason = None
     if netns:
