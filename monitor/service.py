@@ -148,7 +148,6 @@ class Monitor:
     async def sweep_once(self) -> Snapshot:
         """Probe every active node with an address once, fold results into states, publish."""
         started = self.clock()
-        t0 = time.monotonic()
         active = self.inventory.active(self.today(started))
         probed = [n for n in active if n.address]
         addresses = sorted({a for n in probed for a in (n.address, n.address6) if a})
@@ -181,7 +180,7 @@ class Monitor:
             track.hist, ev = advance(track.hist, code, res, now, flap_window_s=st.flap_window_s)
             if ev is not None:
                 events.append(ev)
-        duration = time.monotonic() - t0
+        duration = max(0.0, now - started)
         overrun = duration > icmp.interval_s
         self._sweeps += 1
         stats = SweepStats(started=started, duration_s=duration, ok=ok, failed=failed, overrun=overrun)

@@ -1,0 +1,111 @@
+"""The service's scheduling and bookkeeping: no overlapping sweeps, overruns reported, maintenance windows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from monitor.demo import inventory_yaml
+from monitor.service import Monitor, maintenance_codes
+from tests.conftest import FakePing, ScriptedSweeper, small_inventory, write_config
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def make(tmp_path: Path, sweeper: Any, extra: str = "") -> Monitor:
+    inv = small_inventory()
+    path = tmp_path / "inv.yaml"
+    path.write_text(inventory_yaml(inv.nodes), encoding="utf-8")
+    cfg = write_config(tmp_path, path, extra)
+    return Monitor(cfg, inv, sweeper, inventory_path=path)
+
+
+class SlowSweeper(ScriptedSweeper):
+    """Each sweep waits until the test releases it; records how many ran at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = 0
+        self.most = 0
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def sweep(self, addresses: Sequence[str], **kw: Any) -> dict[str, FakePing]:  # type: ignore[override]
+        self.running += 1
+        self.most = max(self.most, self.running)
+        self.started.set()
+        try:
+            await self.release.wait()
+            return await super().sweep(addresses, **kw)
+        finally:
+            self.running -= 1
+
+
+async def test_sweeps_never_overlap_and_an_overrun_is_reported(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    sweeper = SlowSweeper()
+    mon = make(tmp_path, sweeper)
+    # The shortest interval config allows (1 s), to see several scheduled starts quickly.
+    mon.cfg = mon.cfg.model_copy(update={"icmp": mon.cfg.icmp.model_copy(update={"interval_s": 1.0,
+                                                                                    "timeout_s": 0.1})})
+    stop = asyncio.Event()
+    urls: list[str] = []
+    task = asyncio.create_task(mon.run("127.0.0.1:0", ready=urls.append, stop=stop))
+    try:
+        await asyncio.wait_for(sweeper.started.wait(), 10)
+        # Hold the first sweep past two more scheduled starts: the scheduler must skip, not stack.
+        loop = asyncio.get_running_loop()
+        t_end = loop.time() + 2.5
+        while loop.time() < t_end:
+            await asyncio.sleep(0.1)
+            assert sweeper.running <= 1
+        with caplog.at_level(logging.WARNING, logger="tslcd.service"):
+            sweeper.release.set()
+            for _ in range(100):  # bounded wait for the first sweep to finish
+                if mon.snapshot.sweeps >= 1:
+                    break
+                await asyncio.sleep(0.05)
+        assert mon.snapshot.sweeps >= 1
+        assert mon.snapshot.sweep.overrun and mon.snapshot.sweep.duration_s > 1.0
+        assert any(r.getMessage() == "sweep overran its interval" for r in caplog.records)
+        assert sweeper.most == 1
+        assert mon.self_metrics.sweep_duration.labels("icmp")._value.get() > 1.0
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def test_maintenance_windows_use_the_province_timezone(tmp_path: Path) -> None:
+    extra = ("maintenance:\n  - start: 2026-12-01T22:00:00\n    end: 2026-12-02T02:00:00\n"
+             "    areas: [B]\n    codes: ['24133']\n")
+    mon = make(tmp_path, ScriptedSweeper(), extra)
+    nodes = mon.inventory.nodes
+    inside = datetime(2026, 12, 1, 23, 0, tzinfo=TZ).timestamp()
+    before = datetime(2026, 12, 1, 21, 59, tzinfo=TZ).timestamp()
+    assert maintenance_codes(mon.cfg, nodes, inside) == {"24133", "22015", "22045"}
+    assert maintenance_codes(mon.cfg, nodes, before) == frozenset()
+    # 22:30 in Hanoi is 15:30 UTC: a naive time is the province's, not UTC.
+    assert maintenance_codes(mon.cfg, nodes, datetime(2026, 12, 1, 22, 30, tzinfo=ZoneInfo("UTC")).timestamp()) \
+        == frozenset()
+
+
+async def test_a_node_in_maintenance_is_in_state_maintenance_and_its_children_unreachable(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 1, 23, 0, tzinfo=TZ).timestamp()
+    extra = ("maintenance:\n  - start: 2026-12-01T22:00:00\n    end: 2026-12-02T02:00:00\n"
+             "    codes: [AGG]\n")
+    sweeper = ScriptedSweeper(down={"127.0.0.2", "127.0.0.3"})
+    mon = make(tmp_path, sweeper, extra)
+    mon.clock = lambda: now
+    for _ in range(2):
+        snap = await mon.sweep_once()
+    by = {ns.node.code: ns for ns in snap.nodes}
+    assert by["AGG"].state == "maintenance"
+    assert (by["24133"].state, by["24133"].cause) == ("unreachable", "AGG")
+    assert by["24121"].state == "up"
