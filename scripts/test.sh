@@ -4,7 +4,7 @@
 # iproute2 (test namespaces). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-debs=(chromium fping iproute2 util-linux procps)
+debs=(chromium fping iproute2 util-linux procps time)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
