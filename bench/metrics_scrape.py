@@ -96,9 +96,9 @@ async def main() -> None:
     print(f"peer way (generate_latest per scrape, in the loop): worst event-loop stall {lag * 1000:.0f} ms")
 
     # Scrape latency of the cached exposition over real HTTP.
+    from exporters.metrics import MetricsCache, SelfMetrics
     from exporters.web import start_server
     from monitor.config import Config
-    from exporters.metrics import MetricsCache, SelfMetrics
 
     class Holder:
         pass
