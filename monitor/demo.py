@@ -54,7 +54,8 @@ def demo_nodes(*, netns: bool) -> list[Node]:
                           address=f"127.66.0.{k + 2}", parent=CORE))
     units = sorted(_units())
     special = units[-NO_CIRCUIT:]
-    ns_units = units[: BEHIND_ROUTER + DIRECT_FLAPPING] if netns else []
+    # The namespace communes hang off an aggregation node of the former Đắk Lắk.
+    ns_units = [u for u in units if _area(u[0]) == AREA_DAK_LAK][: BEHIND_ROUTER + DIRECT_FLAPPING] if netns else []
     if netns:
         nodes.append(Node(AGG_NS, "Nút tập trung Buôn Hồ (mô phỏng)", "aggregation", PROVINCE,
                           area=AREA_DAK_LAK, address="198.18.1.1", address6="2001:db8:66:1::1", parent=CORE))
