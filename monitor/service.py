@@ -108,6 +108,7 @@ class Monitor:
         self.snapshot = self._build(self.clock(), SweepStats(), sweeps=0)
         self.metrics.update(render_snapshot(self.snapshot))
         self._sweeps = 0
+        self._sweeping: asyncio.Task[None] | None = None
 
     # -- inventory -----------------------------------------------------------------------------
 
@@ -285,13 +286,31 @@ class Monitor:
         finally:
             log.info("stopping")
             scheduler.shutdown(wait=False)
+            await self._finish_sweep()
             await runner.cleanup()
             for sig in installed:
                 loop.remove_signal_handler(sig)
             self.engine.close()
 
     async def _sweep_job(self) -> None:
+        self._sweeping = asyncio.current_task()
         try:
             await self.sweep_once()
+        except asyncio.CancelledError:
+            log.info("sweep interrupted by stop", extra={"probe": "icmp"})
         except Exception:  # a failed sweep is logged and the next one runs: the monitor never dies of it
             log.exception("sweep failed", extra={"probe": "icmp"})
+        finally:
+            self._sweeping = None
+
+    async def _finish_sweep(self) -> None:
+        """On stop, let a sweep in progress finish (its results count), within a bounded grace."""
+        task = self._sweeping
+        if task is None or task.done():
+            return
+        icmp = self.cfg.icmp
+        grace = (icmp.count - 1) * icmp.echo_interval_s + icmp.timeout_s + 2.0
+        _, pending = await asyncio.wait({task}, timeout=grace)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
