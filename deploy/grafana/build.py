@@ -1,0 +1,443 @@
+"""tslcd's Grafana dashboards as code (grafana-foundation-sdk==0.0.21), written to dashboards/*.json.
+
+    .venv/bin/python deploy/grafana/build.py           rewrite deploy/grafana/dashboards/*.json
+    .venv/bin/python deploy/grafana/build.py --check   exit 1 if the committed JSON is not this output
+
+Every PromQL query is declared here with the shape of data it must return
+(``Expect``); tests/test_deploy_e2e.py sends each one to a real Prometheus scraping a
+real tslcd and checks it. Metric names come from exporters/metrics.py (DESIGN.md) and
+recording-rule names from deploy/prometheus/rules/tslcd-recording.yml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import (
+    gauge,
+    geomap,
+    heatmap,
+    stat,
+    statetimeline,
+    table,
+    timeseries,
+)
+from grafana_foundation_sdk.builders.prometheus import Dataquery as PromQuery
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models.heatmap import HeatmapColorMode
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+OUT = Path(__file__).resolve().parent / "dashboards"
+DS = cm.DataSourceRef(type_val="prometheus", uid="${datasource}")
+SNMP_PENDING = "SNMP metrics: tslcd's SNMP poller is not merged yet"
+LATLON_PENDING = "lat/lon labels on tslcd_node_info: not exported by tslcd yet"
+
+# Node states encoded as numbers for timelines and stats (0: a commune with no circuit).
+STATE_CODE = """(
+  sum without (state) (
+      tslcd_node_state{state="up"}
+    or tslcd_node_state{state="down"} * 2
+    or tslcd_node_state{state="unreachable"} * 3
+    or tslcd_node_state{state="unknown"} * 4
+    or tslcd_node_state{state="maintenance"} * 5
+  )
+  or tslcd_node_up * 0
+)"""
+STATE_TEXT = [  # value, Vietnamese / English, colour
+    (0, "chưa có đường truyền / no circuit", "#8e8e8e"),
+    (1, "kết nối / up", "green"),
+    (2, "mất kết nối / down", "red"),
+    (3, "không truy cập được / unreachable", "orange"),
+    (4, "chưa rõ / unknown", "blue"),
+    (5, "bảo trì / maintenance", "purple"),
+]
+
+
+def _communes(extra: str = "") -> str:
+    """The communes of the chosen province and areas (plus ``extra`` matchers)."""
+    return f'tslcd_node_info{{kind="commune", province="$province", area=~"$area"{extra}}}'
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a query must return from a Prometheus that scrapes a running tslcd."""
+
+    labels: tuple[str, ...] = ()          # every series carries these labels
+    min_series: int = 1
+    bounds: tuple[float, float] | None = None  # every value within [lo, hi]
+    pending: str | None = None            # why it may be empty today (parse is still checked)
+
+
+@dataclass(frozen=True)
+class QueryCheck:
+    """One PromQL expression of a dashboard, where it is, and what it must return."""
+
+    dashboard: str
+    panel: str
+    ref_id: str
+    expr: str
+    instant: bool
+    expect: Expect
+
+
+@dataclass
+class _Q:
+    expr: str
+    legend: str | None = None
+    instant: bool = False
+    table: bool = False
+    expect: Expect = field(default_factory=Expect)
+
+    def build(self, ref_id: str) -> PromQuery:
+        q = PromQuery().expr(self.expr).ref_id(ref_id).datasource(DS)
+        if self.legend is not None:
+            q = q.legend_format(self.legend)
+        if self.table:
+            q = q.format(PromQueryFormat.TABLE)
+        return q.instant() if self.instant else q.range()
+
+
+class _Board:
+    """Collects panels with their queries' checks, numbering panels and queries."""
+
+    def __init__(self, uid: str) -> None:
+        self.uid = uid
+        self.checks: list[QueryCheck] = []
+        self._next_id = 1
+
+    def panel(self, builder: Any, title: str, *queries: _Q) -> Any:
+        builder = builder.id(self._next_id).title(title).datasource(DS)
+        self._next_id += 1
+        for i, q in enumerate(queries):
+            ref = chr(ord("A") + i)
+            builder = builder.with_target(q.build(ref))
+            self.checks.append(QueryCheck(self.uid, title, ref, q.expr, q.instant, q.expect))
+        return builder
+
+
+def _thresholds(*steps: tuple[float | None, str]) -> db.ThresholdsConfig:
+    return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(
+        [dm.Threshold(value=v, color=c) for v, c in steps])
+
+
+def _state_mappings() -> list[dm.ValueMapping]:
+    return [dm.ValueMap(options={str(v): dm.ValueMappingResult(text=t, color=c, index=i)
+                                 for i, (v, t, c) in enumerate(STATE_TEXT)})]
+
+
+def _last() -> cb.ReduceDataOptions:
+    return cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
+
+
+def _rate_thresholds() -> db.ThresholdsConfig:
+    return _thresholds((None, "red"), (0.9, "orange"), (0.99, "yellow"), (1, "green"))
+
+
+def _datasource_var() -> db.DatasourceVariable:
+    return db.DatasourceVariable("datasource").label("Nguồn dữ liệu / Data source").type("prometheus")
+
+
+def _province_var() -> db.QueryVariable:
+    query = "label_values(tslcd_node_info, province)"
+    return (db.QueryVariable("province").label("Tỉnh / Province").datasource(DS).query(query).definition(query)
+            .refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD).sort(dm.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC))
+
+
+def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
+    """Rate against the target, per-area table, commune states, down list, loss/latency heatmaps, map."""
+    b = _Board("tslcd-province")
+    area_query = 'label_values(tslcd_node_info{province="$province"}, area)'
+    area_var = (db.QueryVariable("area").label("Khu vực / Area").datasource(DS).query(area_query)
+                .definition(area_query).multi(True).include_all(True).all_value(".*")
+                .current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
+                .refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD)
+                .sort(dm.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC))
+    ratio = Expect(labels=("province",), bounds=(0.0, 1.0))
+    d = (db.Dashboard("TSLCD: tổng quan tỉnh / province overview").uid(b.uid)
+         .tags(["tslcd"]).refresh("1m").time("now-24h", "now").timezone("browser")
+         .description("Tỷ lệ xã/phường kết nối mạng TSLCD so với mục tiêu 100% (DESIGN.md: kết nối = trạng thái up; "
+                      "mẫu số gồm cả xã chưa có đường truyền). Connection rate against the 100% target.")
+         .with_variable(_datasource_var()).with_variable(_province_var()).with_variable(area_var))
+
+    d = d.with_panel(b.panel(
+        gauge.Panel().span(6).height(8).reduce_options(_last()).unit("percentunit").min(0).max(1).decimals(1)
+        .thresholds(_rate_thresholds()).show_threshold_markers(True)
+        .description("Xã/phường đang kết nối / tất cả xã/phường đang hoạt động, kể cả chưa có đường truyền. "
+                     "Connected communes / all active communes, provisioned or not."),
+        "Tỷ lệ kết nối / Connection rate",
+        _Q('province_area:tslcd_connection_rate:ratio{province="$province", area=""}', legend="{{province}}",
+           instant=True, expect=ratio)))
+    d = d.with_panel(b.panel(
+        stat.Panel().reduce_options(_last()).span(3).height(8).unit("percentunit").decimals(0)
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color("green")),
+        "Mục tiêu / Target",
+        _Q("max(tslcd_connection_target_ratio)", legend="mục tiêu / target", instant=True,
+           expect=Expect(bounds=(0.0, 1.0)))))
+    d = d.with_panel(b.panel(
+        stat.Panel().reduce_options(_last()).span(3).height(8).unit("none").decimals(0)
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color("text")),
+        "Xã/phường / Communes",
+        _Q('tslcd_communes_connected{province="$province", area=""}', legend="kết nối / connected", instant=True,
+           expect=Expect(labels=("province",), bounds=(0.0, 1e6))),
+        _Q('tslcd_communes_provisioned{province="$province", area=""}', legend="có đường truyền / provisioned",
+           instant=True, expect=Expect(labels=("province",), bounds=(0.0, 1e6))),
+        _Q('tslcd_communes{province="$province", area=""}', legend="tổng / total", instant=True,
+           expect=Expect(labels=("province",), bounds=(0.0, 1e6)))))
+    d = d.with_panel(b.panel(
+        timeseries.Panel().span(12).height(8).time_from("30d").unit("percentunit").min(0).max(1)
+        .line_interpolation(cm.LineInterpolation.STEP_AFTER)
+        .legend(cb.VizLegendOptions().show_legend(True).display_mode(cm.LegendDisplayMode.LIST)
+                .placement(cm.LegendPlacement.BOTTOM))
+        .override_by_name("mục tiêu / target", [
+            dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
+            dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "green"})]),
+        "Tỷ lệ kết nối 30 ngày / Connection rate, 30 days",
+        _Q('province_area:tslcd_connection_rate:ratio{province="$province", area=""}', legend="{{province}}",
+           expect=ratio),
+        _Q('province_area:tslcd_connection_rate:ratio{province="$province", area!="", area=~"$area"}',
+           legend="{{area}}", expect=Expect(labels=("province", "area"), bounds=(0.0, 1.0))),
+        _Q("max(tslcd_connection_target_ratio)", legend="mục tiêu / target", expect=Expect(bounds=(0.0, 1.0)))))
+
+    by_area = 'sum by (province, area) ({metric}{{province="$province", area=~"$area"}})'
+    d = d.with_panel(b.panel(
+        table.Panel().span(12).height(9)
+        .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
+            "excludeByName": {"Time": True, "province": True},
+            "indexByName": {"area": 0, "Value #A": 1, "Value #B": 2, "Value #C": 3, "Value #D": 4,
+                            "Value #E": 5},
+            "renameByName": {"area": "Khu vực / Area (trống: toàn tỉnh / empty: province)",
+                             "Value #A": "Tỷ lệ / Rate", "Value #B": "Kết nối / Connected",
+                             "Value #C": "Tổng / Communes", "Value #D": "Khả dụng 1 ngày / 1-day availability",
+                             "Value #E": "Khả dụng 30 ngày / 30-day availability"}}))
+        .override_by_regexp("Tỷ lệ.*|Khả dụng.*", [
+            dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+            dm.DynamicConfigValue(id_val="decimals", value=1)]),
+        "Theo khu vực / By area",
+        _Q('province_area:tslcd_connection_rate:ratio{province="$province", area=~"$area"}', instant=True,
+           table=True, expect=ratio),
+        _Q(by_area.format(metric="tslcd_communes_connected"), instant=True, table=True,
+           expect=Expect(labels=("province",), bounds=(0.0, 1e6))),
+        _Q(by_area.format(metric="tslcd_communes"), instant=True, table=True,
+           expect=Expect(labels=("province",), bounds=(0.0, 1e6))),
+        _Q('province_area:tslcd_availability:ratio_1d{province="$province", area=~"$area"}', instant=True,
+           table=True, expect=ratio),
+        _Q('province_area:tslcd_availability:ratio_30d{province="$province", area=~"$area"}', instant=True,
+           table=True, expect=ratio)))
+    d = d.with_panel(b.panel(
+        table.Panel().span(12).height(9)
+        .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
+            "excludeByName": {"Time": True, "Value": True, "__name__": True, "job": True, "instance": True,
+                              "province": True},
+            "indexByName": {"name": 0, "code": 1, "kind": 2, "area": 3, "state": 4},
+            "renameByName": {"name": "Tên / Name", "code": "Mã / Code", "kind": "Loại / Kind",
+                             "area": "Khu vực / Area", "state": "Trạng thái / State"}})),
+        "Đang mất kết nối / Down or unreachable now",
+        _Q('(tslcd_node_state{state=~"down|unreachable"} == 1)\n'
+           '* on (code) group_left (name, kind, province, area)\n'
+           'tslcd_node_info{province="$province", area=~"$area"}',
+           instant=True, table=True,
+           expect=Expect(labels=("code", "name", "kind", "state"), min_series=0, bounds=(1.0, 1.0)))))
+
+    d = d.with_panel(b.panel(
+        statetimeline.Panel().span(24).height(14).mappings(_state_mappings()).show_value(cm.VisibilityMode.NEVER)
+        .merge_values(True).row_height(0.9).legend(cb.VizLegendOptions().show_legend(False))
+        .thresholds(_thresholds((None, "text"))),
+        "Trạng thái các xã/phường / Commune states",
+        _Q(f"{STATE_CODE}\n* on (code) group_left (name, area) {_communes()}", legend="{{name}}",
+           expect=Expect(labels=("code", "name"), bounds=(0.0, 5.0)))))
+
+    def heat(title: str, expr: str, unit: str, scheme: str) -> Any:
+        return b.panel(
+            heatmap.Panel().span(12).height(9).calculate(True)
+            .color(heatmap.HeatmapColorOptions().mode(HeatmapColorMode.SCHEME).scheme(scheme).steps(64))
+            .y_axis(heatmap.YAxisConfig().unit(unit).min(0)).cell_values(heatmap.CellValues().unit("none"))
+            .description("Số xã/phường trong mỗi ô / communes per cell."),
+            title, _Q(expr, legend="{{code}}", expect=Expect(labels=("code",), bounds=(0.0, 1e3))))
+
+    d = d.with_panel(heat("Mất gói / Packet loss", f"tslcd_icmp_packet_loss_ratio and on (code) {_communes()}",
+                          "percentunit", "Reds"))
+    d = d.with_panel(heat("Độ trễ / Round-trip time", f"tslcd_icmp_rtt_seconds and on (code) {_communes()}",
+                          "s", "Oranges"))
+
+    marker = (cb.MapLayerOptions().type("markers").name("Xã/phường / Communes").tooltip(True)
+              .location(cb.FrameGeometrySource().mode(cm.FrameGeometrySourceMode.COORDS)
+                        .latitude("lat").longitude("lon"))
+              .config({"showLegend": True, "style": {
+                  "size": {"fixed": 6},
+                  "color": {"field": "Value"},
+                  "opacity": 0.8,
+                  "text": {"field": "name", "mode": "field"},
+                  "textConfig": {"fontSize": 10, "offsetY": -12}}}))
+    d = d.with_panel(b.panel(
+        geomap.Panel().span(24).height(14).view(geomap.MapViewConfig().id("fit"))
+        .basemap(cb.MapLayerOptions().type("default").name("Bản đồ / Basemap"))
+        .layers([marker]).thresholds(_thresholds((None, "red"), (1, "green")))
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
+        .description("Xã/phường có toạ độ (lat, lon) trong inventory; xanh: kết nối, đỏ: không. "
+                     "Communes with lat/lon in the inventory; green: up, red: not up."),
+        "Bản đồ / Map",
+        _Q("tslcd_node_up * on (code) group_left (name, area, lat, lon) " + _communes(', lat!="", lon!=""'),
+           instant=True, table=True,
+           expect=Expect(labels=("code", "name", "lat", "lon"), bounds=(0.0, 1.0), pending=LATLON_PENDING))))
+    return d, b.checks
+
+
+def node_detail() -> tuple[db.Dashboard, list[QueryCheck]]:
+    """One node (variable `code`): state history, rtt/loss, SNMP uptime and reboots, uplink traffic."""
+    b = _Board("tslcd-node")
+    code_query = 'query_result(tslcd_node_info{province=~"$province"})'
+    code_var = (db.QueryVariable("code").label("Nút / Node").datasource(DS).query(code_query)
+                .definition(code_query).regex('/code="(?<value>[^"]+)".*name="(?<text>[^"]+)"/')
+                .refresh(dm.VariableRefresh.ON_DASHBOARD_LOAD)
+                .sort(dm.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC))
+    one = Expect(labels=("code",))
+    state_one = STATE_CODE.replace("{state=", '{code="$code", state=').replace(
+        "tslcd_node_up * 0", 'tslcd_node_up{code="$code"} * 0')
+    d = (db.Dashboard("TSLCD: chi tiết nút / node detail").uid(b.uid)
+         .tags(["tslcd"]).refresh("1m").time("now-24h", "now").timezone("browser")
+         .description("Một nút TSLCD (biến code): lịch sử trạng thái, ping, SNMP, uplink. "
+                      "One TSLCD node: state history, ICMP, SNMP, uplink.")
+         .with_variable(_datasource_var()).with_variable(_province_var()).with_variable(code_var))
+
+    d = d.with_panel(b.panel(
+        table.Panel().span(12).height(5)
+        .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
+            "excludeByName": {"Time": True, "Value": True, "__name__": True, "job": True, "instance": True},
+            "indexByName": {"name": 0, "code": 1, "kind": 2, "province": 3, "area": 4, "address": 5},
+            "renameByName": {"name": "Tên / Name", "code": "Mã / Code", "kind": "Loại / Kind",
+                             "province": "Tỉnh / Province", "area": "Khu vực / Area",
+                             "address": "Địa chỉ / Address"}})),
+        "Nút / Node",
+        _Q('tslcd_node_info{code="$code"}', instant=True, table=True,
+           expect=Expect(labels=("code", "name", "kind", "province"), bounds=(1.0, 1.0)))))
+    d = d.with_panel(b.panel(
+        stat.Panel().reduce_options(_last()).span(4).height(5).mappings(_state_mappings())
+        .color_mode(cm.BigValueColorMode.BACKGROUND).graph_mode(cm.BigValueGraphMode.NONE),
+        "Trạng thái / State",
+        _Q(state_one, instant=True, expect=Expect(labels=("code",), bounds=(0.0, 5.0)))))
+    d = d.with_panel(b.panel(
+        stat.Panel().reduce_options(_last()).span(4).height(5).unit("percentunit").decimals(2).thresholds(_rate_thresholds())
+        .color_mode(cm.BigValueColorMode.VALUE).graph_mode(cm.BigValueGraphMode.NONE),
+        "Khả dụng / Availability",
+        _Q('code:tslcd_node_availability:ratio_1d{code="$code"}', legend="1 ngày / 1 day", instant=True,
+           expect=Expect(labels=("code",), bounds=(0.0, 1.0))),
+        _Q('code:tslcd_node_availability:ratio_30d{code="$code"}', legend="30 ngày / 30 days", instant=True,
+           expect=Expect(labels=("code",), bounds=(0.0, 1.0)))))
+    d = d.with_panel(b.panel(
+        stat.Panel().reduce_options(_last()).span(4).height(5).decimals(0).graph_mode(cm.BigValueGraphMode.NONE)
+        .thresholds(_thresholds((None, "green"), (6, "orange"))),
+        "Đổi trạng thái / State changes",
+        _Q('increase(tslcd_node_state_changes_total{code="$code"}[$__range])', legend="trong khoảng / in range",
+           instant=True, expect=Expect(labels=("code",), bounds=(0.0, 1e6))),
+        _Q('tslcd_node_flapping{code="$code"}', legend="chập chờn / flapping", instant=True,
+           expect=Expect(labels=("code",), bounds=(0.0, 1.0)))))
+
+    d = d.with_panel(b.panel(
+        statetimeline.Panel().span(24).height(5).mappings(_state_mappings()).show_value(cm.VisibilityMode.NEVER)
+        .merge_values(True).legend(cb.VizLegendOptions().show_legend(False)).thresholds(_thresholds((None, "text"))),
+        "Lịch sử trạng thái / State history",
+        _Q(state_one, legend="{{code}}", expect=Expect(labels=("code",), bounds=(0.0, 5.0)))))
+    d = d.with_panel(b.panel(
+        timeseries.Panel().span(12).height(8).unit("s").min(0)
+        .legend(cb.VizLegendOptions().show_legend(True).display_mode(cm.LegendDisplayMode.LIST)
+                .placement(cm.LegendPlacement.BOTTOM)),
+        "Thời gian phản hồi / Round trip",
+        _Q('tslcd_icmp_rtt_seconds{code="$code"}', legend="trung bình / mean", expect=one),
+        _Q('tslcd_icmp_rtt_min_seconds{code="$code"}', legend="nhỏ nhất / min", expect=one),
+        _Q('tslcd_icmp_rtt_max_seconds{code="$code"}', legend="lớn nhất / max", expect=one),
+        _Q('tslcd_icmp_jitter_seconds{code="$code"}', legend="jitter", expect=one)))
+    d = d.with_panel(b.panel(
+        timeseries.Panel().span(12).height(8).unit("percentunit").min(0).max(1)
+        .draw_style(cm.GraphDrawStyle.BARS).fill_opacity(60),
+        "Mất gói / Packet loss",
+        _Q('tslcd_icmp_packet_loss_ratio{code="$code"}', legend="mất gói / loss",
+           expect=Expect(labels=("code",), bounds=(0.0, 1.0)))))
+
+    snmp = Expect(labels=("code",), pending=SNMP_PENDING)
+    d = d.with_panel(b.panel(
+        stat.Panel().reduce_options(_last()).span(6).height(6).graph_mode(cm.BigValueGraphMode.NONE)
+        .color_mode(cm.BigValueColorMode.BACKGROUND)
+        .mappings([dm.ValueMap(options={"0": dm.ValueMappingResult(text="SNMP lỗi / down", color="red", index=0),
+                                        "1": dm.ValueMappingResult(text="SNMP OK", color="green", index=1)})]),
+        "Trạng thái SNMP / SNMP status",
+        _Q('tslcd_snmp_up{code="$code"}', instant=True, expect=snmp)))
+    d = d.with_panel(b.panel(
+        timeseries.Panel().span(12).height(6).unit("s").min(0),
+        "Thời gian hoạt động / Uptime (sysUpTime)",
+        _Q('tslcd_snmp_sys_uptime_seconds{code="$code"}', legend="uptime", expect=snmp)))
+    d = d.with_panel(b.panel(
+        stat.Panel().reduce_options(_last()).span(6).height(6).decimals(0).graph_mode(cm.BigValueGraphMode.NONE)
+        .thresholds(_thresholds((None, "green"), (1, "orange"))),
+        "Khởi động lại / Reboots",
+        _Q('increase(tslcd_node_reboots_total{code="$code"}[$__range])', legend="trong khoảng / in range",
+           instant=True, expect=snmp)))
+    d = d.with_panel(b.panel(
+        timeseries.Panel().span(16).height(8).unit("bps").min(0),
+        "Lưu lượng uplink / Uplink traffic",
+        _Q('rate(tslcd_uplink_receive_bytes_total{code="$code"}[$__rate_interval]) * 8', legend="vào / in",
+           expect=snmp),
+        _Q('rate(tslcd_uplink_transmit_bytes_total{code="$code"}[$__rate_interval]) * 8', legend="ra / out",
+           expect=snmp)))
+    d = d.with_panel(b.panel(
+        timeseries.Panel().span(8).height(8).min(0),
+        "Uplink: trạng thái, lỗi / status, errors",
+        _Q('tslcd_uplink_oper_up{code="$code"}', legend="up (1) / down (0)", expect=snmp),
+        _Q('rate(tslcd_uplink_errors_total{code="$code"}[$__rate_interval])', legend="lỗi / errors {{direction}}",
+           expect=Expect(labels=("code", "direction"), pending=SNMP_PENDING))))
+    return d, b.checks
+
+
+BOARDS = {"tslcd-province": province_overview, "tslcd-node": node_detail}
+
+
+def render(builder: db.Dashboard) -> str:
+    """The dashboard's JSON model as committed: sorted keys, two-space indent, final newline."""
+    return JSONEncoder(sort_keys=True, indent=2, ensure_ascii=False).encode(builder.build()) + "\n"
+
+
+def dashboards() -> dict[str, tuple[str, list[QueryCheck]]]:
+    """uid -> (JSON text, the checks of its queries)."""
+    out = {}
+    with warnings.catch_warnings():
+        # The SDK steers towards dashboard schema v2, which Grafana loads only behind a feature
+        # flag (12.x); v1, built here, is what file provisioning loads in every current Grafana.
+        warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
+        for uid, make in BOARDS.items():
+            builder, checks = make()
+            out[uid] = (render(builder), checks)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="compare with the committed JSON instead of writing")
+    args = p.parse_args(argv)
+    stale = []
+    for uid, (text, _) in dashboards().items():
+        path = OUT / f"{uid}.json"
+        json.loads(text)  # never write what is not JSON
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(path)
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
+    for path in stale:
+        print(f"{path}: differs from build.py's output; run: .venv/bin/python deploy/grafana/build.py",
+              file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

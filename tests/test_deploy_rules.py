@@ -1,0 +1,337 @@
+"""The operators' kit in deploy/ checked offline: promtool, amtool, and the dashboards' JSON model (issue 7).
+
+promtool (Debian's `prometheus`, 2.42) checks the example config and the rule files and
+runs the unit tests under deploy/prometheus/tests/; these tests also make sure every
+alert and recording rule is covered there, that the upstream-failure grouping stays
+pinned, and that rules and dashboards only name metrics tslcd exports (or DESIGN.md's
+SNMP names, whose poller is being built). amtool (`prometheus-alertmanager`) checks the
+Alertmanager example and its routes. End to end against a running Prometheus:
+tests/test_deploy_e2e.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from exporters import metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+PROM = DEPLOY / "prometheus"
+RULE_FILES = sorted((PROM / "rules").glob("*.yml"))
+UNIT_TESTS = sorted((PROM / "tests").glob("*_test.yml"))
+ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
+GRAFANA = DEPLOY / "grafana"
+
+# DESIGN.md's SNMP metrics: tslcd's poller is being written with exactly these names.
+SNMP_METRICS = {
+    "tslcd_snmp_up", "tslcd_snmp_sys_uptime_seconds", "tslcd_node_reboots_total", "tslcd_uplink_oper_up",
+    "tslcd_uplink_receive_bytes_total", "tslcd_uplink_transmit_bytes_total", "tslcd_uplink_errors_total",
+}
+# Alerts about tslcd itself name the instance, not a commune.
+SELF_ALERTS = {"TslcdMonitorDown", "TslcdSweepsStale", "TslcdInventoryReloadFailed"}
+ANNOTATIONS = ("summary", "description", "summary_en", "description_en")
+
+needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None,
+                                    reason="promtool missing: apt-get install prometheus")
+needs_amtool = pytest.mark.skipif(shutil.which("amtool") is None,
+                                  reason="amtool missing: apt-get install prometheus-alertmanager")
+
+
+def run(*argv: str, cwd: Path = PROM) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def rules() -> list[dict[str, Any]]:
+    return [r for f in RULE_FILES for g in yaml.safe_load(f.read_text(encoding="utf-8"))["groups"]
+            for r in g["rules"]]
+
+
+def alerts() -> dict[str, dict[str, Any]]:
+    return {r["alert"]: r for r in rules() if "alert" in r}
+
+
+def records() -> set[str]:
+    return {r["record"] for r in rules() if "record" in r}
+
+
+def unit_tests() -> list[tuple[Path, dict[str, Any]]]:
+    return [(f, yaml.safe_load(f.read_text(encoding="utf-8"))) for f in UNIT_TESTS]
+
+
+def exported_metrics() -> set[str]:
+    """Every metric name spelled in exporters/metrics.py (DESIGN.md's single place for them)."""
+    return {v for k, v in vars(metrics).items() if k.isupper() and isinstance(v, str) and v.startswith("tslcd_")}
+
+
+RECORDED = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")  # level:metric:operations
+
+
+def metric_names(expr: str) -> set[str]:
+    """tslcd_* metric names in a PromQL expression or template, recording-rule names left out."""
+    return set(re.findall(r"\btslcd_[a-z0-9_]+\b", RECORDED.sub(" ", expr)))
+
+
+def load_build() -> ModuleType:
+    """deploy/grafana/build.py as a module (deploy/ is not a package)."""
+    pytest.importorskip("grafana_foundation_sdk", reason="pip install grafana-foundation-sdk==0.0.21")
+    name = "tslcd_grafana_build"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, GRAFANA / "build.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # its dataclasses look their module up by name
+        with warnings.catch_warnings():  # the SDK's nudge towards schema v2 (see build.py)
+            warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
+            spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+# --- promtool ------------------------------------------------------------------------------------------
+
+
+@needs_promtool
+def test_example_prometheus_config_and_its_rule_files_pass_promtool() -> None:
+    r = run("promtool", "check", "config", "prometheus.yml")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for f in RULE_FILES:
+        assert f"Checking rules/{f.name}" in r.stdout + r.stderr, "the example config must load every rule file"
+
+
+@needs_promtool
+def test_rule_files_pass_promtool_check_rules() -> None:
+    r = run("promtool", "check", "rules", *(str(f.relative_to(PROM)) for f in RULE_FILES))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("SUCCESS") == len(RULE_FILES)
+
+
+@needs_promtool
+@pytest.mark.parametrize("unit_test", UNIT_TESTS, ids=lambda p: p.name)
+def test_promtool_unit_tests_pass(unit_test: Path) -> None:
+    r = run("promtool", "test", "rules", str(unit_test.relative_to(PROM)))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout + r.stderr
+
+
+def test_every_alert_fires_in_a_unit_test_and_every_recording_rule_is_checked() -> None:
+    fired: set[str] = set()
+    quiet: set[str] = set()
+    checked_exprs: list[str] = []
+    loaded: set[str] = set()
+    for path, doc in unit_tests():
+        loaded |= {(path.parent / f).resolve().name for f in doc["rule_files"]}
+        for group in doc["tests"]:
+            for case in group.get("alert_rule_test", []):
+                (fired if case.get("exp_alerts") else quiet).add(case["alertname"])
+            checked_exprs += [c["expr"] for c in group.get("promql_expr_test", []) if c.get("exp_samples")]
+    assert loaded == {f.name for f in RULE_FILES}
+    assert set(alerts()) <= fired, f"alerts never seen firing: {sorted(set(alerts()) - fired)}"
+    # A `for:` alert is also checked not to fire too early.
+    pending_checked = {a for a, r in alerts().items() if "for" in r}
+    assert pending_checked <= quiet, f"alerts never checked quiet: {sorted(pending_checked - quiet)}"
+    unchecked = {r for r in records() if not any(r in e for e in checked_exprs)}
+    assert not unchecked, f"recording rules without exp_samples: {sorted(unchecked)}"
+
+
+def test_upstream_failure_test_expects_one_alert_for_the_node_and_none_for_its_communes() -> None:
+    """Pins the grouping test: while the aggregation node is down, its communes are
+    unreachable, TslcdCommuneDown is empty and TslcdUpstreamNodeDown has one alert."""
+    doc = yaml.safe_load((PROM / "tests" / "connection_rate_test.yml").read_text(encoding="utf-8"))
+    group = next(g for g in doc["tests"] if g["name"] == "rate and upstream grouping")
+    cases = {(c["alertname"], c["eval_time"]): c["exp_alerts"] for c in group["alert_rule_test"]}
+    node_alerts = cases[("TslcdUpstreamNodeDown", "30m")]
+    assert len(node_alerts) == 1
+    assert node_alerts[0]["exp_labels"]["kind"] == "aggregation"
+    assert "3 xã/phường" in node_alerts[0]["exp_annotations"]["summary"]
+    assert "3 communes" in node_alerts[0]["exp_annotations"]["summary_en"]
+    assert cases[("TslcdCommuneDown", "30m")] == []
+    unreachable = [s["series"] for s in group["input_series"]
+                   if 'state="unreachable"' in s["series"] and s["values"].endswith("1x24")]
+    assert len(unreachable) == 3, "three communes behind the failed node are unreachable at 30m"
+
+
+# --- what the alerts say ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(alerts()))
+def test_alert_speaks_vietnamese_and_english_naming_the_commune_and_area(name: str) -> None:
+    rule = alerts()[name]
+    ann = rule["annotations"]
+    assert set(ANNOTATIONS) <= set(ann), f"{name}: needs {ANNOTATIONS}"
+    assert re.search(r"[À-ỹ]", ann["summary"] + ann["description"]), f"{name}: Vietnamese text expected"
+    assert rule["labels"]["severity"] in {"critical", "warning", "info"}
+    if name in SELF_ALERTS:
+        for key in ANNOTATIONS:
+            assert "$labels.instance" in ann[key], f"{name}.{key} names the tslcd instance"
+        return
+    for key in ANNOTATIONS:
+        assert "$labels.area" in ann[key], f"{name}.{key} must name the area"
+    if name != "TslcdConnectionRateBelowTarget":
+        for key in ANNOTATIONS:
+            assert "$labels.name" in ann[key] and "$labels.code" in ann[key], f"{name}.{key} must name the node"
+        assert re.search(r"group_left \([^)]*\bname\b[^)]*\barea\b", rule["expr"]), \
+            f"{name}: names and areas come from tslcd_node_info"
+    else:
+        assert ".Labels.name" in ann["description"] and ".Labels.name" in ann["description_en"]
+
+
+def test_commune_down_alert_ignores_unreachable_communes() -> None:
+    expr = alerts()["TslcdCommuneDown"]["expr"]
+    assert 'state="down"' in expr and "unreachable" not in expr
+    node = alerts()["TslcdUpstreamNodeDown"]["expr"]
+    assert 'state="down"' in node and 'kind!="commune"' in node
+
+
+# --- metric names ------------------------------------------------------------------------------------------
+
+
+def test_rules_only_use_metrics_tslcd_exports_or_design_snmp_names() -> None:
+    known = exported_metrics() | SNMP_METRICS
+    used = set().union(*(metric_names(r["expr"]) for r in rules()))
+    for r in rules():
+        for text in r.get("annotations", {}).values():
+            used |= metric_names(text)
+    assert used - known == set(), f"unknown metric names in rules: {sorted(used - known)}"
+    assert exported_metrics() - SNMP_METRICS, "exporters/metrics.py lists no metric?"
+
+
+# --- Alertmanager -------------------------------------------------------------------------------------------
+
+
+@needs_amtool
+def test_alertmanager_example_passes_amtool() -> None:
+    r = run("amtool", "check-config", str(ALERTMANAGER))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout
+
+
+def test_alertmanager_example_groups_by_area_on_every_route() -> None:
+    cfg = yaml.safe_load(ALERTMANAGER.read_text(encoding="utf-8"))
+    routes = [cfg["route"], *cfg["route"].get("routes", [])]
+    for route in routes:
+        assert "area" in route.get("group_by", cfg["route"]["group_by"]), route
+    receivers = {r["name"] for r in cfg["receivers"]}
+    assert {r.get("receiver", cfg["route"]["receiver"]) for r in routes} <= receivers
+    for inhibit in cfg.get("inhibit_rules", []):
+        for m in inhibit["source_matchers"] + inhibit["target_matchers"]:
+            for alert in re.findall(r"Tslcd\w+", m):
+                assert alert in alerts(), f"inhibit rule names an unknown alert {alert}"
+
+
+@needs_amtool
+@pytest.mark.parametrize(("labels", "receivers"), [
+    (["severity=critical", "alertname=TslcdCommuneDown", "area=Phú Yên (cũ)"], "noc-oncall,noc-mail"),
+    (["severity=warning", "alertname=TslcdPacketLossHigh", "area=Phú Yên (cũ)"], "noc-mail"),
+    (["severity=info", "alertname=TslcdConnectionRateBelowTarget"], "noc-mail"),
+])
+def test_alertmanager_routes_alerts_by_severity(labels: list[str], receivers: str) -> None:
+    r = run("amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER}", *labels)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == receivers
+
+
+# --- Grafana -------------------------------------------------------------------------------------------------
+
+
+def test_committed_dashboards_are_exactly_the_generators_output() -> None:
+    build = load_build()
+    built = build.dashboards()
+    assert {p.stem for p in (GRAFANA / "dashboards").glob("*.json")} == set(built)
+    for uid, (text, _) in built.items():
+        committed = (GRAFANA / "dashboards" / f"{uid}.json").read_text(encoding="utf-8")
+        assert committed == text, f"{uid}.json was edited by hand or is stale: run deploy/grafana/build.py"
+    assert build.main(["--check"]) == 0
+
+
+def _targets(dashboard: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [(p, t) for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def test_every_dashboard_query_is_declared_with_its_expected_shape() -> None:
+    build = load_build()
+    for uid, (text, checks) in build.dashboards().items():
+        model = json.loads(text)
+        in_json = {(p["title"], t["refId"], t["expr"], bool(t.get("instant"))) for p, t in _targets(model)}
+        declared = {(c.panel, c.ref_id, c.expr, c.instant) for c in checks}
+        assert in_json == declared, uid
+        assert len(in_json) == len(_targets(model)), f"{uid}: two targets share a panel title and refId"
+
+
+def test_dashboards_only_use_known_metrics_and_recording_rules() -> None:
+    build = load_build()
+    known = exported_metrics() | SNMP_METRICS
+    recorded = records()
+    for uid, (text, _) in build.dashboards().items():
+        model = json.loads(text)
+        exprs = [t["expr"] for _, t in _targets(model)] + [v.get("query", "") for v in model["templating"]["list"]
+                                                          if v["type"] == "query"]
+        for expr in exprs:
+            assert metric_names(expr) - known == set(), (uid, expr)
+            for rec in RECORDED.findall(expr):
+                assert rec in recorded, (uid, rec)
+
+
+def test_dashboards_json_model() -> None:
+    """What the issue asks of each dashboard, read from the committed JSON model."""
+    boards = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (GRAFANA / "dashboards").glob("*.json")}
+    for uid, d in boards.items():
+        assert d["uid"] == uid and d["schemaVersion"] >= 39 and "tslcd" in d["tags"]
+        names = [v["name"] for v in d["templating"]["list"]]
+        assert names[0] == "datasource"
+        ids = [p["id"] for p in d["panels"]]
+        assert len(ids) == len(set(ids))
+        for p in d["panels"]:
+            assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
+            assert " / " in p["title"], f"{p['title']}: Vietnamese / English title"
+            g = p["gridPos"]
+            assert 0 <= g["x"] and g["x"] + g["w"] <= 24 and g["h"] > 0
+            for t in p["targets"]:
+                assert t["datasource"]["uid"] == "${datasource}" and t["expr"].strip()
+
+    prov = boards["tslcd-province"]
+    types = [p["type"] for p in prov["panels"]]
+    assert {"gauge", "timeseries", "table", "state-timeline", "heatmap", "geomap"} <= set(types)
+    assert types.count("heatmap") == 2
+    gauge = next(p for p in prov["panels"] if p["type"] == "gauge")
+    assert "connection_rate" in gauge["targets"][0]["expr"] and gauge["fieldConfig"]["defaults"]["max"] == 1
+    graph = next(p for p in prov["panels"] if p["type"] == "timeseries")
+    assert graph["timeFrom"] == "30d" and any("tslcd_connection_target_ratio" in t["expr"] for t in graph["targets"])
+    geo = next(p for p in prov["panels"] if p["type"] == "geomap")
+    location = geo["options"]["layers"][0]["location"]
+    assert location == {"mode": "coords", "latitude": "lat", "longitude": "lon"}
+    area = next(v for v in prov["templating"]["list"] if v["name"] == "area")
+    assert area["multi"] and area["includeAll"] and area["allValue"] == ".*"
+
+    node = boards["tslcd-node"]
+    code = next(v for v in node["templating"]["list"] if v["name"] == "code")
+    assert code["type"] == "query"
+    node_exprs = " ".join(t["expr"] for _, t in _targets(node))
+    for metric in ("tslcd_node_state", "tslcd_icmp_rtt_seconds", "tslcd_icmp_packet_loss_ratio",
+                   "tslcd_snmp_sys_uptime_seconds", "tslcd_node_reboots_total",
+                   "tslcd_uplink_receive_bytes_total", "tslcd_uplink_transmit_bytes_total"):
+        assert metric in node_exprs, metric
+    assert all('code="$code"' in t["expr"] for _, t in _targets(node))
+
+
+def test_grafana_provisioning_points_at_the_dashboards_and_a_prometheus() -> None:
+    ds = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "tslcd.yml").read_text(encoding="utf-8"))
+    (source,) = ds["datasources"]
+    assert source["type"] == "prometheus" and source["url"].startswith("http://")
+    prom = yaml.safe_load((PROM / "prometheus.yml").read_text(encoding="utf-8"))
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "tslcd")
+    assert source["jsonData"]["timeInterval"] == job["scrape_interval"]
+    dash = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "tslcd.yml").read_text(encoding="utf-8"))
+    (provider,) = dash["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"]
