@@ -22,6 +22,7 @@ NODE_STATE_CHANGES = "tslcd_node_state_changes_total"
 NODE_LAST_CHANGE = "tslcd_node_last_change_timestamp_seconds"
 NODE_FLAPPING = "tslcd_node_flapping"
 NODE_IPV6_UP = "tslcd_node_ipv6_up"
+NODE_UNREACHABLE_CAUSE = "tslcd_node_unreachable_cause"
 ICMP_RTT = "tslcd_icmp_rtt_seconds"
 ICMP_RTT_MIN = "tslcd_icmp_rtt_min_seconds"
 ICMP_RTT_MAX = "tslcd_icmp_rtt_max_seconds"
@@ -36,6 +37,7 @@ CONNECTION_TARGET = "tslcd_connection_target_ratio"
 # Self-monitoring.
 SWEEP_DURATION = "tslcd_sweep_duration_seconds"
 SWEEP_LAST = "tslcd_sweep_last_timestamp_seconds"
+SWEEP_INTERVAL = "tslcd_sweep_interval_seconds"
 PROBES = "tslcd_probes_total"
 INVENTORY_NODES = "tslcd_inventory_nodes"
 INVENTORY_RELOAD_OK = "tslcd_inventory_last_reload_success"
@@ -56,7 +58,8 @@ class SnapshotCollector:
     def collect(self) -> Iterator[Metric]:
         snap = self._snap
         info = GaugeMetricFamily(NODE_INFO, "Node identity; join on code for names and areas.",
-                                 labels=["code", "name", "kind", "province", "area", "address"])
+                                 labels=["code", "name", "kind", "province", "area", "address", "parent",
+                                         "lat", "lon"])
         up = GaugeMetricFamily(NODE_UP, "1 when the node is up (0 for any other state, or no circuit).",
                                labels=["code"])
         state = GaugeMetricFamily(NODE_STATE, "1 for the node's current state, 0 for the others.",
@@ -66,6 +69,9 @@ class SnapshotCollector:
         last = GaugeMetricFamily(NODE_LAST_CHANGE, "When the node last changed state.", labels=["code"])
         flap = GaugeMetricFamily(NODE_FLAPPING, "1 when the node changed state too often recently.",
                                  labels=["code"])
+        cause = GaugeMetricFamily(NODE_UNREACHABLE_CAUSE, "1 for an unreachable node, labelled with the "
+                                  "topmost upstream node that is down (count by cause: communes cut off "
+                                  "behind it).", labels=["code", "cause"])
         v6 = GaugeMetricFamily(NODE_IPV6_UP, "1 when the node's IPv6 address answers (dual-stack nodes).",
                                labels=["code"])
         rtt = GaugeMetricFamily(ICMP_RTT, "Mean echo round trip of the last sweep.", labels=["code"])
@@ -76,7 +82,8 @@ class SnapshotCollector:
         for ns in snap.nodes:
             n = ns.node
             code = [n.code]
-            info.add_metric([n.code, n.name, n.kind, n.province, n.area, n.address], 1.0)
+            info.add_metric([n.code, n.name, n.kind, n.province, n.area, n.address, n.parent or "",
+                             "" if n.lat is None else repr(n.lat), "" if n.lon is None else repr(n.lon)], 1.0)
             up.add_metric(code, 1.0 if ns.state == "up" else 0.0)
             if ns.state == "no_circuit":
                 continue
@@ -86,6 +93,8 @@ class SnapshotCollector:
             if ns.last_change is not None:
                 last.add_metric(code, ns.last_change)
             flap.add_metric(code, 1.0 if ns.flapping else 0.0)
+            if ns.state == "unreachable" and ns.cause:
+                cause.add_metric([n.code, ns.cause], 1.0)
             if ns.ipv6_ok is not None:
                 v6.add_metric(code, 1.0 if ns.ipv6_ok else 0.0)
             if ns.loss is not None:
@@ -95,7 +104,7 @@ class SnapshotCollector:
                 rtt_min.add_metric(code, ns.rtt_min or 0.0)
                 rtt_max.add_metric(code, ns.rtt_max or 0.0)
                 jitter.add_metric(code, ns.jitter or 0.0)
-        yield from (info, up, state, changes, last, flap, v6, rtt, rtt_min, rtt_max, jitter, loss)
+        yield from (info, up, state, changes, last, flap, cause, v6, rtt, rtt_min, rtt_max, jitter, loss)
 
         labels = ["province", "area"]
         communes = GaugeMetricFamily(COMMUNES, "Communes active in the inventory today.", labels=labels)
@@ -137,6 +146,8 @@ class SelfMetrics:
         self.sweep_duration = Gauge(SWEEP_DURATION, "Wall time of the last sweep.", ["probe"],
                                     registry=self.registry)
         self.sweep_last = Gauge(SWEEP_LAST, "When the last sweep finished.", ["probe"], registry=self.registry)
+        self.sweep_interval = Gauge(SWEEP_INTERVAL, "Configured seconds between sweep starts.", ["probe"],
+                                    registry=self.registry)
         self.probes = Counter(PROBES, "Probes sent, by result.", ["probe", "result"], registry=self.registry)
         self.inventory_nodes = Gauge(INVENTORY_NODES, "Nodes in the loaded inventory.", registry=self.registry)
         self.reload_ok = Gauge(INVENTORY_RELOAD_OK, "1 when the last inventory (re)load succeeded.",

@@ -103,6 +103,7 @@ class Monitor:
         self.metrics = MetricsCache(self.self_metrics)
         self.self_metrics.inventory_nodes.set(len(inventory.nodes))
         self.self_metrics.reload_ok.set(1)
+        self.self_metrics.sweep_interval.labels("icmp").set(cfg.icmp.interval_s)
         self._tracks: dict[str, _NodeTrack] = {}
         self.event_sinks: list[Callable[[Sequence[Event]], None]] = []
         self.snapshot = self._build(self.clock(), SweepStats(), sweeps=0)

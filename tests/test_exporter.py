@@ -62,7 +62,10 @@ async def test_metrics_follow_the_scenario(tmp_path: Path, served: Any) -> None:
     assert value(s, "tslcd_node_up", code="22045") == 0  # no circuit: never up, not a state
     assert ("tslcd_node_state", (("code", "22045"), ("state", "down"))) not in s
     assert value(s, "tslcd_node_info", code="22015", name="Phường <b>Tuy Hòa</b>", kind="commune",
-                 province="Đắk Lắk", area="B", address="127.0.0.6") == 1
+                 province="Đắk Lắk", area="B", address="127.0.0.6", parent="CORE", lat="", lon="") == 1
+    assert value(s, "tslcd_node_unreachable_cause", code="24133", cause="AGG") == 1
+    assert ("tslcd_node_unreachable_cause", (("cause", "AGG"), ("code", "22015"))) not in s
+    assert value(s, "tslcd_sweep_interval_seconds", probe="icmp") == 5
     assert value(s, "tslcd_node_state_changes_total", code="AGG") == 1
     assert value(s, "tslcd_icmp_packet_loss_ratio", code="22015") == 1
     assert value(s, "tslcd_icmp_rtt_seconds", code="24154") == 0.002
