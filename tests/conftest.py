@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
+import re
+import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +68,39 @@ def small_inventory() -> Inventory:
         Node("22015", "Phường <b>Tuy Hòa</b>", "commune", p, area="B", address="127.0.0.6", parent="CORE"),
         Node("22045", "Phường Bình Kiến", "commune", p, area="B", parent="CORE"),
     ])
+
+
+_URL = re.compile(r"status page (http://\S+/)")
+
+
+def wait_for_url(proc: subprocess.Popen[str], deadline_s: float = 60) -> str:
+    """Read a `tslcd run`/`demo` process's stderr until its status page URL, within a deadline.
+
+    A thread keeps draining stderr afterwards, so a full pipe never blocks the process.
+    """
+    assert proc.stderr is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    end = time.monotonic() + deadline_s
+    while (left := end - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        seen.append(line)
+        if m := _URL.search(line):
+            return m.group(1)
+    raise AssertionError("no status page URL on stderr:\n" + "".join(seen[-20:]))
 
 
 @pytest.fixture(autouse=True)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import wait_for_url
 
 ROOT = Path(__file__).parent.parent
 TSLCD = [sys.executable, "-m", "monitor.cli"]
@@ -57,20 +57,7 @@ class Running:
 def start(*args: str) -> Iterator[Running]:
     proc = subprocess.Popen([*TSLCD, *args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stderr is not None
-        url = None
-        end = time.monotonic() + 30
-        lines = []
-        while url is None and time.monotonic() < end:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            m = re.search(r"status page (http://\S+/)", line)
-            url = m.group(1) if m else None
-        assert url, "no start-up line:\n" + "".join(lines)
-        # Keep reading its log so that a full pipe never blocks the monitor.
-        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        url = wait_for_url(proc, 30)
         yield Running(proc, url)
     finally:
         if proc.poll() is None:

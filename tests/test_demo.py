@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from monitor.demo import demo_nodes, inventory_yaml
+from tests.conftest import wait_for_url
 
 ROOT = Path(__file__).parent.parent
 
@@ -53,20 +53,7 @@ def test_demo_shows_outages_and_recoveries_then_cleans_up() -> None:
         cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
 )
     try:
-        assert proc.stderr is not None
-        url = None
-        lines = []
-        deadline = time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            m = re.search(r"status page (http://\S+/)", line)
-            url = m.group(1) if m else None
-        assert url, "the demo printed no status page URL:\n" + "".join(lines[-20:])
-        # Keep reading its log so that a full pipe never blocks the demo.
-        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        url = wait_for_url(proc, 60)
         assert any(n.startswith("tslcdemo") for n in _netns_names() - before)
 
         seen: set[str] = set()
