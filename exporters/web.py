@@ -12,6 +12,7 @@ from aiohttp import web
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from exporters.metrics import CONTENT_TYPE
+from monitor.recorder import history_view
 from monitor.snapshot import NodeStatus, Snapshot
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def status_view(snap: Snapshot) -> dict[str, Any]:
         ],
         "not_up": [row(ns) for ns in not_up],
         "no_circuit": [row(ns) for ns in communes if ns.state == "no_circuit"],
+        "history": history_view(snap.history),
         "sweep": {"duration_s": round(snap.sweep.duration_s, 3), "ok": snap.sweep.ok,
                   "failed": snap.sweep.failed, "overrun": snap.sweep.overrun},
     }
@@ -109,9 +111,13 @@ async def _status_json(request: web.Request) -> web.Response:
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
+def render_status_page(snap: Snapshot, refresh_s: int = 30) -> str:
+    """The status page of a snapshot, as HTML (autoescaped)."""
+    return _env.get_template("status.html").render(v=status_view(snap), refresh_s=refresh_s)
+
+
 async def _page(request: web.Request) -> web.Response:
-    view = status_view(request.app[MONITOR].snapshot)
-    html = _env.get_template("status.html").render(v=view, refresh_s=30)
+    html = render_status_page(request.app[MONITOR].snapshot)
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 

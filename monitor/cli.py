@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tslcd",
         description="tslcd-monitor: which commune People's Committees are connected to the TSLCD network, "
-                    "and what share of them, against the 100%% target.",
+                    "and what share of them, against the 100% target.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", default=DEFAULT_CONFIG, metavar="F", help="config file (default: %(default)s)")
     check.add_argument("--inventory", metavar="F", help="inventory file, instead of the config's")
+
+    from exporters import audit
+
+    audit.add_parser(sub)
 
     inv = sub.add_parser("inventory", help="inventory tools", description="Inventory tools.")
     inv_sub = inv.add_subparsers(dest="inventory_command", metavar="ACTION", required=True)
@@ -146,6 +150,21 @@ def _engine() -> object:
         raise SystemExit(2) from None
 
 
+def attach_recorder(monitor: object, cfg: Config) -> bool:
+    """Open (and migrate) the history store and let the monitor record into it; False: said why."""
+    from monitor.recorder import Recorder
+    from monitor.store import StoreError
+
+    try:
+        recorder = Recorder.open(cfg)
+    except StoreError as e:
+        print(f"tslcd: {e}", file=sys.stderr)
+        return False
+    monitor.recorder = recorder  # type: ignore[attr-defined]
+    monitor.self_metrics.registry.register(recorder.collector())  # type: ignore[attr-defined]
+    return True
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from inventory.load import InventoryError, load_inventory
     from monitor import logs
@@ -165,6 +184,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"tslcd: cannot read the inventory {cfg.inventory_path}: {e.strerror}", file=sys.stderr)
         return 1
     monitor = Monitor(cfg, inventory, _engine(), inventory_path=cfg.inventory_path)  # type: ignore[arg-type]
+    if not attach_recorder(monitor, cfg):
+        return 1
 
     def ready(url: str) -> None:
         print(f"tslcd: monitoring {len(inventory.nodes)} nodes of {cfg.province}; status page {url} "
@@ -213,6 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_demo(args)
     if args.command == "check":
         return cmd_check(args)
+    if args.command == "audit":
+        from exporters import audit
+
+        return audit.run(args)
     if args.command == "inventory" and args.inventory_command == "import":
         return cmd_inventory_import(args)
     raise AssertionError(args)

@@ -113,8 +113,11 @@ class SnmpProfile(_Strict):
     user: str | None = None
     auth_protocol: Literal["none", "md5", "sha", "sha224", "sha256", "sha384", "sha512"] = "none"
     auth_key: SecretStr | None = None
-    priv_protocol: Literal["none", "des", "aes128", "aes192", "aes256"] = "none"
+    # aes192/aes256: the Blumenthal key extension (net-snmp, snmp_exporter's AES192/AES256);
+    # aes192c/aes256c: the Reeder one that Cisco uses (snmp_exporter's AES192C/AES256C).
+    priv_protocol: Literal["none", "des", "aes128", "aes192", "aes256", "aes192c", "aes256c"] = "none"
     priv_key: SecretStr | None = None
+    context: str = Field("", description="SNMPv3 context name (snmpsim selects its recording by it)")
     port: int = Field(161, ge=1, le=65535)
     timeout_s: float = Field(2.0, gt=0, le=30)
     retries: int = Field(1, ge=0, le=5)
@@ -132,6 +135,9 @@ class SnmpProfile(_Strict):
                 raise ValueError("privacy (priv_protocol) needs authentication (auth_protocol)")
             if self.priv_protocol != "none" and self.priv_key is None:
                 raise ValueError(f"priv_protocol {self.priv_protocol} needs priv_key (or priv_key_file)")
+            for name, key in (("auth_key", self.auth_key), ("priv_key", self.priv_key)):
+                if key is not None and len(key.get_secret_value()) < 8:
+                    raise ValueError(f"{name} must be at least 8 characters (RFC 3414; agents refuse shorter)")
         return self
 
 
@@ -150,6 +156,9 @@ class Web(_Strict):
     public_url: str = Field("", description="where people reach the status page, for links in emails")
 
 
+from monitor.store.settings import StoreSettings  # noqa: E402  (a leaf module: no cycle)
+
+
 class Config(_Strict):
     """The whole config.yaml."""
 
@@ -162,6 +171,7 @@ class Config(_Strict):
     rates: Rates = Rates()
     maintenance: tuple[Maintenance, ...] = ()
     snmp_profiles: dict[str, SnmpProfile] = Field(default_factory=dict)
+    store: StoreSettings = StoreSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Where the config came from; inventory paths are relative to it.

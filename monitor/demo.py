@@ -150,14 +150,20 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
         with tempfile.TemporaryDirectory(prefix="tslcd-demo-") as tmp:
             path = Path(tmp) / "demo-inventory.yaml"
             path.write_text(inventory_yaml(nodes), encoding="utf-8")
+            # The demo's history goes to a store of its own, gone with the demo.
+            store = cfg.store.model_copy(update={"path": Path(tmp) / "demo.sqlite", "url": None})
             # Faster sweeps than production so that changes show within seconds; validated
             # again so that a too short interval is refused like in config.yaml.
             icmp = type(cfg.icmp).model_validate({**cfg.icmp.model_dump(), "interval_s": interval_s})
-            demo_cfg = cfg.model_copy(update={"inventory": path, "icmp": icmp})
+            demo_cfg = cfg.model_copy(update={"inventory": path, "icmp": icmp, "store": store})
             from inventory.load import load_inventory
 
             inventory = load_inventory(path, default_province=PROVINCE)
             monitor = Monitor(demo_cfg, inventory, _engine(), inventory_path=path)  # type: ignore[arg-type]
+            from monitor.cli import attach_recorder
+
+            if not attach_recorder(monitor, demo_cfg):
+                return 1
             asyncio.run(_serve(monitor, listen, flapper, flap_every_s, duration_s))
     finally:
         if lab is not None:

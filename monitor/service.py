@@ -8,10 +8,10 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -33,6 +33,9 @@ from monitor.state import (
     observe,
     resolve,
 )
+
+if TYPE_CHECKING:
+    from monitor.recorder import Recorder
 
 log = logging.getLogger("tslcd.service")
 
@@ -106,6 +109,7 @@ class Monitor:
         self.self_metrics.sweep_interval.labels("icmp").set(cfg.icmp.interval_s)
         self._tracks: dict[str, _NodeTrack] = {}
         self.event_sinks: list[Callable[[Sequence[Event]], None]] = []
+        self.recorder: Recorder | None = None  # history store; None: nothing is kept
         self.snapshot = self._build(self.clock(), SweepStats(), sweeps=0)
         self.metrics.update(render_snapshot(self.snapshot))
         self._sweeps = 0
@@ -207,6 +211,9 @@ class Monitor:
             log.info("first states", extra={"nodes": first, **{k: v for k, v in counts.items() if v}})
         for sink in self.event_sinks:
             sink(events)
+        if self.recorder is not None:
+            await self.recorder.on_sweep(now, snap, events, self.inventory)
+            snap = replace(snap, history=self.recorder.recent())
         self.snapshot = snap
         # Rendering 10^5 samples costs about a second of CPU: never in the event loop (MEASURED.md).
         self.metrics.update(await asyncio.to_thread(render_snapshot, snap))
@@ -278,6 +285,8 @@ class Monitor:
                           misfire_grace_time=None)
         scheduler.add_job(self.reload_if_changed, "interval", seconds=5, id="inventory-watch",
                           max_instances=1, coalesce=True)
+        if self.recorder is not None:
+            await self.recorder.on_start(self.inventory)
         scheduler.start()
         log.info("monitor running", extra={"url": url, "nodes": len(self.inventory.nodes), "pid": os.getpid()})
         if ready:
@@ -288,6 +297,8 @@ class Monitor:
             log.info("stopping")
             scheduler.shutdown(wait=False)
             await self._finish_sweep()
+            if self.recorder is not None:
+                await self.recorder.on_stop()
             await runner.cleanup()
             for sig in installed:
                 loop.remove_signal_handler(sig)

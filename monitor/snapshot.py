@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from inventory.model import Node
 from monitor.rates import AreaRate
+
+if TYPE_CHECKING:
+    from monitor.recorder import RecentRates
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,7 @@ class Snapshot:
     rates: tuple[AreaRate, ...] = ()
     sweep: SweepStats = field(default_factory=SweepStats)
     sweeps: int = 0
+    history: RecentRates | None = None  # today and the last 30 days, when a store is configured
 
     def province_rate(self, province: str | None = None) -> AreaRate:
         """The whole-province row (area ""), or zeros when the province has no commune."""

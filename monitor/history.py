@@ -1,0 +1,444 @@
+"""Rollup arithmetic: observation windows and state changes folded into per-day seconds, and daily and period rates.
+
+Pure: values in, values out (no SQL, no clock). The store feeds it what it recorded;
+the recorder, the status page and the audit report all count with these functions,
+so a figure on the page and the same figure in a report cannot disagree.
+
+Model (DESIGN.md, "Definitions auditors rely on"):
+
+- The monitor observes only inside *windows*: a window opens at a sweep and is
+  extended by each later sweep of the same run that comes within the run's maximum
+  gap. Outside every window a node's state is ``unknown``, never up or down.
+- Inside a window, a node holds the state of its last *change* of the same run at or
+  before that time (``unknown`` before its first one): a run restarts every state.
+- A *unit* is a node identified by code and validity interval (``unit_key``), never by
+  name, so a code reused by another unit after a reform keeps two separate histories.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+
+from monitor.rates import availability, connected_on_day, period_rate
+
+UP, DOWN, UNREACHABLE, UNKNOWN, MAINTENANCE = "up", "down", "unreachable", "unknown", "maintenance"
+OUTAGE_STATES = frozenset({DOWN, UNREACHABLE})
+
+# The valid_from of a unit whose node has no active_from: unbounded in the past.
+UNBOUNDED = date(1, 1, 1)
+
+UnitKey = tuple[str, date]
+
+# How an outage piece ended (the next state, or one of these).
+ENDED_DAY_END = "day-end"  # it goes on past the end of the day (merged across days by merge_outages)
+ENDED_NOT_OBSERVED = "not-observed"  # the monitor stopped observing while the node was out
+
+
+def unit_key(code: str, active_from: date | None) -> UnitKey:
+    """A unit's identity: its code and the first day of its validity (UNBOUNDED when open)."""
+    return (code, active_from or UNBOUNDED)
+
+
+# -- days ------------------------------------------------------------------------------------------
+
+
+def day_span(day: date, tz: tzinfo) -> tuple[float, float]:
+    """[start, end) of a local calendar day as epoch seconds; 86,400 s long unless the zone has DST."""
+    start = datetime.combine(day, time(0), tzinfo=tz).timestamp()
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).timestamp()
+    return start, end
+
+
+def day_of(ts: float, tz: tzinfo) -> date:
+    """The local calendar day that contains the instant ``ts``."""
+    return datetime.fromtimestamp(ts, tz).date()
+
+
+def split_by_day(start: float, end: float, tz: tzinfo) -> list[tuple[date, float, float]]:
+    """Cut [start, end) at local midnights: one (day, start, end) piece per day it touches."""
+    out: list[tuple[date, float, float]] = []
+    if end <= start:
+        return out
+    day = day_of(start, tz)
+    # Bounded: one iteration per day touched (days are at least 22 h long in any zone).
+    for _ in range(int((end - start) // 79_200) + 2):
+        s, e = day_span(day, tz)
+        lo, hi = max(s, start), min(e, end)
+        if lo < hi:
+            out.append((day, lo, hi))
+        if e >= end:
+            break
+        day += timedelta(days=1)
+    return out
+
+
+def days(first: date, last: date) -> Iterator[date]:
+    """Every day from ``first`` to ``last``, both included."""
+    for i in range((last - first).days + 1):
+        yield first + timedelta(days=i)
+
+
+# -- folding observations ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A span in which run ``run`` of the monitor was observing (sweeps no further apart than its max gap)."""
+
+    run: int
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A unit entered ``state`` at ``at`` during run ``run``; ``cause`` is the upstream node, for unreachable."""
+
+    run: int
+    at: float
+    state: str
+    cause: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A span of one unit's timeline in one state (unobserved time is not a segment)."""
+
+    start: float
+    end: float
+    state: str
+    cause: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seconds:
+    """Seconds a unit spent in each state over some span; ``unknown`` includes time nobody observed."""
+
+    up: float = 0.0
+    down: float = 0.0
+    unreachable: float = 0.0
+    unknown: float = 0.0
+    maintenance: float = 0.0
+
+    @property
+    def observed(self) -> float:
+        """The denominator of availability: up + down + unreachable."""
+        return self.up + self.down + self.unreachable
+
+    @property
+    def total(self) -> float:
+        return self.up + self.down + self.unreachable + self.unknown + self.maintenance
+
+    @property
+    def outage(self) -> float:
+        """Down plus unreachable: time the commune was not connected while observed."""
+        return self.down + self.unreachable
+
+    @property
+    def availability(self) -> float | None:
+        """up / (up + down + unreachable); None when nothing was observed."""
+        return availability(self.up, self.down, self.unreachable)
+
+    def __add__(self, other: Seconds) -> Seconds:
+        return Seconds(self.up + other.up, self.down + other.down, self.unreachable + other.unreachable,
+                       self.unknown + other.unknown, self.maintenance + other.maintenance)
+
+    def rounded(self, span: float) -> Seconds:
+        """To the millisecond, with unknown taking the remainder so that the parts add up to ``span`` exactly."""
+        up, down, unr, maint = (round(x, 3) for x in (self.up, self.down, self.unreachable, self.maintenance))
+        return Seconds(up, down, unr, round(span - up - down - unr - maint, 3), maint)
+
+
+def timeline(windows: Iterable[Window], changes: Iterable[Change], start: float, end: float) -> list[Segment]:
+    """One unit's observed states inside [start, end), in time order.
+
+    ``changes`` are that unit's changes, any run, any order; only those of a window's
+    own run count inside it, so a state never carries over a restart of the monitor.
+    """
+    by_run: dict[int, list[Change]] = defaultdict(list)
+    for c in changes:
+        by_run[c.run].append(c)
+    ats: dict[int, list[float]] = {}
+    for run, cs in by_run.items():
+        cs.sort(key=lambda c: c.at)
+        ats[run] = [c.at for c in cs]
+    out: list[Segment] = []
+    reach = start
+    for w in sorted(windows, key=lambda w: (w.start, w.end)):
+        # Windows never overlap when one monitor writes the store; if two ever did, the time is counted once.
+        s, e = max(w.start, start, reach), min(w.end, end)
+        if s >= e:
+            continue
+        reach = e
+        cs = by_run.get(w.run, [])
+        i = bisect_right(ats.get(w.run, []), s)
+        state, cause = (cs[i - 1].state, cs[i - 1].cause) if i else (UNKNOWN, None)
+        t = s
+        while i < len(cs) and cs[i].at < e:
+            if cs[i].at > t:
+                out.append(Segment(t, cs[i].at, state, cause))
+                t = cs[i].at
+            state, cause = cs[i].state, cs[i].cause
+            i += 1
+        out.append(Segment(t, e, state, cause))
+    return out
+
+
+def fold(segments: Iterable[Segment], start: float, end: float) -> Seconds:
+    """Seconds per state over [start, end); time in no segment is unknown."""
+    acc = {UP: 0.0, DOWN: 0.0, UNREACHABLE: 0.0, UNKNOWN: 0.0, MAINTENANCE: 0.0}
+    seen = 0.0
+    for seg in segments:
+        d = min(seg.end, end) - max(seg.start, start)
+        if d > 0:
+            acc[seg.state if seg.state in acc else UNKNOWN] += d
+            seen += d
+    acc[UNKNOWN] += max(0.0, (end - start) - seen)
+    return Seconds(acc[UP], acc[DOWN], acc[UNREACHABLE], acc[UNKNOWN], acc[MAINTENANCE])
+
+
+def observed_seconds(windows: Iterable[Window], start: float, end: float) -> float:
+    """Seconds of [start, end) inside at least one window: the monitor's coverage."""
+    spans = sorted((max(w.start, start), min(w.end, end)) for w in windows)
+    total, reach = 0.0, start
+    for s, e in spans:
+        s = max(s, reach)
+        if e > s:
+            total += e - s
+            reach = e
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class OutagePiece:
+    """The part inside one day of a span in which a unit was down or unreachable.
+
+    ``ended_by`` is the state that ended it, ENDED_NOT_OBSERVED when the monitor stopped
+    observing first, or ENDED_DAY_END when it goes on into the next day.
+    """
+
+    start: float
+    end: float
+    down_s: float
+    unreachable_s: float
+    ended_by: str
+    cause: str | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+def outage_pieces(segments: Sequence[Segment], end: float) -> list[OutagePiece]:
+    """Maximal runs of contiguous down/unreachable segments, clipped at ``end`` (the end of the day)."""
+    out: list[OutagePiece] = []
+    cur: list[Segment] = []
+
+    def close(ended_by: str) -> None:
+        cause = next((s.cause for s in cur if s.cause), None)
+        out.append(OutagePiece(
+            cur[0].start, cur[-1].end,
+            round(sum(s.end - s.start for s in cur if s.state == DOWN), 3),
+            round(sum(s.end - s.start for s in cur if s.state == UNREACHABLE), 3),
+            ended_by, cause))
+        cur.clear()
+
+    for seg in segments:
+        if cur and seg.start > cur[-1].end:
+            close(ENDED_NOT_OBSERVED)
+        if seg.state in OUTAGE_STATES:
+            cur.append(seg)
+        elif cur:
+            close(seg.state)
+    if cur:
+        close(ENDED_DAY_END if cur[-1].end >= end else ENDED_NOT_OBSERVED)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """One outage of one unit, merged across the days it spans."""
+
+    unit: Hashable
+    start: float
+    end: float
+    down_s: float
+    unreachable_s: float
+    ended_by: str
+    cause: str | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+def merge_outages(pieces: Iterable[tuple[Hashable, OutagePiece]]) -> list[Outage]:
+    """Join each unit's day pieces that continue one another (a piece ended by day-end and the next starting there)."""
+    by_unit: dict[Hashable, list[OutagePiece]] = defaultdict(list)
+    for unit, p in pieces:
+        by_unit[unit].append(p)
+    out: list[Outage] = []
+    for unit, ps in by_unit.items():
+        ps.sort(key=lambda p: p.start)
+        cur: Outage | None = None
+        for p in ps:
+            if cur is not None and cur.ended_by == ENDED_DAY_END and abs(p.start - cur.end) < 1e-6:
+                cur = Outage(unit, cur.start, p.end, round(cur.down_s + p.down_s, 3),
+                             round(cur.unreachable_s + p.unreachable_s, 3), p.ended_by, cur.cause or p.cause)
+                continue
+            if cur is not None:
+                out.append(cur)
+            cur = Outage(unit, p.start, p.end, p.down_s, p.unreachable_s, p.ended_by, p.cause)
+        if cur is not None:
+            out.append(cur)
+    out.sort(key=lambda o: (o.start, str(o.unit)))
+    return out
+
+
+# -- rates ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommuneDay:
+    """What a day's rates need to know of one commune active that day."""
+
+    unit: Hashable
+    code: str
+    name: str
+    province: str
+    area: str
+    provisioned: bool
+    seconds: Seconds = field(default_factory=Seconds)
+    traffic_bytes: int | None = None  # uplink in + out that day; None when SNMP gave nothing
+
+
+def is_connected(seconds: Seconds, min_availability: float) -> bool:
+    """Connected on a day: availability that day >= the threshold (nothing observed: not connected)."""
+    return connected_on_day(seconds.availability, min_availability)
+
+
+def is_in_use(seconds: Seconds, traffic_bytes: int | None, *, min_availability: float, in_use_min_bytes: int) -> bool:
+    """In use on a day: connected, and uplink traffic that day >= the threshold (no traffic data: not in use)."""
+    return (is_connected(seconds, min_availability) and traffic_bytes is not None
+            and traffic_bytes >= in_use_min_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class DayRate:
+    """Counts of one day for one province (area "") or one area of it."""
+
+    day: date
+    province: str
+    area: str
+    communes: int
+    provisioned: int
+    connected: int
+    in_use: int
+
+    @property
+    def provisioned_rate(self) -> float:
+        return self.provisioned / self.communes if self.communes else 0.0
+
+    @property
+    def connected_rate(self) -> float:
+        """Connected / all communes active that day, provisioned or not."""
+        return self.connected / self.communes if self.communes else 0.0
+
+    @property
+    def in_use_rate(self) -> float:
+        return self.in_use / self.communes if self.communes else 0.0
+
+
+def day_rates(day: date, communes: Iterable[CommuneDay], *, min_availability: float,
+              in_use_min_bytes: int) -> tuple[DayRate, ...]:
+    """One day's rates per province (area "") and per area, sorted by province then area."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for c in communes:
+        conn = is_connected(c.seconds, min_availability)
+        used = is_in_use(c.seconds, c.traffic_bytes, min_availability=min_availability,
+                         in_use_min_bytes=in_use_min_bytes)
+        for key in ((c.province, ""), (c.province, c.area)) if c.area else ((c.province, ""),):
+            row = counts.setdefault(key, [0, 0, 0, 0])
+            row[0] += 1
+            row[1] += c.provisioned
+            row[2] += conn
+            row[3] += used
+    return tuple(DayRate(day, p, a, *row) for (p, a), row in sorted(counts.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodRate:
+    """A period's rates for one province or area: the mean of its daily rates (DESIGN.md).
+
+    Days on which the group had no active commune are not in the mean; ``days`` counts
+    the days that are.
+    """
+
+    province: str
+    area: str
+    days: int
+    provisioned_rate: float
+    connected_rate: float
+    in_use_rate: float
+    connected_min: float
+    connected_max: float
+
+
+def period_rates(daily: Iterable[DayRate]) -> tuple[PeriodRate, ...]:
+    """Mean of the daily rates per province and area, over the days each had communes."""
+    groups: dict[tuple[str, str], list[DayRate]] = defaultdict(list)
+    for r in daily:
+        if r.communes:
+            groups[(r.province, r.area)].append(r)
+    out = []
+    for (p, a), rs in sorted(groups.items()):
+        conn = [r.connected_rate for r in rs]
+        out.append(PeriodRate(
+            p, a, len(rs),
+            period_rate([r.provisioned_rate for r in rs]) or 0.0,
+            period_rate(conn) or 0.0,
+            period_rate([r.in_use_rate for r in rs]) or 0.0,
+            min(conn), max(conn)))
+    return tuple(out)
+
+
+@dataclass
+class CommuneTotals:
+    """One unit's figures over a period, accumulated day by day (``add_day``)."""
+
+    unit: Hashable
+    code: str
+    name: str
+    area: str
+    first_day: date | None = None
+    last_day: date | None = None
+    days_active: int = 0
+    days_provisioned: int = 0
+    days_connected: int = 0
+    days_in_use: int = 0
+    seconds: Seconds = field(default_factory=Seconds)
+    traffic_bytes: int | None = None
+
+    def add_day(self, day: date, c: CommuneDay, *, min_availability: float, in_use_min_bytes: int) -> None:
+        """Fold one active day in; name and area follow the latest day (a rename keeps the unit)."""
+        self.name, self.area = c.name, c.area
+        self.first_day = day if self.first_day is None else min(self.first_day, day)
+        self.last_day = day if self.last_day is None else max(self.last_day, day)
+        self.days_active += 1
+        self.days_provisioned += c.provisioned
+        self.days_connected += is_connected(c.seconds, min_availability)
+        self.days_in_use += is_in_use(c.seconds, c.traffic_bytes, min_availability=min_availability,
+                                      in_use_min_bytes=in_use_min_bytes)
+        self.seconds = self.seconds + c.seconds
+        if c.traffic_bytes is not None:
+            self.traffic_bytes = (self.traffic_bytes or 0) + c.traffic_bytes
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of the unit's active time whose state was observed (up, down or unreachable)."""
+        total = self.seconds.total
+        return None if total <= 0 else self.seconds.observed / total

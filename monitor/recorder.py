@@ -1,0 +1,426 @@
+"""The monitor's link to its history: one batch per sweep to the store, off the event loop; today's and recent rates.
+
+The service calls ``on_start`` / ``on_sweep`` / ``on_stop``; every SQL statement runs
+on one worker thread (so writes are ordered and the event loop never blocks). The
+recorder derives state changes from consecutive snapshots, so a node that leaves
+the inventory (or loses its address) stops being counted as up: it becomes unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from exporters.metrics import (
+    HISTORY_SEALED,
+    HISTORY_WRITE_DURATION,
+    HISTORY_WRITE_FAILURES,
+    MONITOR_COVERAGE,
+    RATE_CONNECTED,
+    RATE_IN_USE,
+    RATE_PROVISIONED,
+)
+from inventory.model import Inventory
+from monitor.config import Config
+from monitor.history import DayRate, PeriodRate, UnitKey, day_of, day_rates, day_span, days, period_rates, unit_key
+from monitor.snapshot import Snapshot
+from monitor.state import NO_CIRCUIT, Event, State
+from monitor.store import (
+    ChangeRow,
+    DayHistory,
+    HistoryStore,
+    InventoryNode,
+    SampleRow,
+    SweepBatch,
+    commune_days,
+    open_store,
+    settings_of,
+)
+
+log = logging.getLogger("tslcd.recorder")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+RECENT_DAYS = 30
+NOT_MONITORED = "not monitored"  # cause of the change to unknown when a node leaves the probed set
+
+
+
+def max_gap_s(cfg: Config) -> float:
+    """Sweeps further apart than this leave a gap that counts as unknown: three sweep intervals."""
+    return 3.0 * cfg.icmp.interval_s
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkCounters:
+    """What SNMP saw of a node's uplink since its previous report: byte deltas and reboots (None: not polled)."""
+
+    bytes_in: int | None = None
+    bytes_out: int | None = None
+    reboots: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DaySummary:
+    """One day's rates per province and area, with the share of the day the monitor observed."""
+
+    day: date
+    rates: tuple[DayRate, ...]
+    coverage: float
+    sealed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecentRates:
+    """Today so far, and the last complete days (at most 30, since monitoring began), oldest first."""
+
+    computed_at: float
+    province: str
+    today: DaySummary
+    days: tuple[DaySummary, ...]
+    period: tuple[PeriodRate, ...]  # mean of the daily rates of ``days``
+
+    def province_row(self, rates: Sequence[DayRate] | Sequence[PeriodRate]) -> DayRate | PeriodRate | None:
+        """The whole-province row (area "") of a day or of the period."""
+        return next((r for r in rates if r.province == self.province and r.area == ""), None)
+
+
+class Recorder:
+    """Writes what the monitor sees to the history store and keeps today's and recent rates at hand."""
+
+    def __init__(self, store: HistoryStore, cfg: Config, *, clock: Callable[[], float] = time.time,
+                 today_refresh_s: float = 60.0) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.tz = cfg.tz
+        self.settings = settings_of(cfg)
+        self.max_gap_s = max_gap_s(cfg)
+        self.clock = clock
+        self.today_refresh_s = today_refresh_s
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tslcd-store")
+        self._stopped = False
+        # Everything below is touched by the worker thread only.
+        self._run: int | None = None
+        self._inventory: Inventory | None = None
+        self._units: Mapping[UnitKey, int] = {}
+        self._codes: dict[int, str] = {}
+        self._states: dict[int, str] = {}
+        self._pending: list[ChangeRow] = []
+        self._acc: dict[tuple[date, int], list[int | None]] = {}
+        self._sweeps_unflushed = 0
+        self._sealed_check: date | None = None
+        self._nodes: dict[int, tuple[InventoryNode, ...]] = {}
+        self._days: dict[date, DaySummary] = {}
+        self._recent_at = float("-inf")
+        self._refresh_cost_s = 0.0
+        # Read from any thread: replaced whole, never mutated.
+        self._recent: RecentRates | None = None
+        self.sealed_through: date | None = None
+        self.write_failures = 0
+        self.last_write_s = 0.0
+
+    @classmethod
+    def open(cls, cfg: Config, **kwargs: Any) -> Recorder:
+        """A recorder on the store the config names (opened and migrated now: call before the event loop)."""
+        return cls(open_store(cfg), cfg, **kwargs)
+
+    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    # -- what the service calls ---------------------------------------------------------------------
+
+    async def on_start(self, inventory: Inventory) -> None:
+        """Seal the days missed while stopped, record a new run and the inventory (on_sweep does it if not called)."""
+        await self._call(self._start, inventory, self.clock())
+
+    async def on_sweep(self, now: float, snapshot: Snapshot, events: Sequence[Event], inventory: Inventory,
+                       counters: Mapping[str, UplinkCounters] | None = None) -> None:
+        """Write one sweep (heartbeat, state changes, samples) in one transaction, off the event loop.
+
+        ``counters`` (by node code) are SNMP uplink deltas since the previous sweep, when polled.
+        """
+        if self._stopped:
+            return  # a sweep finishing after on_stop: the run is over, its time is not observed
+        await self._call(self._sweep, now, snapshot, events, inventory, counters or {})
+
+    async def on_stop(self) -> None:
+        """Flush the sample sums and record a clean stop; the worker thread ends."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            await self._call(self._stop, self.clock())
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def recent(self) -> RecentRates | None:
+        """Today's and the last 30 days' rates, as of the last sweep (None before the first)."""
+        return self._recent
+
+    def today_and_last_30_days(self) -> RecentRates | None:
+        """The same as ``recent()``: what the status page and /metrics show."""
+        return self._recent
+
+    def close(self) -> None:
+        """Stop the worker and close the store (for callers that never started the loop)."""
+        self._pool.shutdown(wait=True)
+        self.store.close()
+
+    # -- worker thread -------------------------------------------------------------------------------
+
+    def _start(self, inventory: Inventory, now: float) -> None:
+        self._seal(now)
+        self._run = self.store.start_run(now, max_gap_s=self.max_gap_s)
+        self._states = {}  # a new run: every node starts unknown, as the state machine does
+        self._record_inventory(inventory, now)
+        log.info("history run started", extra={"run": self._run, "max_gap_s": self.max_gap_s})
+
+    def _record_inventory(self, inventory: Inventory, now: float) -> None:
+        rec = self.store.record_inventory(inventory, now)
+        self._inventory = inventory
+        self._units = rec.units
+        self._codes = {u: c for (c, _), u in rec.units.items()}
+
+    def _sweep(self, now: float, snapshot: Snapshot, events: Sequence[Event], inventory: Inventory,
+               counters: Mapping[str, UplinkCounters]) -> None:
+        if self._run is None:
+            self._start(inventory, now)
+        elif inventory is not self._inventory:
+            self._record_inventory(inventory, now)
+        assert self._run is not None
+        causes = {e.code: e.cause for e in events if e.cause}
+        current: dict[int, str] = {}
+        day = day_of(now, self.tz)
+        for ns in snapshot.nodes:
+            if ns.state == NO_CIRCUIT:
+                continue
+            unit = self._units.get(unit_key(ns.node.code, ns.node.active_from))
+            if unit is None:
+                # The snapshot's node is not in the recorded inventory: record the one the monitor uses now.
+                self._record_inventory(inventory, now)
+                unit = self._units[unit_key(ns.node.code, ns.node.active_from)]
+            current[unit] = ns.state
+            self._sample(day, unit, ns.loss, ns.rtt_avg, counters.get(ns.node.code))
+        changes = list(self._pending)
+        for unit in current.keys() | self._states.keys():
+            old = self._states.get(unit, State.UNKNOWN.value)
+            new = current.get(unit, State.UNKNOWN.value)
+            if old != new:
+                cause = causes.get(self._codes.get(unit, "")) if unit in current else NOT_MONITORED
+                changes.append(ChangeRow(unit, now, old, new, cause))
+        self._sweeps_unflushed += 1
+        flush = (self._sweeps_unflushed >= self.settings.samples_flush_sweeps
+                 or any(d != day for d, _ in self._acc))
+        samples = self._drain_samples() if flush else []
+        t0 = time.monotonic()
+        try:
+            self.store.write_sweep(SweepBatch(self._run, now, changes, samples))
+        except Exception:
+            # The monitor never dies of its history: retry the changes with the next sweep;
+            # this sweep's heartbeat is lost, so the time since the last one becomes unknown.
+            self.write_failures += 1
+            self._pending = changes
+            self._restore_samples(samples)
+            log.exception("history write failed", extra={"changes": len(changes)})
+        else:
+            self._pending = []
+            if flush:
+                self._sweeps_unflushed = 0
+        self.last_write_s = time.monotonic() - t0
+        self._states = current
+        self._seal(now)
+        # At most 1% of the worker's time: today's figures for 20,000 nodes take about a second to count.
+        if now - self._recent_at >= max(self.today_refresh_s, 100 * self._refresh_cost_s) or self._recent is None:
+            t1 = time.monotonic()
+            self._refresh(now)
+            self._refresh_cost_s = time.monotonic() - t1
+
+    def _sample(self, day: date, unit: int, loss: float | None, rtt: float | None,
+                up: UplinkCounters | None) -> None:
+        if loss is None and rtt is None and up is None:
+            return
+        acc = self._acc.setdefault((day, unit), [0, 0, 0, 0, None, None, None])
+        if loss is not None:
+            acc[0] = (acc[0] or 0) + 1
+            acc[3] = (acc[3] or 0) + round(loss * 1e6)
+        if rtt is not None:
+            acc[1] = (acc[1] or 0) + 1
+            acc[2] = (acc[2] or 0) + round(rtt * 1e6)
+        if up is not None:
+            for i, v in ((4, up.bytes_in), (5, up.bytes_out), (6, up.reboots)):
+                if v is not None:
+                    acc[i] = (acc[i] or 0) + v
+
+    def _drain_samples(self) -> list[SampleRow]:
+        rows = [SampleRow(d, u, *(v or 0 for v in a[:4]), *a[4:]) for (d, u), a in self._acc.items()]
+        self._acc = {}
+        return rows
+
+    def _restore_samples(self, rows: Sequence[SampleRow]) -> None:
+        for r in rows:
+            self._acc[(r.day, r.unit)] = [r.samples, r.rtt_samples, r.rtt_sum_us, r.loss_sum_ppm, r.bytes_in,
+                                          r.bytes_out, r.reboots]
+
+    def _stop(self, now: float) -> None:
+        if self._run is None:
+            return
+        try:
+            self.store.write_sweep(SweepBatch(self._run, None, self._pending, self._drain_samples()))
+            self.store.stop_run(self._run, now)
+        except Exception:
+            self.write_failures += 1
+            log.exception("history flush at stop failed")
+        log.info("history run stopped", extra={"run": self._run})
+
+    def _seal(self, now: float) -> None:
+        """Seal finished days and purge old raw events, at most once per new day."""
+        due = day_of(now - self.max_gap_s, self.tz)
+        if self._sealed_check == due:
+            return
+        try:
+            sealed = self.store.seal_due(now, self.tz, self.max_gap_s)
+            self.store.purge_events(now - self.settings.events_retention_days * 86_400.0, self.tz)
+        except Exception:
+            self.write_failures += 1
+            log.exception("sealing finished days failed; will retry")
+            return
+        self._sealed_check = due
+        head = self.store.chain_head()
+        self.sealed_through = head.day if head else None
+        if sealed:
+            self._recent_at = float("-inf")  # yesterday changed from computed to sealed
+
+    def _summary(self, h: DayHistory) -> DaySummary:
+        version = h.inventory_version
+        nodes: tuple[InventoryNode, ...] = ()
+        if version is not None:
+            if version not in self._nodes:
+                self._nodes[version] = self.store.inventory_nodes(version)
+            nodes = self._nodes[version]
+        rates = day_rates(h.day, commune_days(h, nodes), min_availability=self.cfg.rates.connected_min_availability,
+                          in_use_min_bytes=self.cfg.rates.in_use_min_bytes)
+        return DaySummary(h.day, rates, h.coverage, h.seal is not None)
+
+    def _refresh(self, now: float) -> None:
+        """Recompute today's rates; the past days' only once they are sealed (they no longer change)."""
+        try:
+            today = day_of(now, self.tz)
+            first = self.store.first_day(self.tz) or today
+            start = max(first, today - timedelta(days=RECENT_DAYS))
+            for d in list(self._days):
+                if d < start:
+                    del self._days[d]
+            yesterday = today - timedelta(days=1)
+            computed: dict[date, DaySummary] = {}
+            past = [d for d in days(start, yesterday) if d not in self._days] if start < today else []
+            if past:
+                for h in list(self.store.history(past[0], past[-1], self.tz)):
+                    if h.day not in self._days:
+                        s = computed[h.day] = self._summary(h)
+                        if s.sealed:  # a day not sealed yet (just after midnight) may still change
+                            self._days[h.day] = s
+            recent = [self._days.get(d) or computed[d] for d in days(start, yesterday)] if start < today else []
+            (h_today,) = list(self.store.history(today, today, self.tz))
+            elapsed = max(0.0, min(now, h_today.end) - h_today.start)
+            t = self._summary(h_today)
+            t = DaySummary(t.day, t.rates, h_today.observed_s / elapsed if elapsed > 0 else 0.0, False)
+            done = tuple(recent)
+            self._recent = RecentRates(now, self.cfg.province, t, done,
+                                       period_rates(r for s in done for r in s.rates))
+            self._recent_at = now
+        except Exception:
+            log.exception("computing recent rates failed")
+
+    # -- metrics ---------------------------------------------------------------------------------------
+
+    def collector(self) -> HistoryCollector:
+        """A Prometheus collector of today's and recent rates: ``self_metrics.registry.register(...)``."""
+        return HistoryCollector(self)
+
+
+class HistoryCollector:
+    """Day rates (today, yesterday, last 30 days), coverage and store health; reads cached values only."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._rec = recorder
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        rec = self._rec
+        labels = ["province", "area", "period"]
+        conn = GaugeMetricFamily(RATE_CONNECTED, "Share of active communes connected (availability that day >= "
+                                 "rates.connected_min_availability); last_30d is the mean of daily rates.",
+                                 labels=labels)
+        used = GaugeMetricFamily(RATE_IN_USE, "Share of active communes connected and with uplink traffic >= "
+                                 "rates.in_use_min_bytes that day.", labels=labels)
+        prov = GaugeMetricFamily(RATE_PROVISIONED, "Share of active communes with a TSLCD circuit that day.",
+                                 labels=labels)
+        cov = GaugeMetricFamily(MONITOR_COVERAGE, "Share of the period the monitor was observing.",
+                                labels=["period"])
+        recent = rec.recent()
+        if recent is not None:
+            periods: list[tuple[str, Sequence[DayRate] | Sequence[PeriodRate], float | None]] = [
+                ("today", recent.today.rates, recent.today.coverage)]
+            if recent.days:
+                y = recent.days[-1]
+                periods.append(("yesterday", y.rates, y.coverage))
+                periods.append(("last_30d", recent.period,
+                                sum(s.coverage for s in recent.days) / len(recent.days)))
+            for period, rates, coverage in periods:
+                for r in rates:
+                    key = [r.province, r.area, period]
+                    conn.add_metric(key, r.connected_rate)
+                    used.add_metric(key, r.in_use_rate)
+                    prov.add_metric(key, r.provisioned_rate)
+                if coverage is not None:
+                    cov.add_metric([period], coverage)
+        yield from (conn, used, prov, cov)
+        if rec.sealed_through is not None:
+            yield GaugeMetricFamily(HISTORY_SEALED, "End of the last day sealed into the hash chain.",
+                                    value=day_span(rec.sealed_through, rec.tz)[1])
+        yield CounterMetricFamily(HISTORY_WRITE_FAILURES, "History writes that failed (retried with the next "
+                                  "sweep).", value=rec.write_failures)
+        yield GaugeMetricFamily(HISTORY_WRITE_DURATION, "Wall time of the last sweep's history write.",
+                                value=rec.last_write_s)
+
+
+# -- the status page ---------------------------------------------------------------------------------
+
+
+def history_view(recent: RecentRates | None) -> dict[str, Any] | None:
+    """Today and the last days as plain values for the status page (add as ``"history"`` in status_view)."""
+    if recent is None:
+        return None
+
+    def row(s: DaySummary) -> dict[str, Any]:
+        r = recent.province_row(s.rates)
+        return {"day": s.day.isoformat(), "coverage": s.coverage, "sealed": s.sealed,
+                "communes": getattr(r, "communes", 0), "connected": getattr(r, "connected", 0),
+                "in_use": getattr(r, "in_use", 0),
+                "connected_rate": r.connected_rate if r else 0.0, "in_use_rate": r.in_use_rate if r else 0.0,
+                "provisioned_rate": r.provisioned_rate if r else 0.0}
+
+    p = recent.province_row(recent.period)
+    return {
+        "today": row(recent.today),
+        "days": [row(s) for s in reversed(recent.days)],  # newest first
+        "period_days": len(recent.days),
+        "period_connected_rate": p.connected_rate if p else None,
+        "period_in_use_rate": p.in_use_rate if p else None,
+        "period_provisioned_rate": p.provisioned_rate if p else None,
+    }
+
+
+# Paste into exporters/templates/status.html after the "cards" section; ``v.history`` is history_view().

@@ -1,0 +1,54 @@
+"""The hash chain: canonical text of a sealed day (and of an inventory version) and its SHA-256 digest.
+
+Pure. Each day's digest covers the day, the previous day's digest, the digest of the
+inventory version counted that day, the monitor's coverage, every rollup row and every
+outage piece, each named by unit code and validity (never by database id). Numbers are
+written with ``repr``, which round-trips a float exactly, so one changed bit of any
+stored value changes the digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+GENESIS = "0" * 64  # the "previous digest" of the first sealed day
+FORMAT = "tslcd-day-v1"
+INVENTORY_FORMAT = "tslcd-inventory-v1"
+
+
+def _line(values: Sequence[Any]) -> str:
+    return json.dumps([v.isoformat() if isinstance(v, date) else v for v in values], ensure_ascii=False,
+                      separators=(",", ":"))
+
+
+def inventory_digest(rows: Iterable[Sequence[Any]]) -> str:
+    """Digest of an inventory version.
+
+    Each row: code, valid_from, name, kind, province, area, address, parent, active_from, active_until.
+    """
+    h = hashlib.sha256(INVENTORY_FORMAT.encode() + b"\n")
+    for line in sorted(_line(r) for r in rows):
+        h.update(line.encode() + b"\n")
+    return h.hexdigest()
+
+
+def day_text(*, day: date, prev: str, inventory: str, observed_s: float, day_s: float,
+             rows: Iterable[Sequence[Any]], outages: Iterable[Sequence[Any]]) -> str:
+    """The canonical text of a sealed day.
+
+    ``rows``: code, valid_from, then the daily columns in schema order (up_s ... reboots).
+    ``outages``: code, valid_from, start_at, end_at, down_s, unreachable_s, ended_by, cause.
+    """
+    head = [FORMAT, f"day={day.isoformat()}", f"prev={prev}", f"inventory={inventory}",
+            f"observed_s={observed_s!r}", f"day_s={day_s!r}"]
+    body = sorted("R" + _line(r) for r in rows) + sorted("O" + _line(o) for o in outages)
+    return "\n".join(head + body) + "\n"
+
+
+def digest(text: str) -> str:
+    """SHA-256 of the canonical text, in hex."""
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,235 @@
+"""Plain records the history store takes and returns, and the interface a backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, tzinfo
+from typing import Protocol
+
+from inventory.model import Inventory
+from monitor.history import CommuneDay, OutagePiece, Seconds, UnitKey
+
+
+class StoreError(RuntimeError):
+    """The history store cannot be opened or used; the message says which store and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """A unit's change of state, as written: ``new`` holds from ``at`` until its next change in the same run."""
+
+    unit: int
+    at: float
+    old: str
+    new: str
+    cause: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRow:
+    """Sums to add to one unit's daily row: ICMP samples, and uplink counters when SNMP gives them."""
+
+    day: date
+    unit: int
+    samples: int = 0
+    rtt_samples: int = 0
+    rtt_sum_us: int = 0
+    loss_sum_ppm: int = 0
+    bytes_in: int | None = None
+    bytes_out: int | None = None
+    reboots: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepBatch:
+    """Everything one sweep writes, in one transaction.
+
+    ``at`` is the heartbeat (None: only flush samples, e.g. at stop); ``changes`` and
+    ``samples`` may be empty.
+    """
+
+    run: int
+    at: float | None
+    changes: Sequence[ChangeRow] = ()
+    samples: Sequence[SampleRow] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedInventory:
+    """An inventory version as stored, with the unit id of each node's (code, valid_from)."""
+
+    version: int
+    digest: str
+    units: Mapping[UnitKey, int]
+    new: bool  # False when it matched the latest stored version
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryNode:
+    """A node as an inventory version recorded it."""
+
+    unit: int
+    code: str
+    valid_from: date
+    name: str
+    kind: str
+    province: str
+    area: str
+    address: str
+    parent: str | None
+    active_from: date | None
+    active_until: date | None
+
+    @property
+    def is_commune(self) -> bool:
+        return self.kind == "commune"
+
+    @property
+    def provisioned(self) -> bool:
+        return bool(self.address)
+
+    def active_on(self, day: date) -> bool:
+        return not ((self.active_from and day < self.active_from) or (self.active_until and day > self.active_until))
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryVersionInfo:
+    """One stored inventory version."""
+
+    id: int
+    loaded_at: float
+    digest: str
+    source: str
+    nodes: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayRow:
+    """One unit's rollup of one day."""
+
+    unit: int
+    seconds: Seconds
+    samples: int = 0
+    rtt_samples: int = 0
+    rtt_sum_us: int = 0
+    loss_sum_ppm: int = 0
+    bytes_in: int | None = None
+    bytes_out: int | None = None
+    reboots: int | None = None
+
+    @property
+    def rtt_mean_s(self) -> float | None:
+        return self.rtt_sum_us / self.rtt_samples / 1e6 if self.rtt_samples else None
+
+    @property
+    def loss_mean(self) -> float | None:
+        return self.loss_sum_ppm / self.samples / 1e6 if self.samples else None
+
+    @property
+    def traffic_bytes(self) -> int | None:
+        """Uplink bytes in + out; None when SNMP gave neither."""
+        if self.bytes_in is None and self.bytes_out is None:
+            return None
+        return (self.bytes_in or 0) + (self.bytes_out or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """One link of the hash chain."""
+
+    day: date
+    digest: str
+    prev: str
+    inventory_version: int | None
+    observed_s: float
+    day_s: float
+    rows: int
+    sealed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DayHistory:
+    """One local day as the store knows it: sealed rows, or (not sealed yet) computed from raw events.
+
+    A unit with no row was not observed that day (all of it unknown).
+    """
+
+    day: date
+    start: float
+    end: float
+    seal: Seal | None
+    inventory_version: int | None
+    observed_s: float
+    rows: Mapping[int, DayRow] = field(default_factory=dict)
+    outages: tuple[tuple[int, OutagePiece], ...] = ()
+
+    @property
+    def day_s(self) -> float:
+        return self.end - self.start
+
+    @property
+    def coverage(self) -> float:
+        """Share of the day the monitor was observing (of the elapsed part, for today)."""
+        return self.observed_s / self.day_s if self.day_s > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """What ``verify`` found: ``first_bad`` is the first day whose data or chain link no longer matches."""
+
+    checked: int
+    first_bad: date | None
+    problems: tuple[str, ...]
+    head: Seal | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad is None and not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """One start of the monitor."""
+
+    id: int
+    started_at: float
+    stopped_at: float | None
+    max_gap_s: float
+
+
+class HistoryStore(Protocol):
+    """What the recorder and the audit need of a history backend (monitor.store.sql.SqlStore implements it)."""
+
+    def start_run(self, at: float, *, max_gap_s: float) -> int: ...
+    def stop_run(self, run: int, at: float) -> None: ...
+    def record_inventory(self, inventory: Inventory, at: float) -> RecordedInventory: ...
+    def write_sweep(self, batch: SweepBatch) -> None: ...
+    def seal_due(self, now: float, tz: tzinfo, grace_s: float) -> list[date]: ...
+    def purge_events(self, before: float, tz: tzinfo) -> int: ...
+    def history(self, first: date, last: date, tz: tzinfo) -> Iterator[DayHistory]: ...
+    def inventory_versions(self) -> tuple[InventoryVersionInfo, ...]: ...
+    def inventory_nodes(self, version: int) -> tuple[InventoryNode, ...]: ...
+    def version_for(self, day: date, tz: tzinfo) -> int | None: ...
+    def runs(self) -> tuple[RunInfo, ...]: ...
+    def first_day(self, tz: tzinfo) -> date | None: ...
+    def seals(self, first: date | None = None, last: date | None = None) -> tuple[Seal, ...]: ...
+    def chain_head(self) -> Seal | None: ...
+    def verify(self, first: date | None = None, last: date | None = None) -> VerifyResult: ...
+    def close(self) -> None: ...
+
+
+def commune_days(h: DayHistory, nodes: Iterable[InventoryNode], area: str | None = None) -> list[CommuneDay]:
+    """The communes active on ``h.day`` in the day's inventory (optionally one area), with what was observed.
+
+    A commune with no row was not observed at all that day: all of its day is unknown.
+    """
+    out = []
+    for n in nodes:
+        if not n.is_commune or not n.active_on(h.day) or (area is not None and n.area != area):
+            continue
+        row = h.rows.get(n.unit)
+        out.append(CommuneDay(n.unit, n.code, n.name, n.province, n.area, n.provisioned,
+                              row.seconds if row else Seconds(unknown=h.day_s),
+                              row.traffic_bytes if row else None))
+    return out

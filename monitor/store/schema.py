@@ -1,0 +1,161 @@
+"""The history store's tables (SQLAlchemy Core): runs, windows, units, inventory versions, events, rollups, seals.
+
+Portable SQL only (SQLite and PostgreSQL). The migrations in ``migrations/versions``
+create exactly these tables; ``tests/test_store.py`` checks that they agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+# Names for constraints, so that migrations can refer to them on every backend.
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+# One start of the monitor. A state never carries over from one run to the next.
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),  # NULL: still running, or killed
+    Column("max_gap_s", Float, nullable=False),  # sweeps further apart than this leave a gap (unknown)
+    Column("pid", Integer, nullable=False),
+    Column("host", String(255), nullable=False),
+)
+
+# Heartbeats, compacted: each sweep extends its run's last window or opens a new one.
+windows = Table(
+    "windows", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("start_at", Float, nullable=False),
+    Column("end_at", Float, nullable=False),
+    Index(None, "run_id", "id"),
+)
+
+# A unit's identity: code AND first day of validity (DESIGN.md, Identity over time).
+units = Table(
+    "units", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("code", String(64), nullable=False),
+    Column("valid_from", Date, nullable=False),  # 0001-01-01 when the node has no active_from
+    UniqueConstraint("code", "valid_from"),
+)
+
+inventory_versions = Table(
+    "inventory_versions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("loaded_at", Float, nullable=False),
+    Column("digest", String(64), nullable=False),  # sha256 of its nodes (monitor.store.chain)
+    Column("source", String(1024), nullable=False),
+    Column("nodes", Integer, nullable=False),
+)
+
+inventory_nodes = Table(
+    "inventory_nodes", metadata,
+    Column("version_id", Integer, ForeignKey("inventory_versions.id"), primary_key=True),
+    Column("unit_id", Integer, ForeignKey("units.id"), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("province", String(255), nullable=False),
+    Column("area", String(255), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("parent", String(64), nullable=True),
+    Column("active_from", Date, nullable=True),
+    Column("active_until", Date, nullable=True),
+)
+
+# Raw state changes; purged after the retention period once their day is sealed.
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("unit_id", Integer, ForeignKey("units.id"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("old", String(16), nullable=False),
+    Column("new", String(16), nullable=False),
+    Column("cause", String(64), nullable=True),
+    Index(None, "at"),
+    Index(None, "run_id", "unit_id", "id"),
+)
+
+# Per-node daily rollups of sealed days, written once, whole, in key order when the day
+# is sealed (rows that grew in place would split pages and leave them half empty).
+# Integers where possible: SQLite stores small integers, and integer-valued REALs, in
+# 0-4 bytes, which keeps a year of 20,000 nodes small.
+daily = Table(
+    "daily", metadata,
+    Column("day", Date, primary_key=True),
+    Column("unit_id", Integer, ForeignKey("units.id"), primary_key=True),
+    Column("up_s", Float, nullable=False),
+    Column("down_s", Float, nullable=False),
+    Column("unreachable_s", Float, nullable=False),
+    Column("unknown_s", Float, nullable=False),
+    Column("maintenance_s", Float, nullable=False),
+    Column("samples", Integer, nullable=False),  # sweeps with an ICMP result
+    Column("rtt_samples", Integer, nullable=False),  # of which with a round trip
+    Column("rtt_sum_us", BigInteger, nullable=False),
+    Column("loss_sum_ppm", BigInteger, nullable=False),  # sum of loss ratios, parts per million
+    Column("bytes_in", BigInteger, nullable=True),  # uplink, when SNMP gives it
+    Column("bytes_out", BigInteger, nullable=True),
+    Column("reboots", Integer, nullable=True),
+    sqlite_with_rowid=False,
+)
+
+# Sample sums of the days not sealed yet, added to every few sweeps; moved into daily by the seal.
+day_samples = Table(
+    "day_samples", metadata,
+    Column("day", Date, primary_key=True),
+    Column("unit_id", Integer, ForeignKey("units.id"), primary_key=True),
+    Column("samples", Integer, nullable=False),
+    Column("rtt_samples", Integer, nullable=False),
+    Column("rtt_sum_us", BigInteger, nullable=False),
+    Column("loss_sum_ppm", BigInteger, nullable=False),
+    Column("bytes_in", BigInteger, nullable=True),
+    Column("bytes_out", BigInteger, nullable=True),
+    Column("reboots", Integer, nullable=True),
+    sqlite_with_rowid=False,
+)
+
+# The parts inside one day of each outage (down or unreachable), kept after raw events go.
+outages = Table(
+    "outages", metadata,
+    Column("day", Date, primary_key=True),
+    Column("unit_id", Integer, ForeignKey("units.id"), primary_key=True),
+    Column("start_at", Float, primary_key=True),
+    Column("end_at", Float, nullable=False),
+    Column("down_s", Float, nullable=False),
+    Column("unreachable_s", Float, nullable=False),
+    Column("ended_by", String(16), nullable=False),
+    Column("cause", String(64), nullable=True),
+    sqlite_with_rowid=False,
+)
+
+# The hash chain: one row per finished day, in order, with no gap.
+seals = Table(
+    "seals", metadata,
+    Column("day", Date, primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("prev", String(64), nullable=False),
+    Column("inventory_version_id", Integer, ForeignKey("inventory_versions.id"), nullable=True),
+    Column("observed_s", Float, nullable=False),  # seconds of the day the monitor was observing
+    Column("day_s", Float, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("sealed_at", Float, nullable=False),
+)

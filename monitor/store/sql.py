@@ -1,0 +1,535 @@
+"""The history store on SQLAlchemy Core: SQLite by default (one file, WAL), PostgreSQL through the same code.
+
+One writer (the recorder's worker thread) and any number of readers (the audit).
+Each sweep is one transaction, whatever the number of nodes: a heartbeat (the run's
+observation window), the state changes, and every few sweeps the sample sums.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from inventory.model import Inventory
+from monitor.history import (
+    Change,
+    OutagePiece,
+    Seconds,
+    UnitKey,
+    Window,
+    day_of,
+    day_span,
+    days,
+    fold,
+    observed_seconds,
+    outage_pieces,
+    timeline,
+    unit_key,
+)
+from monitor.store import chain, migrate
+from monitor.store.model import (
+    DayHistory,
+    DayRow,
+    InventoryNode,
+    InventoryVersionInfo,
+    RecordedInventory,
+    RunInfo,
+    SampleRow,
+    Seal,
+    StoreError,
+    SweepBatch,
+    VerifyResult,
+)
+from monitor.store.schema import (
+    daily,
+    day_samples,
+    events,
+    inventory_nodes,
+    inventory_versions,
+    outages,
+    runs,
+    seals,
+    units,
+    windows,
+)
+from monitor.store.settings import describe_url
+
+log = logging.getLogger("tslcd.store")
+
+_SECONDS_COLS = ("up_s", "down_s", "unreachable_s", "unknown_s", "maintenance_s")
+_SAMPLE_COLS = ("samples", "rtt_samples", "rtt_sum_us", "loss_sum_ppm")
+_COUNTER_COLS = ("bytes_in", "bytes_out", "reboots")
+_DAILY_COLS = _SECONDS_COLS + _SAMPLE_COLS + _COUNTER_COLS
+_OUTAGE_COLS = ("start_at", "end_at", "down_s", "unreachable_s", "ended_by", "cause")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # The driver's own implicit transactions would leave SELECTs outside any transaction;
+    # we issue BEGIN ourselves (see _begin), so that a report reads one consistent snapshot.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    # FULL: a committed sweep survives a power cut too, for one fsync every sweep interval.
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _alive(pid: int) -> bool:
+    """True when a process ``pid`` exists on this host (a killed monitor's run may be taken over)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _begin(conn: Connection) -> None:
+    # Writers take the lock up front, so two processes never both read-then-write (and deadlock).
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tslcd_write") else "BEGIN")
+
+
+class SqlStore:
+    """The history store. Open it with a SQLAlchemy URL; migrations are applied on open.
+
+    ``create=False`` refuses to create a missing SQLite file (the audit uses it, so that
+    a wrong path is an error rather than an empty report).
+    """
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.url = url
+        self.where = describe_url(url)
+        parsed = make_url(url)
+        self.sqlite = parsed.get_backend_name() == "sqlite"
+        if self.sqlite and parsed.database and parsed.database != ":memory:":
+            path = Path(parsed.database)
+            if not path.exists():
+                if not create:
+                    raise StoreError(f"no history store at {path} (has `tslcd run` been started with this config?)")
+                path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(url)
+        except (SQLAlchemyError, ImportError) as e:
+            raise StoreError(f"cannot open the history store {self.where}: {e}") from None
+        if self.sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _begin)
+        self._max_gap: dict[int, float] = {}
+        try:
+            with self._write() as conn:
+                migrate.upgrade(conn)
+        except SQLAlchemyError as e:
+            self.engine.dispose()
+            raise StoreError(f"cannot open the history store {self.where}: {e}") from None
+
+    def close(self) -> None:
+        """Release every connection (the SQLite file stays consistent whatever happens after)."""
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(tslcd_write=True) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _upsert(self, conn: Connection, table: Any, rows: Sequence[Mapping[str, Any]], keys: Sequence[str],
+                set_: Callable[[Any], Mapping[str, Any]] | None = None) -> None:
+        """INSERT ... ON CONFLICT (keys) DO UPDATE, in one executemany (SQLite and PostgreSQL spell it alike)."""
+        if not rows:
+            return
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        stmt: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+        values = set_(stmt.excluded) if set_ else {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+        conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=values), list(rows))
+
+    # -- runs and heartbeats ---------------------------------------------------------------------
+
+    def start_run(self, at: float, *, max_gap_s: float) -> int:
+        """Record a start of the monitor; return the run id its heartbeats and changes carry.
+
+        StoreError when another monitor is writing to this store (a recent heartbeat of a
+        run not stopped, from a live process here or from another host): two monitors
+        in one history would count the same time twice.
+        """
+        with self._write() as conn:
+            q = (select(runs.c.id, runs.c.pid, runs.c.host, runs.c.max_gap_s, func.max(windows.c.end_at))
+                 .join(windows, windows.c.run_id == runs.c.id).where(runs.c.stopped_at.is_(None))
+                 .group_by(runs.c.id, runs.c.pid, runs.c.host, runs.c.max_gap_s))
+            for other, pid, host, gap, last in conn.execute(q):
+                if at - last <= gap and (host != socket.gethostname()[:255] or _alive(pid)):
+                    raise StoreError(f"another monitor (pid {pid} on {host}, run {other}) is writing to the history "
+                                     f"store {self.where}; stop it, or give this one its own store")
+            run = conn.execute(insert(runs).values(started_at=at, max_gap_s=max_gap_s, pid=os.getpid(),
+                                                   host=socket.gethostname()[:255])).inserted_primary_key
+        run_id = int(run[0]) if run else 0
+        self._max_gap[run_id] = max_gap_s
+        return run_id
+
+    def stop_run(self, run: int, at: float) -> None:
+        """Record a clean stop (a killed monitor never gets here; its last heartbeat ends its time)."""
+        with self._write() as conn:
+            conn.execute(update(runs).where(runs.c.id == run).values(stopped_at=at))
+
+    def runs(self) -> tuple[RunInfo, ...]:
+        with self._read() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.id)).all()
+        return tuple(RunInfo(r.id, r.started_at, r.stopped_at, r.max_gap_s) for r in rows)
+
+    def write_sweep(self, batch: SweepBatch) -> None:
+        """One sweep in one transaction: extend the run's window to ``at``, add changes and sample sums.
+
+        A heartbeat further than the run's max gap from the previous one opens a new
+        window: the time between is unknown. Samples for a day already sealed are
+        dropped (a sealed day never changes) with a warning.
+        """
+        with self._write() as conn:
+            if batch.at is not None:
+                self._heartbeat(conn, batch.run, batch.at)
+            if batch.changes:
+                conn.execute(insert(events), [
+                    {"run_id": batch.run, "unit_id": c.unit, "at": c.at, "old": c.old, "new": c.new,
+                     "cause": c.cause} for c in batch.changes])
+            if batch.samples:
+                self._add_samples(conn, batch.samples)
+
+    def _heartbeat(self, conn: Connection, run: int, at: float) -> None:
+        gap = self._max_gap.get(run)
+        if gap is None:
+            gap = conn.execute(select(runs.c.max_gap_s).where(runs.c.id == run)).scalar_one()
+            self._max_gap[run] = gap
+        last = conn.execute(select(windows.c.id, windows.c.end_at).where(windows.c.run_id == run)
+                            .order_by(windows.c.id.desc()).limit(1)).first()
+        if last is not None and 0 <= at - last.end_at <= gap:
+            conn.execute(update(windows).where(windows.c.id == last.id).values(end_at=at))
+        elif last is None or at > last.end_at:
+            conn.execute(insert(windows).values(run_id=run, start_at=at, end_at=at))
+        # A clock stepped backwards: keep the window as it is rather than let it shrink or overlap.
+
+    def _add_samples(self, conn: Connection, samples: Sequence[SampleRow]) -> None:
+        sealed = conn.execute(select(func.max(seals.c.day))).scalar()
+        rows = []
+        for s in samples:
+            if sealed is not None and s.day <= sealed:
+                log.warning("samples for a sealed day dropped", extra={"day": s.day.isoformat(), "unit": s.unit})
+                continue
+            rows.append({"day": s.day, "unit_id": s.unit, "samples": s.samples, "rtt_samples": s.rtt_samples,
+                         "rtt_sum_us": s.rtt_sum_us, "loss_sum_ppm": s.loss_sum_ppm, "bytes_in": s.bytes_in,
+                         "bytes_out": s.bytes_out, "reboots": s.reboots})
+
+        t = day_samples
+
+        def added(ex: Any) -> dict[str, Any]:
+            out: dict[str, Any] = {c: t.c[c] + ex[c] for c in _SAMPLE_COLS}
+            for c in _COUNTER_COLS:
+                # NULL + n is NULL: a counter SNMP never gave stays NULL, one it gave adds up.
+                out[c] = func.coalesce(func.coalesce(t.c[c], 0) + ex[c], t.c[c])
+            return out
+
+        self._upsert(conn, t, rows, ("day", "unit_id"), added)
+
+    # -- inventory versions ----------------------------------------------------------------------
+
+    def record_inventory(self, inventory: Inventory, at: float) -> RecordedInventory:
+        """Store the inventory as a new version unless it equals the latest; map every node to its unit id."""
+        rows = [(n.code, unit_key(n.code, n.active_from)[1], n.name, n.kind, n.province, n.area, n.address,
+                 n.parent, n.active_from, n.active_until) for n in inventory.nodes]
+        digest = chain.inventory_digest(rows)
+        with self._write() as conn:
+            ids = self._unit_ids(conn, [(r[0], r[1]) for r in rows])
+            latest = conn.execute(select(inventory_versions.c.id, inventory_versions.c.digest)
+                                  .order_by(inventory_versions.c.id.desc()).limit(1)).first()
+            if latest is not None and latest.digest == digest:
+                return RecordedInventory(latest.id, digest, ids, new=False)
+            pk = conn.execute(insert(inventory_versions).values(
+                loaded_at=at, digest=digest, source=inventory.source[:1024], nodes=len(rows))).inserted_primary_key
+            assert pk is not None
+            version = int(pk[0])
+            conn.execute(insert(inventory_nodes), [
+                {"version_id": version, "unit_id": ids[(r[0], r[1])], "name": r[2], "kind": r[3], "province": r[4],
+                 "area": r[5], "address": r[6], "parent": r[7], "active_from": r[8], "active_until": r[9]}
+                for r in rows])
+        log.info("inventory version recorded", extra={"version": version, "nodes": len(rows)})
+        return RecordedInventory(version, digest, ids, new=True)
+
+    def _unit_ids(self, conn: Connection, keys: Sequence[UnitKey]) -> dict[UnitKey, int]:
+        found = {(r.code, r.valid_from): r.id for r in conn.execute(select(units))}
+        missing = sorted(set(keys) - set(found))
+        if missing:
+            conn.execute(insert(units), [{"code": c, "valid_from": v} for c, v in missing])
+            found = {(r.code, r.valid_from): r.id for r in conn.execute(select(units))}
+        return {k: found[k] for k in keys}
+
+    def inventory_versions(self) -> tuple[InventoryVersionInfo, ...]:
+        with self._read() as conn:
+            rows = conn.execute(select(inventory_versions).order_by(inventory_versions.c.id)).all()
+        return tuple(InventoryVersionInfo(r.id, r.loaded_at, r.digest, r.source, r.nodes) for r in rows)
+
+    def inventory_nodes(self, version: int) -> tuple[InventoryNode, ...]:
+        with self._read() as conn:
+            return self._inventory_nodes(conn, version)
+
+    def _inventory_nodes(self, conn: Connection, version: int) -> tuple[InventoryNode, ...]:
+        q = (select(inventory_nodes, units.c.code, units.c.valid_from)
+             .join(units, units.c.id == inventory_nodes.c.unit_id)
+             .where(inventory_nodes.c.version_id == version).order_by(units.c.code, units.c.valid_from))
+        return tuple(InventoryNode(r.unit_id, r.code, r.valid_from, r.name, r.kind, r.province, r.area, r.address,
+                                   r.parent, r.active_from, r.active_until) for r in conn.execute(q))
+
+    def version_for(self, day: date, tz: tzinfo) -> int | None:
+        """The inventory version in effect at the end of ``day`` (the first version, for days before it)."""
+        with self._read() as conn:
+            return self._version_for(conn, day_span(day, tz)[1])
+
+    def _version_for(self, conn: Connection, end: float) -> int | None:
+        v = conn.execute(select(inventory_versions.c.id).where(inventory_versions.c.loaded_at < end)
+                         .order_by(inventory_versions.c.loaded_at.desc(), inventory_versions.c.id.desc())
+                         .limit(1)).scalar()
+        if v is None:
+            v = conn.execute(select(func.min(inventory_versions.c.id))).scalar()
+        return None if v is None else int(v)
+
+    # -- days: computed from raw data, or sealed ---------------------------------------------------
+
+    def first_day(self, tz: tzinfo) -> date | None:
+        """The first day the monitor observed anything (where the chain starts)."""
+        with self._read() as conn:
+            start = conn.execute(select(func.min(windows.c.start_at))).scalar()
+        return None if start is None else day_of(start, tz)
+
+    def _compute(self, conn: Connection, day: date, tz: tzinfo) -> DayHistory:
+        """Fold the day's windows and changes into per-unit seconds and outage pieces (nothing written)."""
+        start, end = day_span(day, tz)
+        ws = [Window(r.run_id, r.start_at, r.end_at) for r in conn.execute(
+            select(windows.c.run_id, windows.c.start_at, windows.c.end_at)
+            .where(windows.c.start_at < end, windows.c.end_at > start))]
+        run_ids = sorted({w.run for w in ws})
+        changes: dict[int, list[Change]] = defaultdict(list)
+        if run_ids:
+            # The state at the start of the day is each unit's last change before it, in the same run.
+            last_before = (select(func.max(events.c.id)).where(events.c.run_id.in_(run_ids), events.c.at <= start)
+                           .group_by(events.c.run_id, events.c.unit_id))
+            q = (select(events.c.run_id, events.c.unit_id, events.c.at, events.c.new, events.c.cause)
+                 .where(or_(events.c.id.in_(last_before),
+                            and_(events.c.run_id.in_(run_ids), events.c.at > start, events.c.at < end)))
+                 .order_by(events.c.id))
+            for r in conn.execute(q):
+                changes[r.unit_id].append(Change(r.run_id, r.at, r.new, r.cause))
+        samples = {r.unit_id: r for r in conn.execute(select(day_samples).where(day_samples.c.day == day))}
+        rows: dict[int, DayRow] = {}
+        pieces: list[tuple[int, OutagePiece]] = []
+        for unit in sorted(set(changes) | set(samples)):
+            segs = timeline(ws, changes.get(unit, ()), start, end)
+            sec = fold(segs, start, end).rounded(end - start)
+            s = samples.get(unit)
+            if s is None and sec.unknown >= end - start:
+                continue  # never observed that day: no row is the same as a row of unknown
+            rows[unit] = DayRow(unit, sec, *((getattr(s, c) for c in _SAMPLE_COLS + _COUNTER_COLS) if s else ()))
+            pieces.extend((unit, p) for p in outage_pieces(segs, end))
+        return DayHistory(day, start, end, None, self._version_for(conn, end),
+                          round(observed_seconds(ws, start, end), 3), rows, tuple(pieces))
+
+    def _sealed(self, conn: Connection, seal: Seal, tz: tzinfo) -> DayHistory:
+        start, end = day_span(seal.day, tz)
+        # Plain tuples: a year's audit of 20,000 communes reads 7.3 million of these rows.
+        q = select(daily.c.unit_id, *(daily.c[c] for c in _DAILY_COLS)).where(daily.c.day == seal.day)
+        rows = {r[0]: DayRow(r[0], Seconds(r[1], r[2], r[3], r[4], r[5]), *r[6:])
+                for r in conn.execute(q)}
+        pieces = tuple((r.unit_id, OutagePiece(r.start_at, r.end_at, r.down_s, r.unreachable_s, r.ended_by, r.cause))
+                       for r in conn.execute(select(outages).where(outages.c.day == seal.day)
+                                             .order_by(outages.c.start_at, outages.c.unit_id)))
+        return DayHistory(seal.day, start, end, seal, seal.inventory_version, seal.observed_s, rows, pieces)
+
+    def history(self, first: date, last: date, tz: tzinfo) -> Iterator[DayHistory]:
+        """Every day from ``first`` to ``last``, in order, read in one consistent snapshot."""
+        with self._read() as conn:
+            sealed = {s.day: s for s in self._seals(conn, first, last)}
+            for day in days(first, last):
+                seal = sealed.get(day)
+                yield self._sealed(conn, seal, tz) if seal else self._compute(conn, day, tz)
+
+    # -- the hash chain ----------------------------------------------------------------------------
+
+    def seal_due(self, now: float, tz: tzinfo, grace_s: float) -> list[date]:
+        """Seal, in order, every finished day not sealed yet; return them.
+
+        A day is finished ``grace_s`` (the max gap) after its end: by then a sweep that
+        began before midnight has either extended the window past it or never will.
+        The chain starts on the first day the monitor observed; later days are sealed
+        even when the monitor did not run (all unknown), so the chain has no hole.
+        """
+        through = day_of(now - grace_s, tz) - timedelta(days=1)
+        with self._read() as conn:
+            head = conn.execute(select(seals.c.day, seals.c.digest).order_by(seals.c.day.desc()).limit(1)).first()
+            start = conn.execute(select(func.min(windows.c.start_at))).scalar()
+        if head is not None:
+            first = head.day + timedelta(days=1)
+        elif start is not None:
+            first = day_of(start, tz)
+        else:
+            return []
+        prev = head.digest if head is not None else chain.GENESIS
+        done = []
+        for day in days(first, through):
+            with self._write() as conn:
+                prev = self._seal_day(conn, day, tz, prev, now)
+            done.append(day)
+        if done:
+            log.info("days sealed", extra={"first": done[0].isoformat(), "last": done[-1].isoformat()})
+        return done
+
+    def _seal_day(self, conn: Connection, day: date, tz: tzinfo, prev: str, now: float) -> str:
+        comp = self._compute(conn, day, tz)
+        day_s = round(comp.end - comp.start, 3)
+        if comp.rows:
+            # Whole rows, in key order: SQLite appends them to full pages.
+            conn.execute(insert(daily), [
+                {"day": day, "unit_id": r.unit, "up_s": r.seconds.up, "down_s": r.seconds.down,
+                 "unreachable_s": r.seconds.unreachable, "unknown_s": r.seconds.unknown,
+                 "maintenance_s": r.seconds.maintenance, "samples": r.samples, "rtt_samples": r.rtt_samples,
+                 "rtt_sum_us": r.rtt_sum_us, "loss_sum_ppm": r.loss_sum_ppm, "bytes_in": r.bytes_in,
+                 "bytes_out": r.bytes_out, "reboots": r.reboots} for _, r in sorted(comp.rows.items())])
+        conn.execute(delete(day_samples).where(day_samples.c.day <= day))
+        conn.execute(delete(outages).where(outages.c.day == day))
+        if comp.outages:
+            conn.execute(insert(outages), [
+                {"day": day, "unit_id": u, "start_at": p.start, "end_at": p.end, "down_s": p.down_s,
+                 "unreachable_s": p.unreachable_s, "ended_by": p.ended_by, "cause": p.cause}
+                for u, p in comp.outages])
+        # The digest is taken over what the database now holds, read back the way verify reads it.
+        text, rows = self._day_text(conn, day, prev, comp.inventory_version, comp.observed_s, day_s, {})
+        digest = chain.digest(text)
+        conn.execute(insert(seals).values(day=day, digest=digest, prev=prev,
+                                          inventory_version_id=comp.inventory_version, observed_s=comp.observed_s,
+                                          day_s=day_s, rows=rows, sealed_at=now))
+        return digest
+
+    def _day_text(self, conn: Connection, day: date, prev: str, version: int | None, observed_s: float,
+                  day_s: float, inv_cache: dict[int, str]) -> tuple[str, int]:
+        if version is None:
+            inv = ""
+        elif version in inv_cache:
+            inv = inv_cache[version]
+        else:
+            inv = inv_cache[version] = chain.inventory_digest(
+                (n.code, n.valid_from, n.name, n.kind, n.province, n.area, n.address, n.parent, n.active_from,
+                 n.active_until) for n in self._inventory_nodes(conn, version))
+        rows = [(r[0], r[1], *r[2:]) for r in conn.execute(
+            select(units.c.code, units.c.valid_from, *(daily.c[c] for c in _DAILY_COLS))
+            .join(units, units.c.id == daily.c.unit_id).where(daily.c.day == day))]
+        outs = [tuple(r) for r in conn.execute(
+            select(units.c.code, units.c.valid_from, *(outages.c[c] for c in _OUTAGE_COLS))
+            .join(units, units.c.id == outages.c.unit_id).where(outages.c.day == day))]
+        text = chain.day_text(day=day, prev=prev, inventory=inv, observed_s=observed_s, day_s=day_s, rows=rows,
+                              outages=outs)
+        return text, len(rows)
+
+    def _seals(self, conn: Connection, first: date | None, last: date | None) -> list[Seal]:
+        q = select(seals).order_by(seals.c.day)
+        if first is not None:
+            q = q.where(seals.c.day >= first)
+        if last is not None:
+            q = q.where(seals.c.day <= last)
+        return [Seal(r.day, r.digest, r.prev, r.inventory_version_id, r.observed_s, r.day_s, r.rows, r.sealed_at)
+                for r in conn.execute(q)]
+
+    def seals(self, first: date | None = None, last: date | None = None) -> tuple[Seal, ...]:
+        with self._read() as conn:
+            return tuple(self._seals(conn, first, last))
+
+    def chain_head(self) -> Seal | None:
+        """The last sealed day: its digest vouches for every day before it."""
+        with self._read() as conn:
+            found = self._seals(conn, None, None)[-1:]
+        return found[0] if found else None
+
+    def verify(self, first: date | None = None, last: date | None = None) -> VerifyResult:
+        """Recompute the digest of every sealed day in [first, last] and check each link to the day before.
+
+        ``first_bad`` is the first day whose stored data, or whose link to the previous
+        day's digest, no longer matches; ``problems`` lists every mismatch found.
+        """
+        problems: list[str] = []
+        first_bad: date | None = None
+        inv_cache: dict[int, str] = {}
+        with self._read() as conn:
+            chain_seals = self._seals(conn, first, last)
+            head = self._seals(conn, None, None)[-1:]
+            before = None
+            if chain_seals:
+                before = conn.execute(select(seals.c.day, seals.c.digest)
+                                      .where(seals.c.day < chain_seals[0].day)
+                                      .order_by(seals.c.day.desc()).limit(1)).first()
+            expected_prev = before.digest if before is not None else chain.GENESIS
+            expected_day = before.day + timedelta(days=1) if before is not None else None
+            for s in chain_seals:
+                bad = []
+                if expected_day is not None and s.day != expected_day:
+                    bad.append(f"{expected_day.isoformat()}: missing from the chain (next sealed day is {s.day})")
+                if s.prev != expected_prev:
+                    bad.append(f"{s.day.isoformat()}: its link to the previous day's digest is broken "
+                               f"(stored prev {s.prev[:16]}…, previous digest {expected_prev[:16]}…)")
+                text, _ = self._day_text(conn, s.day, s.prev, s.inventory_version, s.observed_s, s.day_s, inv_cache)
+                recomputed = chain.digest(text)
+                if recomputed != s.digest:
+                    bad.append(f"{s.day.isoformat()}: its data no longer matches its seal "
+                               f"(sealed {s.digest[:16]}…, now {recomputed[:16]}…)")
+                if bad and first_bad is None:
+                    first_bad = expected_day if expected_day is not None and s.day != expected_day else s.day
+                problems.extend(bad)
+                expected_prev = s.digest
+                expected_day = s.day + timedelta(days=1)
+        return VerifyResult(len(chain_seals), first_bad, tuple(problems), head[0] if head else None)
+
+    # -- retention ---------------------------------------------------------------------------------
+
+    def purge_events(self, before: float, tz: tzinfo) -> int:
+        """Delete raw changes older than ``before`` whose days are sealed; return how many went.
+
+        Each unit keeps its last change before the cutoff in every run still observing
+        after it: that change gives its state at the start of the next unsealed day.
+        """
+        with self._write() as conn:
+            head = conn.execute(select(func.max(seals.c.day))).scalar()
+            if head is None:
+                return 0
+            cutoff = min(before, day_span(head + timedelta(days=1), tz)[0])
+            live = select(windows.c.run_id).where(windows.c.end_at >= cutoff).distinct()
+            keep = (select(func.max(events.c.id)).where(events.c.at < cutoff, events.c.run_id.in_(live))
+                    .group_by(events.c.run_id, events.c.unit_id))
+            gone = conn.execute(delete(events).where(events.c.at < cutoff, events.c.id.not_in(keep))).rowcount
+        if gone:
+            log.info("raw events purged", extra={"events": gone})
+        return int(gone or 0)

@@ -1,0 +1,407 @@
+"""Audit reports from a constructed run: CSV and XLSX opened and read, HTML in headless Chromium, verify, netns run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import os
+import sqlite3
+import time
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exporters.audit import add_parser, build_report, period_of, run, safe_text
+from inventory.model import Inventory, Node
+from monitor.config import Config, load_config
+from monitor.history import day_of, day_span
+from monitor.recorder import Recorder, UplinkCounters
+from monitor.service import Monitor
+from monitor.store import open_store
+from tests.conftest import ScriptedSweeper
+
+P = "Đắk Lắk"
+D = date(2025, 6, 28)
+H = 3600.0
+CHROMIUM = "/usr/bin/chromium"
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+
+
+def audit_inventory() -> Inventory:
+    """core -> agg -> 3 communes of area A; 22015 and one with no circuit in B; a name that looks like a formula."""
+    return Inventory.of([
+        Node("CORE", "Lõi", "core", P, address="127.0.0.1"),
+        Node("AGG", "Tập trung", "aggregation", P, area="A", address="127.0.0.2", parent="CORE"),
+        Node("24133", "Phường Buôn Ma Thuột", "commune", P, area="A", address="127.0.0.3", parent="AGG"),
+        Node("24121", "Phường Tân An", "commune", P, area="A", address="127.0.0.4", parent="AGG"),
+        Node("24154", "Xã Hòa Phú", "commune", P, area="A", address="127.0.0.5", parent="CORE"),
+        Node("22015", "Phường <b>Tuy Hòa</b>", "commune", P, area="B", address="127.0.0.6", parent="CORE"),
+        Node("22045", "Phường Bình Kiến", "commune", P, area="B", parent="CORE"),
+        Node("24999", "=HYPERLINK(\"http://198.18.0.1\",\"x\")", "commune", P, area="C", address="127.0.0.7",
+             parent="CORE"),
+    ], source="audit-test")
+
+
+def audit_config(tmp: Path, interval_s: float = 300, extra: str = "") -> Config:
+    path = tmp / "config.yaml"
+    maint = (D + timedelta(days=2)).isoformat()
+    path.write_text(
+        f"province: {P}\ninventory: inv.yaml\nweb:\n  listen: 127.0.0.1:0\n"
+        f"icmp:\n  interval_s: {interval_s}\n  count: 1\n  timeout_s: 0.3\n  echo_interval_s: 0\n"
+        "states:\n  down_after: 1\n  up_after: 1\n"
+        f"maintenance:\n  - start: {maint}T02:00:00\n    end: {maint}T04:00:00\n    codes: ['24154']\n{extra}",
+        encoding="utf-8")
+    return load_config(path)
+
+
+async def simulate(cfg: Config, inv: Inventory, start: float, end: float, *, gap: tuple[float, float]) -> None:
+    """Sweep every 300 s from ``start`` to ``end`` with a fake clock, the monitor stopped during ``gap``.
+
+    22015 is down D 10:00-13:00; AGG and its communes D+1 23:00 to D+2 01:00 (24133 and
+    24121 unreachable); 24121 sends 10 kB of uplink traffic each sweep.
+    """
+    t0 = day_span(D, cfg.tz)[0]
+    now = [start]
+    sweeper = ScriptedSweeper()
+
+    def down_at(t: float) -> set[str]:
+        out = set()
+        if t0 + 10 * H <= t < t0 + 13 * H:
+            out.add("127.0.0.6")
+        if t0 + 47 * H <= t < t0 + 49 * H:
+            out |= {"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+        return out
+
+    mon: Monitor | None = None
+    rec: Recorder | None = None
+    t = start
+    for _ in range(int((end - start) // 300) + 1):  # bounded: one sweep per 300 s
+        if gap[0] <= t < gap[1]:
+            if rec is not None:
+                await rec.on_stop()
+                rec.store.close()
+                mon = rec = None
+        else:
+            if rec is None:
+                mon = Monitor(cfg, inv, sweeper, clock=lambda: now[0])  # type: ignore[arg-type]
+                rec = Recorder(open_store(cfg), cfg, clock=lambda: now[0])
+                await rec.on_start(inv)
+            assert mon is not None
+            now[0] = t
+            sweeper.down = down_at(t)
+            events: list[Any] = []
+            mon.event_sinks[:] = [events.extend]
+            snap = await mon.sweep_once()
+            await rec.on_sweep(t, snap, events, inv, {"24121": UplinkCounters(5_000, 5_000)})
+        t += 300
+        if t > end:
+            break
+    if rec is not None:
+        await rec.on_stop()
+        rec.store.close()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding D 00:00 to D+4 12:00, the monitor stopped D+3 06:00-09:00."""
+    tmp = tmp_path_factory.mktemp("audit")
+    cfg = audit_config(tmp)
+    t0 = day_span(D, cfg.tz)[0]
+    asyncio.run(simulate(cfg, audit_inventory(), t0, t0 + 4 * 24 * H + 12 * H, gap=(t0 + 78 * H, t0 + 81 * H)))
+    return tmp
+
+
+def args(run_dir: Path, *argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tslcd")
+    add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["audit", "--config", str(run_dir / "config.yaml"), *argv])
+
+
+FROM_TO = ("--from", D.isoformat(), "--to", (D + timedelta(days=3)).isoformat())
+CONNECTED = (4 + 5 + 5 + 5) / (6 * 4)  # 22015 not connected on D (21 h of 24); the rest connected every day
+# The last sweep before the stop was at 05:55: 3 h 5 min unobserved.
+COVERAGE = (4 * 24 * H - 3 * H - 300) / (4 * 24 * H)
+
+
+def test_the_report_counts_what_the_run_did(run_dir: Path) -> None:
+    cfg = load_config(run_dir / "config.yaml")
+    store = open_store(cfg, create=False)
+    try:
+        r = build_report(store, cfg, D, D + timedelta(days=3))
+    finally:
+        store.close()
+    prov = next(p for p in r.summary if p.area == "")
+    assert prov.connected_rate == pytest.approx(CONNECTED)
+    assert prov.provisioned_rate == pytest.approx(5 / 6) and prov.in_use_rate == pytest.approx(1 / 6)
+    assert r.coverage == pytest.approx(COVERAGE)
+    assert [d.rate.connected for d in r.daily] == [4, 5, 5, 5] and [d.rate.communes for d in r.daily] == [6] * 4
+    assert len(r.seals) == 4 and r.head is not None and r.head.day == D + timedelta(days=3)
+    by_code = {t.code: t for t in r.communes}
+    assert by_code["22015"].days_connected == 3 and by_code["22015"].seconds.down == 3 * H
+    assert by_code["24154"].seconds.maintenance == 2 * H and by_code["24154"].days_connected == 4
+    assert by_code["22045"].days_provisioned == 0 and by_code["22045"].seconds.availability is None
+    assert by_code["24121"].days_in_use == 4
+    outages = [(t.code, o.start, o.duration, o.unreachable_s, o.cause) for o, t in r.outages]
+    t0 = day_span(D, cfg.tz)[0]
+    assert outages == [("22015", t0 + 10 * H, 3 * H, 0.0, None),
+                       ("24121", t0 + 47 * H, 2 * H, 2 * H, "AGG"),
+                       ("24133", t0 + 47 * H, 2 * H, 2 * H, "AGG")]
+    assert all(by_code[c].seconds.unknown == 3 * H + 300 for c in ("24133", "22015"))
+
+
+def test_a_period_ending_today_counts_the_day_so_far(run_dir: Path) -> None:
+    cfg = load_config(run_dir / "config.yaml")
+    store = open_store(cfg, create=False)
+    noon = day_span(D + timedelta(days=4), cfg.tz)[0] + 12 * H
+    try:
+        r = build_report(store, cfg, D + timedelta(days=4), date(2030, 1, 1), now=noon)
+    finally:
+        store.close()
+    assert r.last == D + timedelta(days=4) and r.requested_last == date(2030, 1, 1)
+    assert [d.coverage for d in r.daily] == [1.0] and r.unsealed == (D + timedelta(days=4),)
+    assert r.daily[0].rate.connected == 5 and r.daily[0].rate.in_use == 1  # 1.44 MB by noon
+
+
+def sections(text: str) -> dict[str, list[list[str]]]:
+    out: dict[str, list[list[str]]] = {}
+    current: list[list[str]] = []
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) == 1 and row[0].startswith("[") and row[0].endswith("]"):
+            current = out.setdefault(row[0][1:-1], [])
+        elif row:
+            current.append(row)
+    return out
+
+
+def test_csv_report_has_every_section_and_is_safe_from_formulas(run_dir: Path) -> None:
+    out = run_dir / "report.csv"
+    assert run(args(run_dir, *FROM_TO, "--out", str(out))) == 0
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for UTF-8
+    s = sections(raw.decode("utf-8-sig"))
+    assert list(s) == ["Method", "Summary against the target", "Daily rates", "Communes", "Outages", "Digests"]
+    method = {row[0]: row[1] for row in s["Method"][1:] if len(row) > 1}
+    assert method["Timezone (day boundaries)"] == "Asia/Ho_Chi_Minh"
+    assert method["Connected threshold (rates.connected_min_availability)"] == "0.9"
+    assert method["Days sealed"] == "4" and method["Chain head"].startswith(str(D + timedelta(days=3)))
+    assert any(k.startswith("Inventory version 1") for k in method)
+    summary = {row[1]: row for row in s["Summary against the target"][1:] if len(row) > 3}
+    assert float(summary[""][4]) == pytest.approx(CONNECTED, abs=1e-6)
+    communes = {row[0]: row for row in s["Communes"][1:] if len(row) > 3}
+    assert communes["24999"][1] == "'=HYPERLINK(\"http://198.18.0.1\",\"x\")"
+    assert communes["22015"][10:13] == ["1", "10800.000", "10800.000"]
+    assert len([r for r in s["Outages"][1:] if len(r) > 3]) == 3
+    digests = [r for r in s["Digests"][1:] if len(r) > 3]
+    assert [r[0] for r in digests] == [(D + timedelta(days=i)).isoformat() for i in range(4)]
+    for cell in (c for rows in s.values() for row in rows for c in row):
+        assert not cell.startswith(("=", "+", "@")), cell
+
+
+@pytest.mark.parametrize("name", ["=1+2", "+1", "-1+1", "@SUM(A1)", "\tx", "Xã Ea Kao"])
+def test_safe_text_defuses_formula_starts(name: str) -> None:
+    assert safe_text(name) == (name if name == "Xã Ea Kao" else "'" + name)
+
+
+def test_xlsx_report_has_real_dates_numbers_widths_and_a_frozen_header(run_dir: Path) -> None:
+    from openpyxl import load_workbook
+
+    out = run_dir / "report.xlsx"
+    assert run(args(run_dir, *FROM_TO, "--out", str(out))) == 0
+    wb = load_workbook(out)
+    assert wb.sheetnames == ["Method", "Summary against the target", "Daily rates", "Communes", "Outages", "Digests"]
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2"
+        assert ws.column_dimensions["A"].width >= 10
+    daily = wb["Daily rates"]
+    assert [c.value for c in daily[1]][:4] == ["Day", "Communes active", "Provisioned", "Connected"]
+    assert isinstance(daily["A2"].value, datetime) and daily["A2"].value.date() == D
+    assert daily["D2"].value == 4 and daily["G2"].value == pytest.approx(4 / 6)
+    assert daily["G2"].number_format == "0.00%"
+    summary = wb["Summary against the target"]
+    assert summary["E2"].value == pytest.approx(CONNECTED) and summary["B2"].value in ("", None)
+    communes = {row[0].value: row for row in wb["Communes"].iter_rows(min_row=2) if row[0].value}
+    formula = communes["24999"][1]
+    assert formula.value == "=HYPERLINK(\"http://198.18.0.1\",\"x\")" and formula.data_type == "s"
+    assert communes["22015"][11].value == 10800 and communes["22015"][8].value == 3
+    outages = list(wb["Outages"].iter_rows(min_row=2, values_only=True))
+    first = next(r for r in outages if r[0] == "22015")
+    assert first[3] == datetime(2025, 6, 28, 10, 0) and first[4] == datetime(2025, 6, 28, 13, 0)
+    with zipfile.ZipFile(out) as z:
+        assert not any("<f>" in z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/"))
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="Debian's chromium is not installed (scripts/test.sh installs it)")
+async def test_html_report_in_chromium_shows_the_figures(run_dir: Path, browser: Any) -> None:
+    out = run_dir / "report.html"
+    assert run(args(run_dir, *FROM_TO, "--format", "html", "--out", str(out))) == 0
+    page = await browser.new_page(java_script_enabled=False)
+    try:
+        await page.goto(out.as_uri(), wait_until="load")
+        seen = {
+            "connected": await page.inner_text("#connected-rate"),
+            "provisioned": await page.inner_text("#provisioned-rate"),
+            "in_use": await page.inner_text("#in-use-rate"),
+            "coverage": await page.inner_text("#coverage"),
+            "definitions": await page.inner_text("#definitions"),
+            "head": await page.inner_text("#chain-head"),
+            "outages": await page.locator("#outages tbody tr").count(),
+            "digests": await page.locator("#digests tbody tr").count(),
+            "tuy_hoa": await page.inner_text("#communes tbody tr:has(td:text-is('22015'))"),
+            "formula": await page.inner_text("#communes tbody tr:has(td:text-is('24999')) td[data-key=name]"),
+            "method": await page.inner_text("#method"),
+        }
+        await page.screenshot(path=str(run_dir / "audit.png"), full_page=True)
+    finally:
+        await page.close()
+    assert seen["connected"] == f"{CONNECTED * 100:.2f}%" == "79.17%"
+    assert seen["provisioned"] == "83.33%" and seen["in_use"] == "16.67%" and seen["coverage"] == "96.8%"
+    assert "availability on D >= 90.00%" in seen["definitions"]
+    assert str(D + timedelta(days=3)) in seen["head"]
+    assert seen["outages"] == 3 and seen["digests"] == 4
+    cells = seen["tuy_hoa"].split("\t")
+    assert "Phường <b>Tuy Hòa</b>" in cells and "10,800" in cells
+    assert seen["formula"] == "=HYPERLINK(\"http://198.18.0.1\",\"x\")"  # shown as text, never run
+    assert "Asia/Ho_Chi_Minh" in seen["method"]
+
+
+def test_verify_passes_then_names_the_day_a_stored_value_changed(run_dir: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    assert run(args(copy, "verify")) == 0
+    assert "OK: 4 sealed day(s) verified" in capsys.readouterr().out
+    con = sqlite3.connect(copy / "var" / "tslcd.sqlite")
+    try:
+        con.execute("UPDATE daily SET down_s = 0, up_s = up_s + down_s WHERE day = ? AND down_s > 0",
+                    ((D + timedelta(days=0)).isoformat(),))
+        con.commit()
+    finally:
+        con.close()
+    assert run(args(copy, "verify")) == 1
+    out = capsys.readouterr().out
+    assert f"first day that no longer matches: {D}" in out
+    assert run(args(copy, "verify", "--from", str(D + timedelta(days=1)))) == 0  # the later days are intact
+
+
+def test_period_shortcuts() -> None:
+    assert period_of(year=2025) == (date(2025, 1, 1), date(2025, 12, 31))
+    assert period_of(month="2024-02") == (date(2024, 2, 1), date(2024, 2, 29))
+    assert period_of(first=D, last=D) == (D, D)
+    with pytest.raises(ValueError, match="one of them"):
+        period_of(year=2025, month="2025-01")
+    with pytest.raises(ValueError, match="before"):
+        period_of(first=D, last=D - timedelta(days=1))
+
+
+def test_month_with_area_and_progress_bar_on_request(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = run_dir / "june-a.csv"
+    assert run(args(run_dir, "--month", "2025-06", "--area", "A", "--out", str(out), "--progress")) == 0
+    err = capsys.readouterr().err
+    assert "tslcd audit" in err and "day" in err  # tqdm's bar, asked for although stderr is not a terminal
+    s = sections(out.read_text(encoding="utf-8-sig"))
+    codes = {row[0] for row in s["Communes"][1:] if len(row) > 3}
+    assert codes == {"24133", "24121", "24154"}
+    daily = [r for r in s["Daily rates"][1:] if len(r) > 3]
+    # June 1-27: before the monitor ran, the communes count and are not connected (coverage 0).
+    assert len(daily) == 30 and daily[0][1:4] == ["3", "3", "0"] and daily[0][8] == "0.000000"
+    assert daily[27][1:4] == ["3", "3", "3"]
+
+
+def test_usage_errors_exit_2(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(args(run_dir, "--year", "2025", "--out", str(tmp_path / "x.pdf"))) == 2
+    assert run(args(run_dir, "--year", "2025", "--area", "Z", "--out", str(tmp_path / "x.csv"))) == 2
+    assert run(args(run_dir, "--out", str(tmp_path / "x.csv"))) == 2
+    (tmp_path / "config.yaml").write_text((run_dir / "config.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    assert run(args(tmp_path, "verify")) == 2  # no store next to that config
+    err = capsys.readouterr().err
+    assert "cannot tell the format" in err and "no commune has area 'Z'" in err and "no history store" in err
+
+
+# -- a real run over network namespaces ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def lab() -> Iterator[Any]:
+    from monitor.netns import Lab, available
+
+    why = available()
+    if why:
+        pytest.skip(why)
+    with Lab("tsaudit") as lab:
+        yield lab
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and raw ICMP need root (CI runs as root)")
+async def test_a_real_run_reports_the_outage_the_test_caused(tmp_path: Path, lab: Any) -> None:
+    from monitor.icmp import IcmpEngine
+
+    c1 = lab.add_host("c1", lab.allocate()[0])
+    c2 = lab.add_host("c2", lab.allocate()[0])
+    inv = Inventory.of([Node("24001", "Xã Một", "commune", P, area="A", address=c1.ipv4),
+                        Node("24002", "Xã Hai", "commune", P, area="A", address=c2.ipv4)])
+    cfg = audit_config(tmp_path, interval_s=1)
+    interval = cfg.icmp.interval_s
+    engine = IcmpEngine()
+    mon = Monitor(cfg, inv, engine)  # type: ignore[arg-type]
+    rec = Recorder(open_store(cfg), cfg)
+    started = time.time()
+    await rec.on_start(inv)
+    marks: dict[str, float] = {}
+    try:
+        # 3 s up, c1's link down for 5 s, then up again for 3 s; one sweep a second.
+        for tick in range(12):
+            due = started + tick * interval
+            await asyncio.sleep(max(0.0, due - time.time()))  # pacing of the schedule, not synchronisation
+            if tick == 3:
+                lab.set_link(c1, False)
+                marks["down"] = time.time()
+            if tick == 8:
+                lab.set_link(c1, True)
+                marks["up"] = time.time()
+            events: list[Any] = []
+            mon.event_sinks[:] = [events.extend]
+            snap = await mon.sweep_once()
+            await rec.on_sweep(snap.taken_at, snap, events, inv)
+    finally:
+        await rec.on_stop()
+        rec.store.close()
+        engine.close()
+    store = open_store(cfg, create=False)
+    try:
+        now = time.time()
+        r = build_report(store, cfg, day_of(started, cfg.tz), day_of(now, cfg.tz), now=now)
+    finally:
+        store.close()
+    caused = marks["up"] - marks["down"]
+    (outage, who), = r.outages
+    assert who.code == "24001"
+    assert abs(outage.duration - caused) <= interval + cfg.icmp.timeout_s
+    assert abs(outage.start - marks["down"]) <= interval + cfg.icmp.timeout_s
+    t1 = next(t for t in r.communes if t.code == "24001")
+    t2 = next(t for t in r.communes if t.code == "24002")
+    assert abs(t1.seconds.down - caused) <= interval + cfg.icmp.timeout_s
+    assert t2.seconds.down == 0 and t2.seconds.up > 9

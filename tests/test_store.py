@@ -1,0 +1,364 @@
+"""The history store on SQLite in tmp_path: migrations, one transaction per sweep, windows, seals and verify."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import event
+
+from inventory.model import Inventory, Node
+from monitor.history import DOWN, UNKNOWN, UP, Seconds, day_span
+from monitor.store import ChangeRow, SampleRow, SqlStore, StoreError, SweepBatch
+from monitor.store import migrate as store_migrate
+from monitor.store.schema import metadata
+
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")
+D = date(2025, 6, 30)
+P = "Đắk Lắk"
+T0 = day_span(D, HCM)[0]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "var" / "tslcd.sqlite"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[SqlStore]:
+    s = SqlStore(f"sqlite:///{db}")
+    yield s
+    s.close()
+
+
+def inventory(n: int = 3) -> Inventory:
+    return Inventory.of([Node(f"2400{i}", f"Xã {i}", "commune", P, area="A", address=f"198.18.0.{i + 1}")
+                         for i in range(n)])
+
+
+def test_migrations_create_the_schema_of_schema_py(store: SqlStore, db: Path) -> None:
+    with store.engine.connect() as conn:
+        assert store_migrate.current(conn) == store_migrate.head()
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diffs == []
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        con.close()
+
+
+def test_reopening_keeps_the_data_and_does_not_migrate_again(db: Path) -> None:
+    s = SqlStore(f"sqlite:///{db}")
+    run = s.start_run(T0, max_gap_s=90)
+    s.close()
+    s = SqlStore(f"sqlite:///{db}")
+    try:
+        assert [r.id for r in s.runs()] == [run]
+    finally:
+        s.close()
+
+
+def test_a_missing_store_is_an_error_when_create_is_off(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no history store at"):
+        SqlStore(f"sqlite:///{tmp_path}/nowhere.sqlite", create=False)
+
+
+def test_a_sweep_of_20000_nodes_is_one_transaction(store: SqlStore) -> None:
+    inv = Inventory.of([Node(f"{i:05d}", f"Xã {i}", "commune", P, address=f"198.18.{i // 250}.{i % 250 + 1}")
+                        for i in range(20_000)])
+    units = store.record_inventory(inv, T0).units
+    run = store.start_run(T0, max_gap_s=90)
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda conn: commits.append(1))
+    ids = list(units.values())
+    store.write_sweep(SweepBatch(run, T0 + 30, [ChangeRow(u, T0 + 30, UNKNOWN, UP) for u in ids],
+                                 [SampleRow(D, u, 1, 1, 2000, 0) for u in ids]))
+    assert len(commits) == 1
+    (h,) = store.history(D, D, HCM)
+    assert len(h.rows) == 20_000 and h.rows[ids[0]].rtt_mean_s == 0.002
+
+
+def test_heartbeats_extend_a_window_and_a_long_gap_opens_a_new_one(store: SqlStore) -> None:
+    units = store.record_inventory(inventory(1), T0).units
+    (u,) = units.values()
+    run = store.start_run(T0, max_gap_s=90)
+    store.write_sweep(SweepBatch(run, T0 + 3600, [ChangeRow(u, T0 + 3600, UNKNOWN, UP)]))
+    for k in range(1, 61):
+        store.write_sweep(SweepBatch(run, T0 + 3600 + 60 * k))  # one hour, every 60 s
+    store.write_sweep(SweepBatch(run, T0 + 3 * 3600))  # 1 h later: a gap
+    store.write_sweep(SweepBatch(run, T0 + 3 * 3600 + 60))
+    (h,) = store.history(D, D, HCM)
+    assert h.observed_s == 3600 + 60
+    assert h.rows[u].seconds == Seconds(up=3660, unknown=86_400 - 3660)
+
+
+def test_a_code_reused_by_another_unit_gets_its_own_identity(store: SqlStore) -> None:
+    july = date(2025, 7, 1)
+    inv = Inventory.of([
+        Node("24133", "Phường Thành Công", "commune", P, address="198.18.0.1", active_until=D),
+        Node("24133", "Phường Buôn Ma Thuột", "commune", P, address="198.18.0.2", active_from=july),
+    ])
+    rec = store.record_inventory(inv, T0)
+    assert len(set(rec.units.values())) == 2
+    nodes = store.inventory_nodes(rec.version)
+    assert {(n.name, n.active_on(D), n.active_on(july)) for n in nodes} == {
+        ("Phường Thành Công", True, False), ("Phường Buôn Ma Thuột", False, True)}
+    again = store.record_inventory(inv, T0 + 10)
+    assert (again.version, again.new) == (rec.version, False)  # unchanged: no new version
+
+
+def fill(store: SqlStore, n_days: int = 3) -> dict[str, int]:
+    """Three communes observed for ``n_days`` days from D; 24001 is down 02:00-03:00 every day."""
+    units = store.record_inventory(inventory(3), T0 - 10).units
+    ids = {code: u for (code, _), u in units.items()}
+    run = store.start_run(T0, max_gap_s=300)
+    store.write_sweep(SweepBatch(run, T0, [ChangeRow(u, T0, UNKNOWN, UP) for u in ids.values()]))
+    for d in range(n_days):
+        base = T0 + d * 86_400
+        for k in range(1, 24 * 12 + 1):  # every 5 minutes
+            t = base + k * 300
+            changes = []
+            if k == 2 * 12:
+                changes = [ChangeRow(ids["24001"], t, UP, DOWN)]
+            elif k == 3 * 12:
+                changes = [ChangeRow(ids["24001"], t, DOWN, UP)]
+            store.write_sweep(SweepBatch(run, t, changes,
+                                         [SampleRow(D + timedelta(days=d), u, 1, 1, 1500, 0) for u in ids.values()]))
+    return ids
+
+
+def test_finished_days_are_sealed_in_order_and_verify_clean(store: SqlStore) -> None:
+    ids = fill(store)
+    sealed = store.seal_due(T0 + 3 * 86_400 + 301, HCM, 300)
+    assert sealed == [D, D + timedelta(days=1), D + timedelta(days=2)]
+    assert store.seal_due(T0 + 3 * 86_400 + 400, HCM, 300) == []  # nothing new
+    res = store.verify()
+    assert res.ok and res.checked == 3 and res.head is not None and res.head.day == D + timedelta(days=2)
+    seals = store.seals()
+    assert seals[0].prev == "0" * 64 and seals[1].prev == seals[0].digest
+    (h,) = store.history(D + timedelta(days=1), D + timedelta(days=1), HCM)
+    assert h.seal is not None and h.coverage == 1.0
+    assert h.rows[ids["24001"]].seconds == Seconds(up=82_800, down=3600)
+    assert h.rows[ids["24001"]].samples == 288
+    ((unit, piece),) = h.outages
+    assert unit == ids["24001"] and piece.duration == 3600 and piece.ended_by == UP
+
+
+def test_a_day_sealed_reads_the_same_as_it_was_computed(store: SqlStore) -> None:
+    fill(store, 2)
+    before = list(store.history(D, D + timedelta(days=1), HCM))
+    store.seal_due(T0 + 2 * 86_400 + 301, HCM, 300)
+    after = list(store.history(D, D + timedelta(days=1), HCM))
+    assert [h.seal is None for h in before] == [True, True] and all(h.seal for h in after)
+    for b, a in zip(before, after, strict=True):
+        assert b.rows == a.rows and b.outages == a.outages and b.observed_s == a.observed_s
+
+
+def tamper(db: Path, sql: str, *args: object) -> None:
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute(sql, args).rowcount == 1
+        con.commit()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE daily SET down_s = 0, up_s = 86400 WHERE day = ? AND down_s > 0",
+    "UPDATE outages SET end_at = end_at - 600 WHERE day = ?",
+    "DELETE FROM outages WHERE day = ?",
+    "UPDATE seals SET observed_s = observed_s - 1 WHERE day = ?",
+])
+def test_verify_names_the_day_whose_stored_data_changed(store: SqlStore, db: Path, sql: str) -> None:
+    fill(store)
+    store.seal_due(T0 + 3 * 86_400 + 301, HCM, 300)
+    assert store.verify().ok
+    middle = D + timedelta(days=1)
+    tamper(db, sql, middle.isoformat())
+    res = store.verify()
+    assert not res.ok and res.first_bad == middle
+    assert any(p.startswith(f"{middle}: its data no longer matches") for p in res.problems)
+    assert store.verify(D, D).ok  # the day before is untouched
+    assert store.verify(middle + timedelta(days=1)).ok  # the day after still links to the stored digest
+
+
+def test_verify_names_the_first_day_using_a_changed_inventory(store: SqlStore, db: Path) -> None:
+    fill(store)
+    store.seal_due(T0 + 3 * 86_400 + 301, HCM, 300)
+    tamper(db, "UPDATE inventory_nodes SET address = '' WHERE unit_id = (SELECT min(unit_id) FROM inventory_nodes)")
+    assert store.verify().first_bad == D
+
+
+def test_verify_finds_a_broken_link_and_a_missing_day(store: SqlStore, db: Path) -> None:
+    fill(store)
+    store.seal_due(T0 + 3 * 86_400 + 301, HCM, 300)
+    tamper(db, "UPDATE seals SET prev = ? WHERE day = ?", "f" * 64, (D + timedelta(days=2)).isoformat())
+    res = store.verify()
+    assert res.first_bad == D + timedelta(days=2) and any("link" in p for p in res.problems)
+    tamper(db, "DELETE FROM seals WHERE day = ?", (D + timedelta(days=1)).isoformat())
+    assert store.verify().first_bad == D + timedelta(days=1)
+
+
+def test_samples_for_a_sealed_day_are_dropped_never_written(store: SqlStore) -> None:
+    ids = fill(store, 1)
+    store.seal_due(T0 + 86_400 + 301, HCM, 300)
+    run = store.runs()[-1].id
+    store.write_sweep(SweepBatch(run, None, (), [SampleRow(D, ids["24000"], 5, 5, 5, 5)]))
+    assert store.verify().ok
+
+
+def test_days_the_monitor_did_not_run_are_sealed_too_so_the_chain_has_no_hole(store: SqlStore) -> None:
+    fill(store, 1)
+    store.seal_due(T0 + 5 * 86_400, HCM, 300)
+    seals = store.seals()
+    assert [s.day for s in seals] == [D + timedelta(days=i) for i in range(4)]
+    assert [s.observed_s for s in seals[1:]] == [0, 0, 0] and [s.rows for s in seals[1:]] == [0, 0, 0]
+    (h,) = store.history(D + timedelta(days=2), D + timedelta(days=2), HCM)
+    assert h.rows == {} and h.coverage == 0
+
+
+def test_retention_purges_old_raw_events_but_keeps_each_units_state(store: SqlStore, db: Path) -> None:
+    ids = fill(store, 3)
+    store.seal_due(T0 + 3 * 86_400 + 301, HCM, 300)
+    con = sqlite3.connect(db)
+    try:
+        before = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    finally:
+        con.close()
+    gone = store.purge_events(T0 + 2 * 86_400, HCM)
+    assert gone == before - 3 - 2  # keeps each unit's last change before the cutoff, and the day after's pair
+    assert store.verify().ok  # sealed days never depended on raw events
+    # The next (unsealed) day still knows every unit is up.
+    run = store.runs()[-1].id
+    store.write_sweep(SweepBatch(run, T0 + 3 * 86_400 + 300))
+    (h,) = store.history(D + timedelta(days=3), D + timedelta(days=3), HCM)
+    assert h.rows[ids["24002"]].seconds.up == 300
+
+
+# -- the recorder: what the service will call ------------------------------------------------------------
+
+
+def recorded_monitor(tmp_path: Path, clock: list[float]) -> tuple[Any, Any, Any, Any]:
+    from monitor.config import load_config
+    from monitor.demo import inventory_yaml
+    from monitor.recorder import Recorder
+    from monitor.service import Monitor
+    from tests.conftest import ScriptedSweeper, small_inventory
+
+    inv = small_inventory()
+    path = tmp_path / "inv.yaml"
+    path.write_text(inventory_yaml(inv.nodes), encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(
+        f"province: {P}\ninventory: inv.yaml\nicmp:\n  interval_s: 300\n"
+        "states:\n  down_after: 1\n  up_after: 1\n", encoding="utf-8")
+    cfg = load_config(tmp_path / "config.yaml")
+    sweeper = ScriptedSweeper()
+    mon = Monitor(cfg, inv, sweeper, clock=lambda: clock[0])  # type: ignore[arg-type]
+    rec = Recorder(SqlStore(f"sqlite:///{tmp_path}/h.sqlite"), cfg, clock=lambda: clock[0])
+    return mon, rec, sweeper, inv
+
+
+async def sweep(mon: Any, rec: Any, inv: Inventory, clock: list[float], t: float) -> None:
+    clock[0] = t
+    events: list[Any] = []
+    mon.event_sinks[:] = [events.extend]
+    snap = await mon.sweep_once()
+    await rec.on_sweep(t, snap, events, inv)
+
+
+async def test_recorder_keeps_today_and_past_days_for_the_page_and_metrics(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from exporters.web import render_status_page
+
+    clock = [T0]
+    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock)
+    await rec.on_start(inv)
+    for k in range(36 * 12):  # a day and a half, a sweep every 5 min; 22015 down 01:00-04:00 on day 1
+        t = T0 + 300 * (k + 1)
+        sweeper.down = {"127.0.0.6"} if 3600 <= t - T0 < 4 * 3600 else set()
+        await sweep(mon, rec, inv, clock, t)
+    await rec.on_stop()
+    recent = rec.recent()
+    assert recent is not None and [d.day for d in recent.days] == [D] and recent.days[0].sealed
+    prov_day = recent.province_row(recent.days[0].rates)
+    assert prov_day is not None and (prov_day.communes, prov_day.connected) == (5, 3)  # 22015 only 87.5%
+    today = recent.province_row(recent.today.rates)
+    assert today is not None and today.connected == 4 and recent.today.coverage > 0.99
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(rec.collector())
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(generate_latest(registry).decode()) for s in f.samples}
+    key = (("area", ""), ("period", "yesterday"), ("province", "Đắk Lắk"))
+    assert samples[("tslcd_connected_day_rate_ratio", key)] == 0.6
+    assert samples[("tslcd_connected_day_rate_ratio", (("area", ""), ("period", "today"), ("province", "Đắk Lắk")))] \
+        == 0.8
+    assert samples[("tslcd_history_sealed_through_timestamp_seconds", ())] == day_span(D, HCM)[1]
+    html = render_status_page(replace(mon.snapshot, history=recent))
+    assert 'id="day-today"' in html and "60.0%" in html and "80.0%" in html
+
+
+async def test_a_node_leaving_the_inventory_becomes_unknown_not_up(tmp_path: Path) -> None:
+    clock = [T0]
+    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock)
+    for k in range(1, 4):
+        await sweep(mon, rec, inv, clock, T0 + 5 * k)
+    smaller = Inventory.of([n for n in inv.nodes if n.code != "24154"], source="smaller")
+    mon.inventory = smaller
+    await sweep(mon, rec, smaller, clock, T0 + 20)
+    await sweep(mon, rec, smaller, clock, T0 + 25)
+    await rec.on_stop()
+    store = rec.store
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT e.old, e.new, e.cause, e.at FROM events e JOIN units u ON u.id = e.unit_id"
+                                    " WHERE u.code = '24154' ORDER BY e.id").all()
+    assert [tuple(r) for r in rows] == [("unknown", "up", None, T0 + 5), ("up", "unknown", "not monitored", T0 + 20)]
+    assert len(store.inventory_versions()) == 2
+    (h,) = store.history(D, D, HCM)
+    unit = next(n.unit for n in store.inventory_nodes(1) if n.code == "24154")
+    assert h.rows[unit].seconds.up == 15
+
+
+async def test_a_failed_write_is_retried_and_its_gap_is_unknown(tmp_path: Path) -> None:
+    clock = [T0]
+    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock)
+    await sweep(mon, rec, inv, clock, T0 + 5)
+    real = rec.store.write_sweep
+    calls = []
+
+    def failing(batch: SweepBatch) -> None:
+        calls.append(batch)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        real(batch)
+
+    rec.store.write_sweep = failing
+    sweeper.down = {"127.0.0.6"}
+    await sweep(mon, rec, inv, clock, T0 + 10)  # 22015 goes down; the write fails
+    await sweep(mon, rec, inv, clock, T0 + 15)  # retried with this one
+    await rec.on_stop()
+    assert rec.write_failures == 1 and [c.unit for c in calls[1].changes] == [c.unit for c in calls[0].changes]
+    (h,) = rec.store.history(D, D, HCM)
+    unit = next(n.unit for n in rec.store.inventory_nodes(1) if n.code == "22015")
+    # Window 5..15 (one heartbeat lost, within the max gap): up 5..10, down 10..15.
+    assert h.rows[unit].seconds == Seconds(up=5, down=5, unknown=86_390)
+
+
+def test_a_second_monitor_on_the_same_store_is_refused_a_killed_one_is_not(store: SqlStore, db: Path) -> None:
+    run = store.start_run(T0, max_gap_s=90)
+    store.write_sweep(SweepBatch(run, T0 + 30))
+    with pytest.raises(StoreError, match="another monitor .* is writing"):
+        store.start_run(T0 + 40, max_gap_s=90)  # this process is alive and its run is not stopped
+    tamper(db, "UPDATE runs SET pid = ? WHERE id = ?", 2**22 + 1, run)  # as if it had been killed
+    assert store.start_run(T0 + 40, max_gap_s=90) > run
