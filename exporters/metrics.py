@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 
 from monitor.snapshot import Snapshot
+from monitor.snmp import snmp_families
 from monitor.state import STATES
 
 # Per node, labelled by code only; names and grouping come from NODE_INFO (DESIGN.md).
@@ -128,6 +129,7 @@ class SnapshotCollector:
             rate.add_metric(key, r.rate)
         yield from (communes, prov, conn, rate)
         yield GaugeMetricFamily(CONNECTION_TARGET, "The plan's target connection rate.", value=snap.target)
+        yield from snmp_families(snap.nodes)
 
 
 @dataclass(frozen=True, slots=True)

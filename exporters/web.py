@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from exporters.metrics import CONTENT_TYPE
 from monitor.recorder import history_view
 from monitor.snapshot import NodeStatus, Snapshot
+from monitor.snmp import snmp_row
 
 if TYPE_CHECKING:
     from monitor.service import Monitor
@@ -34,6 +35,16 @@ _env = Environment(loader=PackageLoader("exporters", "templates"), autoescape=se
                    trim_blocks=True, lstrip_blocks=True)
 
 
+def _fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
 def _fmt_time(ts: float | None, tz: ZoneInfo) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -48,6 +59,10 @@ def _fmt_duration(seconds: float) -> str:
     if h:
         return f"{h} giờ {m} phút"
     return f"{m} phút {s} giây" if m else f"{s} giây"
+
+
+_env.filters["bytes"] = _fmt_bytes
+_env.filters["duration"] = lambda s: "–" if s is None else _fmt_duration(s)
 
 
 def status_view(snap: Snapshot) -> dict[str, Any]:
@@ -69,6 +84,7 @@ def status_view(snap: Snapshot) -> dict[str, Any]:
             "cause": ns.cause, "cause_name": names.get(ns.cause or "", ""),
             "loss": ns.loss, "rtt_ms": None if ns.rtt_avg is None else round(ns.rtt_avg * 1000, 2),
             "flapping": ns.flapping,
+            "snmp": snmp_row(ns.snmp, ns.state),
         }
 
     return {
@@ -90,6 +106,8 @@ def status_view(snap: Snapshot) -> dict[str, Any]:
         ],
         "not_up": [row(ns) for ns in not_up],
         "no_circuit": [row(ns) for ns in communes if ns.state == "no_circuit"],
+        "ping_only": [row(ns) for ns in snap.nodes if ns.snmp and ns.state == "up" and not ns.snmp.up],
+        "snmp_nodes": [row(ns) for ns in snap.nodes if ns.snmp],
         "history": history_view(snap.history),
         "sweep": {"duration_s": round(snap.sweep.duration_s, 3), "ok": snap.sweep.ok,
                   "failed": snap.sweep.failed, "overrun": snap.sweep.overrun},

@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     from exporters import audit
 
     audit.add_parser(sub)
+    from monitor import snmp_cli
+
+    snmp_cli.add_parser(sub)
 
     inv = sub.add_parser("inventory", help="inventory tools", description="Inventory tools.")
     inv_sub = inv.add_subparsers(dest="inventory_command", metavar="ACTION", required=True)
@@ -234,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_demo(args)
     if args.command == "check":
         return cmd_check(args)
+    if args.command == "snmp":
+        from monitor import snmp_cli
+
+        return snmp_cli.run(args)
     if args.command == "audit":
         from exporters import audit
 

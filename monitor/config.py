@@ -141,6 +141,14 @@ class SnmpProfile(_Strict):
         return self
 
 
+class Snmp(_Strict):
+    """SNMP polls: every node with an address and an ``snmp`` profile, every ``interval_s``."""
+
+    interval_s: float = Field(60.0, ge=10, le=3600, description="seconds between poll starts")
+    max_in_flight: int = Field(200, ge=1, le=2000, description="requests outstanding at once")
+    spread: float = Field(0.5, ge=0, lt=1, description="share of the interval over which a poll's sends spread")
+
+
 class Rates(_Strict):
     """Thresholds of the definitions auditors rely on (DESIGN.md)."""
 
@@ -170,6 +178,7 @@ class Config(_Strict):
     states: States = States()
     rates: Rates = Rates()
     maintenance: tuple[Maintenance, ...] = ()
+    snmp: Snmp = Snmp()
     snmp_profiles: dict[str, SnmpProfile] = Field(default_factory=dict)
     store: StoreSettings = StoreSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"

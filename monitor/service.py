@@ -34,6 +34,17 @@ from monitor.state import (
     resolve,
 )
 
+from monitor.snmp import (
+    Delta,
+    SnmpPoller,
+    SnmpTrack,
+    add_deltas,
+    fold_readings,
+    plan_poll,
+    snmp_status,
+    uplink_deltas,
+)
+
 if TYPE_CHECKING:
     from monitor.recorder import Recorder
 
@@ -110,6 +121,10 @@ class Monitor:
         self._tracks: dict[str, _NodeTrack] = {}
         self.event_sinks: list[Callable[[Sequence[Event]], None]] = []
         self.recorder: Recorder | None = None  # history store; None: nothing is kept
+        self.snmp: SnmpPoller | None = (
+            SnmpPoller(cfg.snmp_profiles, max_in_flight=cfg.snmp.max_in_flight) if cfg.snmp_profiles else None)
+        self._snmp: dict[str, SnmpTrack] = {}
+        self._snmp_pending: dict[str, Delta] = {}  # uplink deltas not yet written to the history
         self.snapshot = self._build(self.clock(), SweepStats(), sweeps=0)
         self.metrics.update(render_snapshot(self.snapshot))
         self._sweeps = 0
@@ -212,7 +227,11 @@ class Monitor:
         for sink in self.event_sinks:
             sink(events)
         if self.recorder is not None:
-            await self.recorder.on_sweep(now, snap, events, self.inventory)
+            from monitor.recorder import UplinkCounters
+
+            pending, self._snmp_pending = self._snmp_pending, {}
+            await self.recorder.on_sweep(now, snap, events, self.inventory,
+                                         counters={c: UplinkCounters(*d) for c, d in pending.items()})
             snap = replace(snap, history=self.recorder.recent())
         self.snapshot = snap
         # Rendering 10^5 samples costs about a second of CPU: never in the event loop (MEASURED.md).
@@ -249,6 +268,7 @@ class Monitor:
                     jitter=p.jitter if p else None,
                     loss=p.loss_ratio if p else None,
                     ipv6_ok=track.ipv6_ok,
+                    snmp=snmp_status(self._snmp.get(n.code), now, self.cfg.tz),
                 )
             statuses.append(status)
             if n.is_commune:
@@ -285,6 +305,11 @@ class Monitor:
                           misfire_grace_time=None)
         scheduler.add_job(self.reload_if_changed, "interval", seconds=5, id="inventory-watch",
                           max_instances=1, coalesce=True)
+        if self.snmp is not None:
+            # The first poll after the first sweep, so that nodes known down are not polled.
+            first = datetime.fromtimestamp(self.clock() + self.cfg.icmp.interval_s / 2, self.cfg.tz)
+            scheduler.add_job(self._snmp_job, "interval", seconds=self.cfg.snmp.interval_s, id="snmp-poll",
+                              max_instances=1, coalesce=True, next_run_time=first, misfire_grace_time=None)
         if self.recorder is not None:
             await self.recorder.on_start(self.inventory)
         scheduler.start()
@@ -299,6 +324,8 @@ class Monitor:
             await self._finish_sweep()
             if self.recorder is not None:
                 await self.recorder.on_stop()
+            if self.snmp is not None:
+                self.snmp.close()
             await runner.cleanup()
             for sig in installed:
                 loop.remove_signal_handler(sig)
@@ -314,6 +341,49 @@ class Monitor:
             log.exception("sweep failed", extra={"probe": "icmp"})
         finally:
             self._sweeping = None
+
+    async def poll_snmp_once(self) -> Snapshot:
+        """Poll every active node with an SNMP profile (not those ping says are down), fold, publish."""
+        assert self.snmp is not None
+        started = self.clock()
+        active = self.inventory.active(self.today(started))
+        todo, skipped = plan_poll(active, {s.node.code: s.state for s in self.snapshot.nodes}, started)
+        readings = await self.snmp.poll(todo, spread_s=self.cfg.snmp.spread * self.cfg.snmp.interval_s)
+        now = self.clock()
+        before = self._snmp
+        tracks, reboots = fold_readings(before, [*readings, *skipped], self.cfg.tz)
+        gone = set(tracks) - {n.code for n in active if n.snmp and n.address}
+        for code in gone:
+            del tracks[code]
+        if gone:
+            self.snmp.forget(gone)
+        self._snmp = tracks
+        self._snmp_pending = add_deltas(self._snmp_pending, uplink_deltas(before, tracks))
+        for rb in reboots:
+            log.info("router rebooted", extra={"code": rb.code, "booted_at": round(rb.booted_at, 1)})
+        ok = sum(1 for r in readings if r.ok)
+        sm = self.self_metrics
+        sm.sweep_duration.labels("snmp").set(now - started)
+        sm.sweep_last.labels("snmp").set(now)
+        sm.probes.labels("snmp", "success").inc(ok)
+        sm.probes.labels("snmp", "failure").inc(len(readings) - ok)
+        if now - started > self.cfg.snmp.interval_s:
+            log.warning("poll overran its interval", extra={"probe": "snmp", "duration_s": round(now - started, 3),
+                                                           "interval_s": self.cfg.snmp.interval_s})
+        snap = self.snapshot
+        snap = replace(snap, nodes=tuple(
+            replace(ns, snmp=snmp_status(tracks.get(ns.node.code), now, self.cfg.tz)) for ns in snap.nodes))
+        self.snapshot = snap
+        self.metrics.update(await asyncio.to_thread(render_snapshot, snap))
+        return snap
+
+    async def _snmp_job(self) -> None:
+        try:
+            await self.poll_snmp_once()
+        except asyncio.CancelledError:
+            log.info("poll interrupted by stop", extra={"probe": "snmp"})
+        except Exception:  # a failed poll is logged and the next one runs
+            log.exception("poll failed", extra={"probe": "snmp"})
 
     async def _finish_sweep(self) -> None:
         """On stop, let a sweep in progress finish (its results count), within a bounded grace."""

@@ -10,6 +10,7 @@ from monitor.rates import AreaRate
 
 if TYPE_CHECKING:
     from monitor.recorder import RecentRates
+    from monitor.snmp import SnmpStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class NodeStatus:
     jitter: float | None = None
     loss: float | None = None
     ipv6_ok: bool | None = None
+    snmp: SnmpStatus | None = None  # None: no SNMP profile, or not polled yet
 
 
 @dataclass(frozen=True, slots=True)

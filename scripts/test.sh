@@ -2,10 +2,11 @@
 # Set up (first time) and run the whole test suite. As root it installs the Debian
 # packages the tests use for real: chromium (pages), fping (ICMP benchmark peer),
 # iproute2 (test namespaces), prometheus and prometheus-alertmanager (promtool, amtool,
-# and a real Prometheus scraping tslcd). Extra arguments go to pytest.
+# and a real Prometheus scraping tslcd), snmpd and snmp (net-snmp's agent for SNMPv3
+# tests, snmpget for the benchmark). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-debs=(chromium fping iproute2 util-linux procps time prometheus prometheus-alertmanager)
+debs=(chromium fping iproute2 util-linux procps time prometheus prometheus-alertmanager snmpd snmp)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

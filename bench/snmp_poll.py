@@ -1,0 +1,269 @@
+"""Benchmark: tslcd's SNMP poller against net-snmp's snmpget/snmpbulkget, on the same local snmpd agents.
+
+    .venv/bin/python bench/snmp_poll.py [--nodes 20000] [--agents 20] [--versions 2c 3] [--polls 3]
+                                        [--sample 1000] [--append docs/benchmarks.md]
+
+Agents: ``--agents`` net-snmp snmpd processes, each listening on its share of ``--nodes``
+distinct loopback addresses in 127.77.0.0/16 (one port), so every node is its own
+target (its own transport address, as in a real network) and the agents' work is
+spread over several processes. Each node has uplink ``lo``.
+
+tslcd: one ``SnmpPoller`` polls every node (``max_in_flight`` 200): the first poll
+registers the targets in pysnmp and discovers each uplink (GETBULK + GET), the next
+ones are one 8-varbind GET per node. net-snmp: one ``snmpget`` process per node for the
+same 8 OIDs (and one ``snmpbulkget`` per node for the discovery), on a sample of nodes,
+``--jobs`` at a time; its figures are scaled from the sample to ``--nodes``.
+CPU is user+sys: the poller's own process, the snmpget children (``RUSAGE_CHILDREN``),
+and the agents (from /proc). Everything runs on this machine: the agents take CPU from
+the same cores the pollers use. Packets go to 127.77.0.0/16 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pydantic import SecretStr  # noqa: E402
+
+from inventory.model import Node  # noqa: E402
+from monitor.config import SnmpProfile  # noqa: E402
+from monitor.snmp import SnmpPoller  # noqa: E402
+from monitor.snmp_agents import Agent, UsmUser, free_udp_port, start_snmpd  # noqa: E402
+
+COMMUNITY = "bench-c0mmunity"
+USER = UsmUser("bench", "sha", "bench-auth-key", "aes128", "bench-priv-key")
+INTERVAL_S = 60.0  # the default snmp.interval_s
+GET_OIDS = ["1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.31.1.1.1.1.1", "1.3.6.1.2.1.2.2.1.8.1",
+            "1.3.6.1.2.1.31.1.1.1.6.1", "1.3.6.1.2.1.31.1.1.1.10.1", "1.3.6.1.2.1.2.2.1.14.1",
+            "1.3.6.1.2.1.2.2.1.20.1"]
+BULK_OIDS = ["1.3.6.1.2.1.1.1", "1.3.6.1.2.1.1.2", "1.3.6.1.2.1.1.3", "1.3.6.1.2.1.1.5", "1.3.6.1.2.1.31.1.1.1.1"]
+
+
+def address(i: int) -> str:
+    return f"127.77.{i // 250}.{i % 250 + 1}"
+
+
+def cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_of(pids: list[int]) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total / tick
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Row:
+    tool: str
+    version: str
+    what: str
+    nodes: int
+    requests: int
+    failed: int
+    wall_s: float
+    cpu_s: float
+    agents_cpu_s: float
+    scaled_from: int = 0  # sample size when figures are scaled
+
+    @property
+    def gets_per_s(self) -> float:
+        return self.requests / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def cpu_ms_per_node(self) -> float:
+        return 1000 * self.cpu_s / self.nodes
+
+
+def start_agents(nodes: int, agents: int) -> list[Agent]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    per = -(-nodes // agents)
+    started: list[Agent] = []
+    port = free_udp_port()
+    try:
+        for a in range(agents):
+            hosts = [address(i) for i in range(a * per, min(nodes, (a + 1) * per))]
+            if hosts:
+                started.append(start_snmpd(communities=[COMMUNITY], users=[USER], hosts=hosts, port=port,
+                                           sys_name=f"bench-{a}", deadline_s=120))
+    except BaseException:
+        for agent in started:
+            agent.stop()
+        raise
+    return started
+
+
+def profiles(port: int) -> dict[str, SnmpProfile]:
+    return {
+        "2c": SnmpProfile(version="2c", community=SecretStr(COMMUNITY), port=port, timeout_s=5, retries=1),
+        "3": SnmpProfile(version="3", user=USER.name, auth_protocol="sha", auth_key=SecretStr(USER.auth_key),
+                         priv_protocol="aes128", priv_key=SecretStr(USER.priv_key), port=port, timeout_s=5,
+                         retries=1),
+    }
+
+
+async def bench_tslcd(version: str, nodes: int, port: int, polls: int, agent_pids: list[int],
+                      in_flight: int) -> list[Row]:
+    poller = SnmpPoller(profiles(port), max_in_flight=in_flight)
+    inventory = [Node(f"n{i}", f"node {i}", "commune", "Bench", address=address(i), snmp=version, uplink="lo")
+                 for i in range(nodes)]
+    rows: list[Row] = []
+    try:
+        for k in range(polls):
+            c0, a0, w0 = cpu_self(), cpu_of(agent_pids), time.perf_counter()
+            readings = await poller.poll(inventory)
+            wall, cpu, agents_cpu = time.perf_counter() - w0, cpu_self() - c0, cpu_of(agent_pids) - a0
+            failed = [r for r in readings if not r.ok]
+            if failed:
+                print(f"  {len(failed)} failed, e.g. {failed[0].code}: {failed[0].reason.value}: {failed[0].detail}",
+                      flush=True)
+            what = "first poll (targets, discovery)" if k == 0 else f"poll {k + 1} (steady)"
+            rows.append(Row("tslcd (pysnmp)", version, what, nodes, sum(r.requests for r in readings), len(failed),
+                            wall, cpu, agents_cpu))
+            print(f"  tslcd v{version} {what}: wall {wall:.1f} s, CPU {cpu:.1f} s, agents {agents_cpu:.1f} s, "
+                  f"RSS {rss_mb():.0f} MB, rcvbuf {poller.rcvbuf_effective}", flush=True)
+    finally:
+        poller.close()
+    return rows
+
+
+def netsnmp_args(version: str) -> list[str]:
+    if version == "2c":
+        return ["-v2c", "-c", COMMUNITY]
+    return ["-v3", "-l", "authPriv", "-u", USER.name, "-a", "SHA", "-A", USER.auth_key, "-x", "AES",
+            "-X", USER.priv_key]
+
+
+def bench_netsnmp(tool: str, version: str, nodes: int, sample: int, port: int, jobs: int,
+                  agent_pids: list[int]) -> Row:
+    base = [tool, *netsnmp_args(version), "-t", "5", "-r", "1", "-Oqv"]
+    extra = ["-Cn4", "-Cr16"] if tool == "snmpbulkget" else []
+    oids = BULK_OIDS if tool == "snmpbulkget" else GET_OIDS
+    step = max(1, nodes // sample)
+    picks = [address(i) for i in range(0, nodes, step)][:sample]
+
+    def one(addr: str) -> bool:
+        p = subprocess.run([*base, *extra, f"{addr}:{port}", *oids], capture_output=True, timeout=60,
+                           env={**os.environ, "MIBS": ""})
+        return p.returncode == 0
+
+    c0, a0, w0 = cpu_children(), cpu_of(agent_pids), time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:
+        ok = list(pool.map(one, picks))
+    wall, cpu, agents_cpu = time.perf_counter() - w0, cpu_children() - c0, cpu_of(agent_pids) - a0
+    scale = nodes / len(picks)
+    row = Row(f"net-snmp {tool}", version, "process per node", nodes, nodes, round(ok.count(False) * scale),
+              wall * scale, cpu * scale, agents_cpu * scale, scaled_from=len(picks))
+    print(f"  {tool} v{version}: {len(picks)} nodes in {wall:.1f} s, CPU {cpu:.1f} s -> scaled to {nodes}: "
+          f"wall {row.wall_s:.0f} s, CPU {row.cpu_s:.0f} s", flush=True)
+    return row
+
+
+def table(rows: list[Row]) -> str:
+    out = ["| tool | SNMP | what | nodes | requests | failed | GETs/s | wall s | CPU s | CPU ms/node | agents CPU s |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        nodes = f"{r.nodes:,}" + (f" (from {r.scaled_from:,})" if r.scaled_from else "")
+        out.append(f"| {r.tool} | v{r.version} | {r.what} | {nodes} | {r.requests:,} | {r.failed} | "
+                   f"{r.gets_per_s:,.0f} | {r.wall_s:.1f} | {r.cpu_s:.1f} | {r.cpu_ms_per_node:.2f} | "
+                   f"{r.agents_cpu_s:.1f} |")
+    return "\n".join(out)
+
+
+def machine() -> str:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    import pysnmp
+
+    netsnmp = subprocess.run(["snmpget", "--version"], capture_output=True, text=True).stderr.strip()
+    return (f"{os.cpu_count()} vCPU ({cpu}), {platform.platform()}, CPython {platform.python_version()}, "
+            f"pysnmp {pysnmp.__version__}, {netsnmp}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=20_000)
+    ap.add_argument("--agents", type=int, default=20, help="snmpd processes sharing the nodes' addresses")
+    ap.add_argument("--versions", nargs="+", default=["2c", "3"], choices=["2c", "3"])
+    ap.add_argument("--polls", type=int, default=3, help="tslcd polls per version (the first discovers)")
+    ap.add_argument("--sample", type=int, default=1000, help="nodes net-snmp polls, scaled to --nodes")
+    ap.add_argument("--jobs", type=int, default=8, help="net-snmp processes at a time")
+    ap.add_argument("--in-flight", type=int, default=200, help="tslcd's max_in_flight")
+    ap.add_argument("--append", metavar="MD", help="append the results as a section of this Markdown file")
+    args = ap.parse_args()
+
+    print(f"starting {args.agents} snmpd for {args.nodes} addresses ...", flush=True)
+    t0 = time.perf_counter()
+    agents = start_agents(args.nodes, args.agents)
+    print(f"  agents up in {time.perf_counter() - t0:.1f} s", flush=True)
+    pids = [a.pid for a in agents]
+    port = agents[0].port
+    rows: list[Row] = []
+    try:
+        for version in args.versions:
+            rows += asyncio.run(bench_tslcd(version, args.nodes, port, args.polls, pids, args.in_flight))
+            rows.append(bench_netsnmp("snmpbulkget", version, args.nodes, args.sample, port, args.jobs, pids))
+            rows.append(bench_netsnmp("snmpget", version, args.nodes, args.sample, port, args.jobs, pids))
+    finally:
+        for a in agents:
+            a.stop()
+    text = table(rows)
+    print()
+    print(text)
+    steady = [r for r in rows if r.tool.startswith("tslcd") and "steady" in r.what]
+    verdicts = []
+    for version in args.versions:
+        mine = [r for r in steady if r.version == version]
+        if mine:
+            worst = max(r.wall_s * 20_000 / r.nodes for r in mine)
+            verdict = "fits" if worst <= INTERVAL_S else f"misses by {worst - INTERVAL_S:.0f} s"
+            verdicts.append(f"v{version}: a steady 20,000-node poll takes {worst:.0f} s: {verdict} the "
+                            f"{INTERVAL_S:.0f} s interval")
+    for v in verdicts:
+        print(v)
+    if args.append:
+        path = Path(args.append)
+        section = (f"\n## SNMP poll\n\n<!-- bench/snmp_poll.py --nodes {args.nodes} --agents {args.agents} -->\n\n"
+                   f"**Machine:** {machine()}.\n\n{text}\n\n" + "\n".join(f"- {v}" for v in verdicts) + "\n")
+        existing = path.read_text(encoding="utf-8") if path.exists() else ""  # re-read right before writing
+        path.write_text(existing.rstrip("\n") + "\n" + section, encoding="utf-8")
+        print(f"appended to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

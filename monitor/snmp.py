@@ -1,0 +1,1368 @@
+"""SNMP polling (pysnmp only): one engine, bounded requests, uplink discovery, failures classified as results.
+
+This is the only module that talks to pysnmp and catches its errors (STYLE.md 9). A poll
+of a node returns one ``SnmpReading``; a failure is a reading with a ``Reason``, never an
+exception out of ``SnmpPoller.poll``.
+
+What a poll does (issue 4):
+
+- **First contact** with a node that has an ``uplink``: one GETBULK reads sysDescr,
+  sysObjectID, sysUpTime and sysName (as non-repeaters) together with the ifName column
+  (as the repeater); ifAlias and then ifDescr are walked only when no ifName is the
+  uplink's name (exact, then ignoring case). Its ifIndex is cached.
+- **Every poll**: one GET of sysUpTime, sysName, the cached ifIndex's name (to notice
+  when the ifIndex moves, which triggers the discovery again in the same poll),
+  ifOperStatus, ifHCIn/OutOctets (ifIn/OutOctets where the agent has no 64-bit
+  counters: decided once, at the first GET that asks for both) and ifIn/OutErrors.
+  sysDescr and sysObjectID are read again only after a reboot (sysUpTime went back).
+- **Failures** are readings with a bounded ``Reason`` and a precise detail. A timeout is
+  diagnosed with a small GET with the same credentials (answered: the agent is slow or the
+  request too big) and then an SNMPv3 discovery probe, to tell "nothing answers" from "an
+  agent answers, but not to our credentials": for v2c that is the signature of a wrong
+  community (agents drop unknown communities silently, so a wrong community otherwise
+  looks exactly like a timeout), for v3 authPriv of a wrong privacy key (agents drop what
+  they cannot decrypt). v3 reports (usmStatsWrongDigests, UnknownUserNames,
+  DecryptionErrors...) are classified directly.
+
+Scale (MEASURED.md, issue 4; docs/benchmarks.md): one SnmpEngine per process (one more per
+v3 user name reused with other keys), its UDP socket's receive buffer enlarged, requests
+in flight capped by one semaphore, one UdpTransportTarget per node created and registered
+once (all together, before the requests), numeric OIDs in pre-built ObjectTypes shared by
+every node, ``lookupMib=False``. A steady poll of 20,000 nodes: 25 s (v2c), 45 s (v3).
+
+Below the poller, pure helpers the service uses: ``plan_poll``, ``fold_readings``,
+``uplink_deltas``, ``snmp_status``/``snmp_row`` and ``snmp_families`` (for /metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+import traceback
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, tzinfo
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pyasn1.type import univ
+from pysnmp.carrier.asyncio.dgram import udp, udp6
+from pysnmp.entity import config as pysnmp_config
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    ObjectIdentity,
+    ObjectType,
+    SnmpEngine,
+    Udp6TransportTarget,
+    UdpTransportTarget,
+    UsmUserData,
+    bulk_cmd,
+    get_cmd,
+    usm3DESEDEPrivProtocol,
+    usmAesBlumenthalCfb192Protocol,
+    usmAesBlumenthalCfb256Protocol,
+    usmAesCfb128Protocol,
+    usmAesCfb192Protocol,
+    usmAesCfb256Protocol,
+    usmDESPrivProtocol,
+    usmHMAC128SHA224AuthProtocol,
+    usmHMAC192SHA256AuthProtocol,
+    usmHMAC256SHA384AuthProtocol,
+    usmHMAC384SHA512AuthProtocol,
+    usmHMACMD5AuthProtocol,
+    usmHMACSHAAuthProtocol,
+    usmNoAuthProtocol,
+    usmNoPrivProtocol,
+)
+from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD, VB_PROCESSOR
+from pysnmp.proto import errind, rfc1902, rfc1905
+
+from monitor import counters
+from monitor.counters import NodeCounters, Sample
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
+    from inventory.model import Node
+    from monitor.config import SnmpProfile
+
+log = logging.getLogger("tslcd.snmp")
+
+__all__ = [
+    "Reason",
+    "Reboot",
+    "SnmpPoller",
+    "SnmpReading",
+    "SnmpStatus",
+    "SnmpTrack",
+    "UplinkReading",
+    "add_deltas",
+    "fold_reading",
+    "fold_readings",
+    "plan_poll",
+    "snmp_families",
+    "snmp_row",
+    "snmp_status",
+    "uplink_deltas",
+]
+
+# ---------------------------------------------------------------- OIDs (numeric: no MIB lookups)
+
+OID = tuple[int, ...]
+SYS_DESCR: OID = (1, 3, 6, 1, 2, 1, 1, 1)
+SYS_OBJECT_ID: OID = (1, 3, 6, 1, 2, 1, 1, 2)
+SYS_UPTIME: OID = (1, 3, 6, 1, 2, 1, 1, 3)
+SYS_NAME: OID = (1, 3, 6, 1, 2, 1, 1, 5)
+IF_DESCR: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 2)
+IF_OPER_STATUS: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 8)
+IF_IN_OCTETS: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 10)
+IF_IN_ERRORS: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 14)
+IF_OUT_OCTETS: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 16)
+IF_OUT_ERRORS: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 20)
+IF_NAME: OID = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
+IF_HC_IN_OCTETS: OID = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6)
+IF_HC_OUT_OCTETS: OID = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 10)
+IF_ALIAS: OID = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 18)
+# v3 USM report counters (RFC 3414), as agents name them in Reports.
+USM_STATS: OID = (1, 3, 6, 1, 6, 3, 15, 1, 1)
+
+_NAMES: dict[OID, str] = {
+    SYS_DESCR: "sysDescr", SYS_OBJECT_ID: "sysObjectID", SYS_UPTIME: "sysUpTime", SYS_NAME: "sysName",
+    IF_DESCR: "ifDescr", IF_OPER_STATUS: "ifOperStatus", IF_IN_OCTETS: "ifInOctets", IF_IN_ERRORS: "ifInErrors",
+    IF_OUT_OCTETS: "ifOutOctets", IF_OUT_ERRORS: "ifOutErrors", IF_NAME: "ifName",
+    IF_HC_IN_OCTETS: "ifHCInOctets", IF_HC_OUT_OCTETS: "ifHCOutOctets", IF_ALIAS: "ifAlias",
+}
+SCALARS: tuple[OID, ...] = (SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME)  # GETBULK non-repeaters
+# How the uplink is looked for, in order of preference.
+NAME_COLUMNS: tuple[OID, ...] = (IF_NAME, IF_ALIAS, IF_DESCR)
+OPER_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
+
+
+def oid_name(oid: Iterable[int]) -> str:
+    """``ifName.3`` for a known column or scalar, else the dotted OID."""
+    t = tuple(oid)
+    for n in range(len(t) - 1, 6, -1):
+        name = _NAMES.get(t[:n])
+        if name:
+            return name + "".join(f".{x}" for x in t[n:])
+    return ".".join(str(x) for x in t)
+
+
+# ---------------------------------------------------------------- results
+
+
+class Reason(StrEnum):
+    """Why a poll failed (a bounded label value: tslcd_snmp_reason{reason})."""
+
+    OK = "ok"
+    TIMEOUT = "timeout"  # nothing answered (for v2c, a wrong community looks exactly like this)
+    WRONG_COMMUNITY = "wrong_community"  # v2c: the agent answers v3 discovery but ignores our community
+    AUTH_FAILURE = "auth_failure"  # v3: usmStatsWrongDigests (wrong auth key or protocol)
+    UNKNOWN_USER = "unknown_user"  # v3: usmStatsUnknownUserNames
+    PRIVACY_FAILURE = "privacy_failure"  # v3: usmStatsDecryptionErrors, or silence after discovery (authPriv)
+    V3_REPORT = "v3_report"  # v3: another USM report (unsupported security level, time window, engine ID)
+    NO_SUCH_OBJECT = "no_such_object"  # a required object is noSuchObject/noSuchInstance/endOfMibView
+    UPLINK_NOT_FOUND = "uplink_not_found"  # no ifName/ifAlias/ifDescr is the node's uplink
+    UNEXPECTED_TYPE = "unexpected_type"  # e.g. sysUpTime that is not TimeTicks
+    AGENT_ERROR = "agent_error"  # the agent answered an error-status (authorizationError, genErr, tooBig...)
+    LOCAL_ERROR = "local_error"  # our side: no profile, bad address, ciphering unavailable
+    NOT_POLLED = "not_polled"  # the service did not poll it (e.g. the node does not answer ping)
+
+
+REASONS: tuple[Reason, ...] = tuple(Reason)
+
+# What each reason means, for the status page (Vietnamese) next to the precise detail.
+REASON_LABELS_VI: dict[Reason, str] = {
+    Reason.OK: "SNMP bình thường",
+    Reason.TIMEOUT: "không trả lời SNMP",
+    Reason.WRONG_COMMUNITY: "sai community SNMP",
+    Reason.AUTH_FAILURE: "sai khóa xác thực SNMPv3",
+    Reason.UNKNOWN_USER: "không có người dùng SNMPv3",
+    Reason.PRIVACY_FAILURE: "sai khóa mã hóa SNMPv3",
+    Reason.V3_REPORT: "thiết bị từ chối SNMPv3",
+    Reason.NO_SUCH_OBJECT: "thiếu đối tượng MIB",
+    Reason.UPLINK_NOT_FOUND: "không thấy cổng uplink",
+    Reason.UNEXPECTED_TYPE: "kiểu dữ liệu lạ",
+    Reason.AGENT_ERROR: "thiết bị báo lỗi SNMP",
+    Reason.LOCAL_ERROR: "lỗi phía máy giám sát",
+    Reason.NOT_POLLED: "không hỏi SNMP",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkReading:
+    """The uplink interface as read in one poll."""
+
+    name: str  # the inventory's uplink name
+    if_index: int
+    matched_by: str  # ifName, ifAlias or ifDescr
+    oper_status: int
+    bits: int  # 64 (ifHC*Octets) or 32 (ifIn/OutOctets)
+    in_octets: int
+    out_octets: int
+    in_errors: int | None = None
+    out_errors: int | None = None
+
+    @property
+    def oper_up(self) -> bool:
+        return self.oper_status == 1
+
+    @property
+    def oper_text(self) -> str:
+        return OPER_STATUS.get(self.oper_status, str(self.oper_status))
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpReading:
+    """One node's poll: what was read, or why it failed (``reason`` and a precise, secret-free ``detail``).
+
+    A failed reading may still carry what was read before the failure (e.g. sysUpTime
+    when the uplink is not found).
+    """
+
+    code: str
+    at: float
+    reason: Reason
+    detail: str = ""
+    uptime_ticks: int | None = None
+    sys_name: str | None = None
+    sys_descr: str | None = None  # only when (re)read by this poll
+    sys_object_id: str | None = None  # idem
+    uplink: UplinkReading | None = None
+    requests: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is Reason.OK
+
+    def sample(self) -> Sample | None:
+        """The plain values monitor.counters folds, or None when sysUpTime was not read."""
+        if self.uptime_ticks is None:
+            return None
+        u = self.uplink
+        if u is None:
+            return Sample(self.at, self.uptime_ticks)
+        return Sample(self.at, self.uptime_ticks, u.if_index, u.bits, u.in_octets, u.out_octets,
+                      u.in_errors, u.out_errors)
+
+    @classmethod
+    def not_polled(cls, code: str, at: float, why: str) -> SnmpReading:
+        return cls(code, at, Reason.NOT_POLLED, why)
+
+
+class _Failed(Exception):
+    """Internal: a poll step failed; turned into a reading before leaving the poller."""
+
+    def __init__(self, reason: Reason, detail: str, sent: int = 0) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.sent = sent  # requests a diagnosis sent
+
+
+# ---------------------------------------------------------------- profiles -> pysnmp
+
+
+_AUTH = {
+    "none": usmNoAuthProtocol, "md5": usmHMACMD5AuthProtocol, "sha": usmHMACSHAAuthProtocol,
+    "sha224": usmHMAC128SHA224AuthProtocol, "sha256": usmHMAC192SHA256AuthProtocol,
+    "sha384": usmHMAC256SHA384AuthProtocol, "sha512": usmHMAC384SHA512AuthProtocol,
+}
+_PRIV = {
+    "none": usmNoPrivProtocol, "des": usmDESPrivProtocol, "3des": usm3DESEDEPrivProtocol,
+    "aes128": usmAesCfb128Protocol,
+    # net-snmp's and snmp_exporter's AES-192/256 use the Blumenthal key extension;
+    # Cisco's use the Reeder one (pysnmp's plain usmAesCfb192/256Protocol).
+    "aes192": usmAesBlumenthalCfb192Protocol, "aes256": usmAesBlumenthalCfb256Protocol,
+    "aes192c": usmAesCfb192Protocol, "aes256c": usmAesCfb256Protocol,
+}
+PROBE_USER = "tslcd-probe"  # the unknown v3 user a discovery probe asks for
+
+
+def _secrets(profile: SnmpProfile) -> tuple[str, ...]:
+    found = []
+    for s in (profile.community, profile.auth_key, profile.priv_key):
+        if s is not None and s.get_secret_value():
+            found.append(s.get_secret_value())
+    return tuple(found)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***`` (longest first)."""
+    for s in sorted(secrets, key=len, reverse=True):
+        if s:
+            text = text.replace(s, "***")
+    return text
+
+
+def describe_profile(name: str, p: SnmpProfile) -> str:
+    """A one-line, secret-free description of a profile."""
+    if p.version == "2c":
+        what = "v2c community ***"
+    else:
+        level = "authPriv" if p.priv_protocol != "none" else ("authNoPriv" if p.auth_protocol != "none"
+                                                              else "noAuthNoPriv")
+        what = f"v3 user {p.user!r} {level}"
+        if p.auth_protocol != "none":
+            what += f" auth {p.auth_protocol}"
+        if p.priv_protocol != "none":
+            what += f" priv {p.priv_protocol}"
+        if p.context:
+            what += f" context {p.context!r}"
+    tries = p.retries + 1
+    return (f"profile {name!r}: {what}, port {p.port}, "
+            f"timeout {p.timeout_s:g} s x {tries} tr{'y' if tries == 1 else 'ies'}")
+
+
+# ---------------------------------------------------------------- the poller
+
+
+@dataclass
+class _NodeCache:
+    """What the poller remembers of one node between polls (I/O-side; counters live in SnmpTrack)."""
+
+    key: tuple[Any, ...]  # address, port, profile, uplink: any change starts afresh
+    target: UdpTransportTarget | Udp6TransportTarget | None = None
+    probe_target: UdpTransportTarget | Udp6TransportTarget | None = None
+    if_index: int | None = None
+    column: OID = IF_NAME  # the column whose value named the uplink
+    match_value: str = ""
+    bits: int | None = None  # None until a GET has shown whether ifHC*Octets exist
+    need_sys: bool = True  # read sysDescr/sysObjectID in the next poll
+    last_uptime: counters.Uptime | None = None
+    not_found_at: float | None = None
+    get_plan: tuple[tuple[OID, ...], tuple[ObjectType, ...]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Names:
+    rows: dict[OID, dict[int, str]]  # column -> ifIndex -> name
+    pages: int
+    complete: bool
+
+
+Trace = Callable[[str], None]
+
+
+def _usm_groups(profiles: Mapping[str, SnmpProfile]) -> dict[str, int]:
+    """Engine number for each profile: 0, unless it reuses a v3 user name of another group with other keys."""
+    groups: list[dict[str, tuple[Any, ...]]] = [{}]
+    out: dict[str, int] = {}
+    for name in sorted(profiles):
+        p = profiles[name]
+        if p.version != "3" or not p.user:
+            out[name] = 0
+            continue
+        keys = (p.auth_protocol, p.auth_key, p.priv_protocol, p.priv_key)
+        free = [i for i, users in enumerate(groups) if users.get(p.user, keys) == keys]
+        if not free:
+            groups.append({})
+            free = [len(groups) - 1]
+        groups[free[0]][p.user] = keys
+        out[name] = free[0]
+    return out
+
+
+def _vb(oid: OID) -> ObjectType:
+    return ObjectType(ObjectIdentity(rfc1902.ObjectName(oid)))
+
+
+def _is_exception_value(v: Any) -> bool:
+    return isinstance(v, rfc1905.NoSuchObject | rfc1905.NoSuchInstance | rfc1905.EndOfMibView)
+
+
+def _type_name(v: Any) -> str:
+    return type(v).__name__
+
+
+def _text(v: Any) -> str:
+    return bytes(v.asOctets()).decode("utf-8", "replace").rstrip("\x00").strip()
+
+
+def _show(v: Any) -> str:
+    """A value for a transcript: type and value, strings quoted."""
+    if isinstance(v, rfc1902.OctetString):
+        return f'{_type_name(v)} "{_text(v)}"'
+    if isinstance(v, univ.ObjectIdentifier):
+        return f"{_type_name(v)} {'.'.join(str(x) for x in v)}"
+    if _is_exception_value(v):
+        return _type_name(v)
+    if isinstance(v, univ.Integer):
+        return f"{_type_name(v)} {int(v)}"
+    return _type_name(v)
+
+
+class SnmpPoller:
+    """Polls nodes over SNMP v2c/v3; ``poll`` never raises for a node's failure.
+
+    One pysnmp engine (one UDP socket) serves every profile, except that pysnmp keeps one
+    set of keys per v3 user name in an engine: profiles that reuse a user name with other
+    keys each get an engine of their own (else their keys would replace each other's and
+    be copied, wrong, into the per-agent entries pysnmp makes at first contact).
+    Engines are made inside the running event loop at the first poll (and again if a later
+    poll runs in another loop). ``close()`` releases their sockets.
+    """
+
+    def __init__(self, profiles: Mapping[str, SnmpProfile], *, max_in_flight: int = 200,
+                 max_repetitions: int = 20, max_pages: int = 50, rediscover_after_s: float = 600.0,
+                 diagnose: bool = True, rcvbuf_bytes: int = 4 << 20,
+                 clock: Callable[[], float] = time.time) -> None:
+        if max_in_flight < 1 or max_repetitions < 1 or max_pages < 1:
+            raise ValueError("max_in_flight, max_repetitions and max_pages must be at least 1")
+        self.profiles = dict(profiles)
+        self.max_in_flight = max_in_flight
+        self.max_repetitions = max_repetitions
+        self.max_pages = max_pages
+        self.rediscover_after_s = rediscover_after_s
+        self.diagnose = diagnose
+        self.rcvbuf_bytes = rcvbuf_bytes
+        self.clock = clock
+        self.rcvbuf_effective: int | None = None
+        self._group = _usm_groups(self.profiles)
+        self._engines: dict[int, asyncio.Future[SnmpEngine]] = {}
+        self._v6: set[int] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sem: asyncio.Semaphore | None = None
+        self._auth: dict[str, CommunityData | UsmUserData] = {}
+        self._probe_auth = UsmUserData(PROBE_USER)
+        self._contexts: dict[str, ContextData] = {}
+        self._nodes: dict[str, _NodeCache] = {}
+        self._vb_cache: dict[OID, ObjectType] = {}
+        self._secrets = tuple(s for p in self.profiles.values() for s in _secrets(p))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def engines(self) -> int:
+        """How many pysnmp engines (UDP sockets) the profiles need."""
+        return max(self._group.values(), default=0) + 1
+
+    async def _ready(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        self.close()
+        self._loop = loop
+        self._sem = asyncio.Semaphore(self.max_in_flight)
+        self._auth.clear()
+        for cache in self._nodes.values():
+            cache.target = cache.probe_target = None
+
+    async def _engine(self, profile_name: str) -> SnmpEngine:
+        group = self._group.get(profile_name, 0)
+        made = self._engines.get(group)
+        if made is not None and made.done() and (made.cancelled() or made.exception() is not None):
+            made = None  # making it failed last time (e.g. no socket): try again
+        if made is None:  # the first of many concurrent callers makes it; the others wait for it
+            made = self._engines[group] = asyncio.ensure_future(self._make_engine())
+        return await asyncio.shield(made)
+
+    async def _make_engine(self) -> SnmpEngine:
+        engine = SnmpEngine()
+        await self._open_transport(engine, udp.DOMAIN_NAME, udp.UdpAsyncioTransport, socket.AF_INET)
+        # Resolve OIDs now: the first resolution loads the engine's MIB view (about 0.1 s of CPU),
+        # which would otherwise stall the loop while the first requests' timers run.
+        VB_PROCESSOR.make_varbinds(engine.cache, self._vbs(SCALARS))
+        return engine
+
+    async def _open_transport(self, engine: SnmpEngine, domain: tuple[int, ...], cls: Any, family: int) -> None:
+        """Register a transport whose socket has a large receive buffer.
+
+        One engine sends everything through one UDP socket: with the default buffer, 2,000
+        GETs in flight gave 256 answers (issue 4). Buffers are sized before the first packet.
+        """
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+            if opt is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, self.rcvbuf_bytes)
+                break
+            except OSError:  # SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by rmem_max
+                continue
+        if family == socket.AF_INET:
+            self.rcvbuf_effective = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        transport = cls()
+        loop = asyncio.get_running_loop()
+        # What pysnmp's open_client_mode does, but on our socket (its buffers set before the first packet).
+        transport._lport = asyncio.ensure_future(loop.create_datagram_endpoint(lambda: transport, sock=sock))
+        pysnmp_config.add_transport(engine, domain, transport)
+        await transport._lport
+
+    def close(self) -> None:
+        """Close the engines' sockets and timers. Idempotent; the next poll opens them again."""
+        engines, self._engines, self._loop, self._v6 = self._engines, {}, None, set()
+        for made in engines.values():
+            if not made.done() or made.cancelled() or made.exception() is not None:
+                made.cancel()
+                continue
+            try:
+                made.result().close_dispatcher()
+            except Exception:  # closing after the loop is gone must not mask the caller's error
+                log.debug("closing an SNMP engine failed", exc_info=True)
+
+    def forget(self, codes: Iterable[str]) -> None:
+        """Drop what is cached of nodes that left the inventory."""
+        for code in codes:
+            self._nodes.pop(code, None)
+
+    # -- polling --------------------------------------------------------------------------------
+
+    async def poll(self, nodes: Sequence[Node], *, spread_s: float = 0.0) -> list[SnmpReading]:
+        """Poll every node once; one reading per node, in order. Never raises for a node's failure.
+
+        At most ``max_in_flight`` requests are in flight; ``spread_s`` spreads the nodes'
+        starts evenly over that many seconds instead of starting them as fast as slots free.
+
+        Three phases, because pysnmp rebuilds a map of all its targets (O(targets)) at the
+        first v2c answer after any target is added: adding targets while answers arrive
+        made a first poll quadratic (23 ms per node at 2,000 nodes). So new targets are all
+        registered first, then every node is polled, then the nodes that timed out are
+        diagnosed (their probe targets registered together too).
+        """
+        await self._ready()
+        start = time.monotonic()
+        await self._register(nodes, probes=False)
+        deferred: dict[int, str] = {}
+
+        async def one(i: int) -> SnmpReading:
+            return await self.poll_node(nodes[i], _deferred=(deferred, i))
+
+        readings = await self._each(len(nodes), one, spread_s)
+        if deferred and self.diagnose:
+            order = sorted(deferred)
+            await self._register([nodes[i] for i in order], probes=True)
+
+            async def diagnose(j: int) -> SnmpReading:
+                i = order[j]
+                return await self._diagnose_later(nodes[i], readings[i], deferred[i])
+
+            for i, r in zip(order, await self._each(len(order), diagnose, 0.0), strict=True):
+                readings[i] = r
+        tally = Tally(r.reason.value for r in readings)
+        log.info("snmp poll", extra={"probe": "snmp", "nodes": len(nodes), "duration_s":
+                                     round(time.monotonic() - start, 3), **{f"n_{k}": v for k, v in tally.items()}})
+        return readings
+
+    async def _each(self, n: int, fn: Callable[[int], Any], spread_s: float) -> list[SnmpReading]:
+        """Run ``fn(i)`` for i in range(n) on at most ``max_in_flight`` workers (no task per node)."""
+        results: list[SnmpReading | None] = [None] * n
+        queue = iter(range(n))
+        start = time.monotonic()
+        step = spread_s / n if n and spread_s > 0 else 0.0
+
+        async def worker() -> None:
+            for i in queue:
+                if step:
+                    delay = start + i * step - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                results[i] = await fn(i)
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.max_in_flight, n))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+        assert all(r is not None for r in results)
+        return [r for r in results if r is not None]
+
+    async def _register(self, nodes: Iterable[Node], *, probes: bool) -> None:
+        """Add the nodes' targets (or probe targets) to pysnmp's LCD now, all together (see ``poll``).
+
+        This is what get_cmd does on its first use of a target (about 1.5 ms of CPU each,
+        once); the loop gets a turn every 50 targets.
+        """
+        done = 0
+        for node in nodes:
+            profile = self.profiles.get(node.snmp or "")
+            if profile is None or not node.address:
+                continue
+            cache = self._cache(node, profile)
+            if (cache.probe_target if probes else cache.target) is not None:
+                continue
+            try:
+                engine = await self._engine(node.snmp or "")
+                target = await self._target(engine, node.address, profile.port, profile.timeout_s,
+                                            0 if probes else profile.retries)
+                auth = self._auth_for(node.snmp or "", profile)
+                LCD.configure(engine, auth, target, self._context(profile).contextName)
+                if probes:
+                    LCD.configure(engine, self._probe_auth, target, b"")
+            except Exception:  # left for the poll itself to report, node by node
+                continue
+            if probes:
+                cache.probe_target = target
+            else:
+                cache.target = target
+            done += 1
+            if done % 50 == 0:
+                await asyncio.sleep(0)
+
+    async def poll_node(self, node: Node, *, trace: Trace | None = None,
+                        _deferred: tuple[dict[int, str], int] | None = None) -> SnmpReading:
+        """Poll one node; ``trace`` receives a line per request and per value read (for ``tslcd snmp probe``).
+
+        A timeout is diagnosed at once (see ``_diagnose``), unless ``poll`` defers it.
+        """
+        t0 = time.monotonic()
+        requests = [0]
+        got: dict[str, Any] = {}
+        profile = self.profiles.get(node.snmp or "")
+        secrets = _secrets(profile) if profile else ()
+        try:
+            if not node.address:
+                raise _Failed(Reason.NOT_POLLED, "the node has no address")
+            if profile is None:
+                raise _Failed(Reason.LOCAL_ERROR, f"no SNMP profile named {node.snmp!r} in the config")
+            await self._ready()
+            reading = await self._poll(node, profile, requests, got, trace, _deferred)
+        except _Failed as f:
+            reading = SnmpReading(node.code, self.clock(), f.reason, scrub(f.detail, secrets), **got)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug or a pysnmp surprise: one node's failure, never the poll's
+            what = scrub(f"{type(e).__name__}: {e}", self._secrets + secrets)
+            # Where it happened (file:line and source), without the exception's text in a traceback.
+            where = " | ".join(f"{f.filename}:{f.lineno} {f.line}" for f in traceback.extract_tb(e.__traceback__))
+            log.error("SNMP poll of a node failed unexpectedly", extra={"code": node.code, "error": what,
+                                                                         "where": where})
+            reading = SnmpReading(node.code, self.clock(), Reason.LOCAL_ERROR, what, **got)
+        reading = replace(reading, requests=requests[0], duration_s=time.monotonic() - t0)
+        if trace:
+            trace(f"result: {reading.reason.value}" + (f": {reading.detail}" if reading.detail else ""))
+        return reading
+
+    async def _diagnose_later(self, node: Node, reading: SnmpReading, kind: str) -> SnmpReading:
+        """The deferred diagnosis of a node whose poll timed out; its reading with the reason found."""
+        t0 = time.monotonic()
+        profile = self.profiles[node.snmp or ""]
+        try:
+            engine = await self._engine(node.snmp or "")
+            failed = await self._diagnose(engine, node, profile, self._cache(node, profile),
+                                          self._auth_for(node.snmp or "", profile), self._context(profile), kind,
+                                          None)
+        except _Failed as f:
+            failed = f
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            failed = _Failed(reading.reason, f"{reading.detail} (diagnosis failed: {type(e).__name__})")
+        return replace(reading, reason=failed.reason, detail=scrub(failed.detail, _secrets(profile)),
+                       requests=reading.requests + failed.sent,
+                       duration_s=reading.duration_s + time.monotonic() - t0)
+
+    def _cache(self, node: Node, profile: SnmpProfile) -> _NodeCache:
+        key = (node.address, profile.port, node.snmp, node.uplink, profile.timeout_s, profile.retries)
+        cache = self._nodes.get(node.code)
+        if cache is None or cache.key != key:
+            cache = self._nodes[node.code] = _NodeCache(key)
+        return cache
+
+    def _auth_for(self, name: str, p: SnmpProfile) -> CommunityData | UsmUserData:
+        auth = self._auth.get(name)
+        if auth is None:
+            if p.version == "2c":
+                community = p.community.get_secret_value() if p.community else ""
+                auth = CommunityData(community, mpModel=1)
+            else:
+                auth = UsmUserData(
+                    p.user or "",
+                    authKey=p.auth_key.get_secret_value() if p.auth_key and p.auth_protocol != "none" else None,
+                    privKey=p.priv_key.get_secret_value() if p.priv_key and p.priv_protocol != "none" else None,
+                    authProtocol=_AUTH[p.auth_protocol], privProtocol=_PRIV[p.priv_protocol])
+            self._auth[name] = auth
+        return auth
+
+    def _context(self, p: SnmpProfile) -> ContextData:
+        ctx = self._contexts.get(p.context)
+        if ctx is None:
+            ctx = self._contexts[p.context] = ContextData(contextName=p.context.encode())
+        return ctx
+
+    async def _target(self, engine: SnmpEngine, address: str, port: int, timeout_s: float,
+                      retries: int) -> UdpTransportTarget | Udp6TransportTarget:
+        try:
+            if ":" in address:
+                if id(engine) not in self._v6:
+                    await self._open_transport(engine, udp6.DOMAIN_NAME, udp6.Udp6AsyncioTransport,
+                                               socket.AF_INET6)
+                    self._v6.add(id(engine))
+                return await Udp6TransportTarget.create((address, port), timeout=timeout_s, retries=retries)
+            return await UdpTransportTarget.create((address, port), timeout=timeout_s, retries=retries)
+        except Exception as e:
+            raise _Failed(Reason.LOCAL_ERROR, f"bad address {address!r}: {type(e).__name__}") from None
+
+    async def _send(self, engine: SnmpEngine, auth: CommunityData | UsmUserData,
+                    target: UdpTransportTarget | Udp6TransportTarget, ctx: ContextData, vbs: Sequence[ObjectType],
+                    bulk: tuple[int, int] | None, secrets: Iterable[str], kind: str) -> tuple[Any, Any, Any, Any]:
+        """One request behind the in-flight semaphore; pysnmp's exceptions become LOCAL_ERROR failures."""
+        assert self._sem is not None
+        async with self._sem:
+            try:
+                if bulk:
+                    r = await bulk_cmd(engine, auth, target, ctx, bulk[0], bulk[1], *vbs, lookupMib=False)
+                else:
+                    r = await get_cmd(engine, auth, target, ctx, *vbs, lookupMib=False)
+                return r[0], r[1], r[2], r[3]
+            except Exception as e:
+                raise _Failed(Reason.LOCAL_ERROR, f"{kind} could not be sent: {type(e).__name__}: "
+                                                  f"{scrub(str(e), secrets)}") from None
+
+    async def _poll(self, node: Node, profile: SnmpProfile, requests: list[int], got: dict[str, Any],
+                    trace: Trace | None, deferred: tuple[dict[int, str], int] | None) -> SnmpReading:
+        cache = self._cache(node, profile)
+        engine = await self._engine(node.snmp or "")
+        if cache.target is None:
+            cache.target = await self._target(engine, node.address, profile.port, profile.timeout_s,
+                                              profile.retries)
+        auth = self._auth_for(node.snmp or "", profile)
+        ctx = self._context(profile)
+        secrets = _secrets(profile)
+
+        async def request(kind: str, oids: Sequence[OID], vbs: Sequence[ObjectType], *,
+                          bulk: tuple[int, int] | None = None) -> list[tuple[OID, Any]]:
+            requests[0] += 1
+            if trace:
+                what = f"non-repeaters {bulk[0]}, max-repetitions {bulk[1]}: " if bulk else ""
+                trace(f"-> {kind} {what}{', '.join(oid_name(o) for o in oids)}")
+            started = time.monotonic()
+            assert cache.target is not None
+            err, status, index, binds = await self._send(engine, auth, cache.target, ctx, vbs, bulk, secrets, kind)
+            took = time.monotonic() - started
+            if err is not None:
+                if trace:
+                    trace(f"   {type(err).__name__} after {took:.3f} s")
+                if isinstance(err, errind.RequestTimedOut) and self.diagnose:
+                    if deferred is not None:
+                        deferred[0][deferred[1]] = kind  # poll() diagnoses it after all nodes are polled
+                    else:
+                        failed = await self._diagnose(engine, node, profile, cache, auth, ctx, kind, trace)
+                        requests[0] += failed.sent
+                        raise failed
+                raise _classify(err, node, profile, kind)
+            if status:
+                where = ""
+                if index and 0 < int(str(index)) <= len(oids):
+                    where = f" at {oid_name(oids[int(str(index)) - 1])}"
+                text = status.prettyPrint() if hasattr(status, "prettyPrint") else str(status)
+                raise _Failed(Reason.AGENT_ERROR, f"the agent answered {kind} with error-status {text}{where}")
+            out = [(tuple(oid), value) for oid, value in binds]
+            if trace:
+                trace(f"   {len(out)} values in {took * 1000:.1f} ms")
+                for oid, value in out:
+                    trace(f"   {oid_name(oid)} = {_show(value)}")
+            return out
+
+        names: _Names | None = None
+        if node.uplink and cache.if_index is None and self._may_discover(cache):
+            names = await self._discover(node, cache, request, got)
+        for _ in range(2):  # a GET; once more if the uplink's ifIndex moved and discovery found it again
+            plan = self._plan(cache)
+            values = dict(await request("GET", plan[0], plan[1]))
+            self._read_system(values, plan[0], cache, got)
+            if not node.uplink:
+                return SnmpReading(node.code, self.clock(), Reason.OK, **got)
+            if cache.if_index is None:
+                where = f"looked in {names.pages} GETBULK page(s)" if names else "not looked for again yet"
+                raise _Failed(Reason.UPLINK_NOT_FOUND,
+                              f"no interface has ifName, ifAlias or ifDescr {node.uplink!r} ({where}; "
+                              f"{self._seen(names)})")
+            uplink = self._read_uplink(values, node.uplink, cache)
+            if uplink is not None:
+                got["uplink"] = uplink
+                return SnmpReading(node.code, self.clock(), Reason.OK, **got)
+            moved_from = cache.if_index
+            cache.if_index = None
+            cache.get_plan = None
+            if trace:
+                trace(f"   the uplink is no longer ifIndex {moved_from}: looking for it again")
+            names = await self._discover(node, cache, request, got)
+            if cache.if_index is None:
+                raise _Failed(Reason.UPLINK_NOT_FOUND,
+                              f"the uplink {node.uplink!r} was ifIndex {moved_from} and is now on no interface "
+                              f"({self._seen(names)})")
+        raise _Failed(Reason.UPLINK_NOT_FOUND, f"the uplink {node.uplink!r} keeps moving between ifIndexes")
+
+    def _may_discover(self, cache: _NodeCache) -> bool:
+        return cache.not_found_at is None or self.clock() - cache.not_found_at >= self.rediscover_after_s
+
+    @staticmethod
+    def _seen(names: _Names | None) -> str:
+        if names is None:
+            return "interfaces not read in this poll"
+        found = sorted({n for rows in names.rows.values() for n in rows.values() if n})
+        if not found:
+            return "the agent has no ifName, ifAlias or ifDescr"
+        shown = ", ".join(repr(n) for n in found[:12])
+        return f"interfaces: {shown}{' ...' if len(found) > 12 else ''}"
+
+    # -- discovery ------------------------------------------------------------------------------
+
+    async def _discover(self, node: Node, cache: _NodeCache, request: Any, got: dict[str, Any]) -> _Names:
+        """GETBULK the system scalars and the interface name columns until the uplink is found.
+
+        Columns are walked one at a time, ifName first: the usual exact ifName match ends
+        the discovery after one request of 4 + max_repetitions values.
+        """
+        uplink = node.uplink or ""
+        rows: dict[OID, dict[int, str]] = {c: {} for c in NAME_COLUMNS}
+        pages, first, complete = 0, True, True
+        beyond: OID | None = None  # the first OID the agent returned past the previous column
+        previous: OID | None = None
+        for col in NAME_COLUMNS:
+            if beyond is not None and previous is not None and col > previous and beyond[:len(col)] > col:
+                previous = col
+                continue  # the agent's next object after the previous column is already past this one
+            cursor, beyond = col, None
+            while beyond is None:
+                if pages >= self.max_pages:
+                    complete = False
+                    break
+                oids = (SCALARS if first else ()) + (cursor,)
+                n_scalar = len(SCALARS) if first else 0
+                binds = await request("GETBULK", oids, self._vbs(oids), bulk=(n_scalar, self.max_repetitions))
+                pages += 1
+                if first:
+                    self._read_scalars(binds[:n_scalar], got, cache)
+                    first = False
+                body = binds[n_scalar:]
+                if not body:
+                    beyond = (0,)
+                for oid, value in body:
+                    if oid[:len(col)] != col or len(oid) != len(col) + 1 or _is_exception_value(value) \
+                            or oid <= cursor:
+                        beyond = oid  # past the end of the column (or a broken agent: stop, never loop)
+                        break
+                    cursor = oid
+                    if isinstance(value, rfc1902.OctetString):
+                        rows[col][oid[-1]] = _text(value)
+                if any(name == uplink for name in rows[col].values()):
+                    break  # an exact match in this column beats anything after it
+            previous = col
+            if not complete or any(name == uplink for name in rows[col].values()):
+                break
+        names = _Names(rows, pages, complete)
+        found = _match(rows, uplink)
+        if found:
+            cache.column, cache.if_index, _ = found
+            cache.match_value = rows[cache.column][cache.if_index]
+            cache.not_found_at = None
+        else:
+            cache.if_index = None
+            cache.not_found_at = self.clock()
+        cache.get_plan = None
+        return names
+
+    def _read_scalars(self, binds: Sequence[tuple[OID, Any]], got: dict[str, Any], cache: _NodeCache) -> None:
+        """The GETBULK non-repeaters: GETNEXT of each scalar, which must come back as scalar.0."""
+        wanted = {SYS_DESCR: "sys_descr", SYS_OBJECT_ID: "sys_object_id", SYS_UPTIME: "uptime_ticks",
+                  SYS_NAME: "sys_name"}
+        if len(binds) < len(SCALARS):
+            raise _Failed(Reason.AGENT_ERROR, "the agent's GETBULK answer lacks the system scalars")
+        for (oid, value), scalar in zip(binds, SCALARS, strict=False):
+            if oid != scalar + (0,) or _is_exception_value(value):
+                if scalar == SYS_UPTIME:
+                    raise _Failed(Reason.NO_SUCH_OBJECT, "the agent has no sysUpTime.0")
+                continue
+            if scalar == SYS_UPTIME:
+                got["uptime_ticks"] = self._ticks(value)
+            elif scalar == SYS_OBJECT_ID and isinstance(value, univ.ObjectIdentifier):
+                got["sys_object_id"] = ".".join(str(x) for x in value)
+            elif isinstance(value, rfc1902.OctetString):
+                got[wanted[scalar]] = _text(value)
+        cache.need_sys = False
+
+    # -- the GET ----------------------------------------------------------------------------------
+
+    def _plan(self, cache: _NodeCache) -> tuple[tuple[OID, ...], tuple[ObjectType, ...]]:
+        """The GET's OIDs and its pre-built ObjectTypes (rebuilt only when what to read changes)."""
+        oids: list[OID] = [SYS_UPTIME + (0,), SYS_NAME + (0,)]
+        if cache.need_sys:
+            oids += [SYS_DESCR + (0,), SYS_OBJECT_ID + (0,)]
+        if cache.if_index is not None:
+            i = cache.if_index
+            oids += [cache.column + (i,), IF_OPER_STATUS + (i,)]
+            if cache.bits != 32:
+                oids += [IF_HC_IN_OCTETS + (i,), IF_HC_OUT_OCTETS + (i,)]
+            if cache.bits != 64:
+                oids += [IF_IN_OCTETS + (i,), IF_OUT_OCTETS + (i,)]
+            oids += [IF_IN_ERRORS + (i,), IF_OUT_ERRORS + (i,)]
+        key = tuple(oids)
+        if cache.get_plan is None or cache.get_plan[0] != key:
+            cache.get_plan = (key, self._vbs(key))
+        return cache.get_plan
+
+    def _vbs(self, oids: Sequence[OID]) -> tuple[ObjectType, ...]:
+        """Pre-built ObjectTypes, one per distinct OID, shared by every node and request.
+
+        Building and resolving an ObjectType costs about 0.1 ms; once resolved it is only
+        read, so one instance serves all (sysUpTime.0 for every node, ifName.1 for many).
+        """
+        out = []
+        for oid in oids:
+            vb = self._vb_cache.get(oid)
+            if vb is None:
+                vb = self._vb_cache[oid] = _vb(oid)
+            out.append(vb)
+        return tuple(out)
+
+    @staticmethod
+    def _ticks(value: Any) -> int:
+        if not isinstance(value, rfc1902.TimeTicks):
+            raise _Failed(Reason.UNEXPECTED_TYPE, f"sysUpTime.0 is {_type_name(value)}, expected TimeTicks")
+        return int(value)
+
+    def _read_system(self, values: Mapping[OID, Any], asked: Sequence[OID], cache: _NodeCache,
+                     got: dict[str, Any]) -> None:
+        missing = [o for o in asked if o not in values]
+        if missing:
+            raise _Failed(Reason.AGENT_ERROR, f"the agent's answer lacks {', '.join(oid_name(o) for o in missing)}")
+        up = values[SYS_UPTIME + (0,)]
+        if _is_exception_value(up):
+            raise _Failed(Reason.NO_SUCH_OBJECT, f"sysUpTime.0 is {_type_name(up)}")
+        ticks = self._ticks(up)
+        got["uptime_ticks"] = ticks
+        name = values[SYS_NAME + (0,)]
+        if isinstance(name, rfc1902.OctetString):
+            got["sys_name"] = _text(name)
+        if SYS_DESCR + (0,) in values:
+            descr, oid = values[SYS_DESCR + (0,)], values[SYS_OBJECT_ID + (0,)]
+            if isinstance(descr, rfc1902.OctetString):
+                got["sys_descr"] = _text(descr)
+            if isinstance(oid, univ.ObjectIdentifier):
+                got["sys_object_id"] = ".".join(str(x) for x in oid)
+            cache.need_sys = False
+        now = self.clock()
+        if counters.restarted(cache.last_uptime, ticks, now):
+            cache.need_sys = True  # a reboot may be a new firmware: read sysDescr/sysObjectID again
+            cache.get_plan = None
+        cache.last_uptime, _ = counters.next_uptime(cache.last_uptime, ticks, now)
+
+    def _read_uplink(self, values: Mapping[OID, Any], uplink: str, cache: _NodeCache) -> UplinkReading | None:
+        """The uplink's values, or None when its ifIndex no longer names it (it moved)."""
+        i = cache.if_index
+        assert i is not None
+        key = values[cache.column + (i,)]
+        if _is_exception_value(key) or not isinstance(key, rfc1902.OctetString) or \
+                _text(key).casefold() != cache.match_value.casefold():
+            return None
+
+        def need(col: OID, kind: type, kind_name: str) -> Any:
+            v = values[col + (i,)]
+            if _is_exception_value(v):
+                raise _Failed(Reason.NO_SUCH_OBJECT, f"{oid_name(col + (i,))} is {_type_name(v)}")
+            if not isinstance(v, kind):
+                raise _Failed(Reason.UNEXPECTED_TYPE,
+                              f"{oid_name(col + (i,))} is {_type_name(v)}, expected {kind_name}")
+            return int(v)  # type: ignore[call-overload]
+
+        def optional(col: OID) -> int | None:
+            v = values[col + (i,)]
+            if _is_exception_value(v):
+                return None
+            if not isinstance(v, rfc1902.Counter32):
+                raise _Failed(Reason.UNEXPECTED_TYPE, f"{oid_name(col + (i,))} is {_type_name(v)}, "
+                                                      "expected Counter32")
+            return int(v)
+
+        oper = values[IF_OPER_STATUS + (i,)]
+        if _is_exception_value(oper):
+            raise _Failed(Reason.NO_SUCH_OBJECT, f"ifOperStatus.{i} is {_type_name(oper)}")
+        if getattr(oper, "tagSet", None) != rfc1902.Integer32.tagSet:
+            raise _Failed(Reason.UNEXPECTED_TYPE, f"ifOperStatus.{i} is {_type_name(oper)}, expected INTEGER")
+        hc_in = values.get(IF_HC_IN_OCTETS + (i,))
+        if cache.bits is None:
+            # The first GET asked for both widths: keep 64 bits when the agent has them.
+            cache.bits = 32 if hc_in is None or _is_exception_value(hc_in) else 64
+            cache.get_plan = None
+        if cache.bits == 64:
+            rx = need(IF_HC_IN_OCTETS, rfc1902.Counter64, "Counter64")
+            tx = need(IF_HC_OUT_OCTETS, rfc1902.Counter64, "Counter64")
+        else:
+            rx = need(IF_IN_OCTETS, rfc1902.Counter32, "Counter32")
+            tx = need(IF_OUT_OCTETS, rfc1902.Counter32, "Counter32")
+        return UplinkReading(uplink, i, _NAMES[cache.column], int(oper), cache.bits, rx, tx,
+                             optional(IF_IN_ERRORS), optional(IF_OUT_ERRORS))
+
+    # -- failures -------------------------------------------------------------------------------
+
+    async def _diagnose(self, engine: SnmpEngine, node: Node, profile: SnmpProfile, cache: _NodeCache,
+                        auth: CommunityData | UsmUserData, ctx: ContextData, kind: str,
+                        trace: Trace | None) -> _Failed:
+        """After a timeout: does the agent answer a small GET with our credentials, or anything at all?
+
+        A slow agent answers the small GET; an agent that drops our credentials (a wrong v2c
+        community, a wrong v3 privacy key) still answers an SNMPv3 discovery probe (an
+        unknown noAuthNoPriv user); a dead one answers neither. One try each.
+        """
+        waited = _waited(node, profile, kind)
+        if cache.probe_target is None:
+            cache.probe_target = await self._target(engine, node.address, profile.port, profile.timeout_s, 0)
+        secrets = _secrets(profile)
+        if trace:
+            trace("-> diagnosis: a small GET (sysUpTime.0) with the same credentials, one try")
+        small, _, _, _ = await self._send(engine, auth, cache.probe_target, ctx, [_vb(SYS_UPTIME + (0,))], None,
+                                          secrets, "GET")
+        if small is None:
+            if trace:
+                trace("   answered: the agent is slow, or the request too big")
+            return _Failed(Reason.TIMEOUT, f"{waited}, but it answers a small GET with the same credentials: "
+                                           "the agent is slow or the request too big (raise timeout_s?)", 1)
+        if not isinstance(small, errind.RequestTimedOut):
+            failed = _classify(small, node, profile, kind)
+            failed.sent = 1
+            return failed
+        if trace:
+            trace("   no answer either")
+            trace("-> diagnosis: SNMPv3 discovery with an unknown user, one try")
+        probe, _, _, _ = await self._send(engine, self._probe_auth, cache.probe_target, ContextData(),
+                                          [_vb(SYS_UPTIME + (0,))], None, secrets, "probe")
+        alive = not isinstance(probe, errind.RequestTimedOut)
+        if trace:
+            trace(f"   {'answered (' + type(probe).__name__ + ')' if alive else 'no answer either'}")
+        if profile.version == "2c" and alive:
+            reason, detail = Reason.WRONG_COMMUNITY, (f"{waited}, but an SNMP agent there answers SNMPv3 discovery: "
+                                                      "the v2c community is wrong, or not allowed from this address")
+        elif profile.version == "2c":
+            reason, detail = Reason.TIMEOUT, (f"{waited}; no answer to SNMPv3 discovery either (with SNMP v2c a "
+                                              "wrong community looks exactly like this: agents drop requests "
+                                              "with an unknown community)")
+        elif alive and profile.priv_protocol != "none":
+            reason, detail = Reason.PRIVACY_FAILURE, (
+                f"{waited}, but the agent answers SNMPv3 discovery: agents drop what they cannot decrypt, so the "
+                f"privacy key or protocol ({profile.priv_protocol}) is most likely wrong (or the context name is "
+                "unknown to the agent)")
+        elif alive:
+            reason, detail = Reason.TIMEOUT, (f"{waited}, but the agent answers SNMPv3 discovery: the context "
+                                              "name may be unknown to it, or access not granted")
+        else:
+            reason, detail = Reason.TIMEOUT, f"{waited}; no answer to SNMPv3 discovery either"
+        return _Failed(reason, detail, 2)
+
+
+def _waited(node: Node, profile: SnmpProfile, kind: str) -> str:
+    tries = profile.retries + 1
+    return (f"{kind}: no answer from {node.address}:{profile.port} within {profile.timeout_s:g} s x {tries} "
+            f"tr{'y' if tries == 1 else 'ies'}")
+
+
+def _classify(err: Any, node: Node, profile: SnmpProfile, kind: str) -> _Failed:
+    """A pysnmp error indication as a reason and a precise detail."""
+    name = type(err).__name__
+    if isinstance(err, errind.RequestTimedOut):
+        if profile.version == "2c":
+            return _Failed(Reason.TIMEOUT, f"{_waited(node, profile, kind)} (with SNMP v2c a wrong community "
+                                           "looks exactly like this: agents drop requests with an unknown "
+                                           "community)")
+        return _Failed(Reason.TIMEOUT, _waited(node, profile, kind))
+    if isinstance(err, errind.WrongDigest | errind.AuthenticationFailure | errind.AuthenticationError):
+        return _Failed(Reason.AUTH_FAILURE, f"{kind}: the agent reports a wrong digest ({name}, "
+                                            f"usmStatsWrongDigests): the auth key or protocol "
+                                            f"({profile.auth_protocol}) is wrong")
+    if isinstance(err, errind.UnknownUserName):
+        return _Failed(Reason.UNKNOWN_USER, f"{kind}: the agent has no SNMPv3 user {profile.user!r} "
+                                            "(usmStatsUnknownUserNames)")
+    if isinstance(err, errind.DecryptionError):
+        return _Failed(Reason.PRIVACY_FAILURE, f"{kind}: the agent could not decrypt the request "
+                                               f"(usmStatsDecryptionErrors): the privacy key or protocol "
+                                               f"({profile.priv_protocol}) is wrong")
+    if isinstance(err, errind.UnsupportedSecurityLevel):
+        return _Failed(Reason.V3_REPORT, f"{kind}: the agent does not support this security level for user "
+                                         f"{profile.user!r} (usmStatsUnsupportedSecLevels)")
+    if isinstance(err, errind.NotInTimeWindow | errind.UnknownEngineID):
+        return _Failed(Reason.V3_REPORT, f"{kind}: SNMPv3 time or engine synchronisation failed ({name})")
+    if isinstance(err, errind.ReportPduReceived):
+        return _Failed(Reason.V3_REPORT, f"{kind}: the agent sent a Report ({err})")
+    if isinstance(err, errind.EncryptionError | errind.NoEncryption):
+        return _Failed(Reason.LOCAL_ERROR, f"{kind}: pysnmp cannot encrypt ({err}): install cryptography>=47")
+    return _Failed(Reason.LOCAL_ERROR, f"{kind}: {name}: {err}")
+
+
+def _match(rows: Mapping[OID, Mapping[int, str]], uplink: str) -> tuple[OID, int, str] | None:
+    """The (column, ifIndex, how) naming ``uplink``: ifName, ifAlias, ifDescr; exact, then ignoring case."""
+    if not uplink:
+        return None
+    folded = uplink.casefold()
+    for how in ("exact", "casefold"):
+        for col in NAME_COLUMNS:
+            hits = sorted(i for i, name in rows.get(col, {}).items()
+                          if name and (name == uplink if how == "exact" else name.casefold() == folded))
+            if hits:
+                return col, hits[0], how
+    return None
+
+
+# ---------------------------------------------------------------- folding readings (pure)
+
+
+@dataclass(frozen=True, slots=True)
+class Reboot:
+    """An agent restart seen by sysUpTime (an event for the log and the store)."""
+
+    code: str
+    at: float  # when it was noticed
+    booted_at: float  # when the agent started again, by our clock
+    uptime_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpTrack:
+    """One node's SNMP history the service keeps between polls."""
+
+    counters: NodeCounters = field(default_factory=NodeCounters)
+    last: SnmpReading | None = None
+    last_ok_at: float | None = None
+    sys_name: str | None = None
+    sys_descr: str | None = None
+    sys_object_id: str | None = None
+    uplink: UplinkReading | None = None  # from the last poll that read it
+
+
+def fold_reading(track: SnmpTrack | None, reading: SnmpReading, tz: tzinfo) -> tuple[SnmpTrack, Reboot | None]:
+    """Fold one reading into a node's track; return it and the reboot it revealed, if any. Pure."""
+    track = track or SnmpTrack()
+    c, reboot = track.counters, None
+    sample = reading.sample()
+    if sample is not None:
+        c, rebooted = counters.fold_sample(c, sample, tz)
+        if rebooted and c.uptime is not None:
+            reboot = Reboot(reading.code, reading.at, c.uptime.booted_at, c.uptime.seconds)
+    return SnmpTrack(
+        counters=c,
+        last=reading,
+        last_ok_at=reading.at if reading.ok else track.last_ok_at,
+        sys_name=reading.sys_name if reading.sys_name is not None else track.sys_name,
+        sys_descr=reading.sys_descr if reading.sys_descr is not None else track.sys_descr,
+        sys_object_id=reading.sys_object_id if reading.sys_object_id is not None else track.sys_object_id,
+        uplink=reading.uplink if reading.uplink is not None else track.uplink,
+    ), reboot
+
+
+def fold_readings(tracks: Mapping[str, SnmpTrack], readings: Iterable[SnmpReading],
+                  tz: tzinfo) -> tuple[dict[str, SnmpTrack], list[Reboot]]:
+    """Fold a poll's readings into the tracks (a new dict; tracks of nodes not read are kept). Pure."""
+    out = dict(tracks)
+    reboots: list[Reboot] = []
+    for r in readings:
+        out[r.code], reboot = fold_reading(out.get(r.code), r, tz)
+        if reboot:
+            reboots.append(reboot)
+    return out, reboots
+
+
+Delta = tuple[int | None, int | None, int]  # bytes in, bytes out (None: no uplink counters), reboots
+
+
+def uplink_deltas(before: Mapping[str, SnmpTrack], after: Mapping[str, SnmpTrack]) -> dict[str, Delta]:
+    """What each node polled between ``before`` and ``after`` added: uplink bytes in and out, reboots. Pure.
+
+    For the history store's per-sweep counters (monitor.recorder.UplinkCounters). The first
+    reading of a counter is a baseline, not traffic: it adds 0.
+    """
+    out: dict[str, Delta] = {}
+    for code, t in after.items():
+        b = before.get(code)
+        if t.last is None or (b is not None and b.last is t.last):
+            continue  # not polled in between
+        bc = b.counters if b is not None else NodeCounters()
+        c = t.counters
+        if c.rx.raw is None:
+            out[code] = (None, None, c.reboots - bc.reboots)
+            continue
+        rx = c.rx.total - bc.rx.total if bc.rx.raw is not None else 0
+        tx = c.tx.total - bc.tx.total if bc.tx.raw is not None else 0
+        out[code] = (rx, tx, c.reboots - bc.reboots)
+    return out
+
+
+def add_deltas(pending: Mapping[str, Delta], more: Mapping[str, Delta]) -> dict[str, Delta]:
+    """Sum deltas (an SNMP poll every 60 s, history written every 30 s sweep: keep them until written)."""
+    out = dict(pending)
+    for code, (rx, tx, rb) in more.items():
+        if code not in out:
+            out[code] = (rx, tx, rb)
+            continue
+        prx, ptx, prb = out[code]
+        out[code] = (None if prx is None and rx is None else (prx or 0) + (rx or 0),
+                     None if ptx is None and tx is None else (ptx or 0) + (tx or 0), prb + rb)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpStatus:
+    """What the status page, the JSON API and /metrics show of a node's SNMP (plain values)."""
+
+    up: bool
+    reason: str  # a Reason value
+    reason_label: str  # Vietnamese, for the page
+    detail: str
+    polled_at: float | None
+    last_ok_at: float | None
+    sys_name: str | None
+    sys_descr: str | None
+    sys_object_id: str | None
+    uptime_s: float | None
+    reboots: int
+    last_reboot_at: float | None
+    uplink_name: str | None
+    uplink_if_index: int | None
+    uplink_oper_up: bool | None
+    uplink_oper_status: str | None
+    uplink_counter_bits: int | None
+    rx_bytes_total: int | None
+    tx_bytes_total: int | None
+    rx_errors_total: int | None
+    tx_errors_total: int | None
+    bytes_today: int | None
+
+
+def snmp_status(track: SnmpTrack | None, now: float, tz: tzinfo) -> SnmpStatus | None:
+    """The node's SNMP status for the snapshot, None when it was never polled."""
+    if track is None or track.last is None:
+        return None
+    r, c, u = track.last, track.counters, track.uplink
+    has_octets = c.rx.raw is not None
+    today = datetime.fromtimestamp(now, tz).date()
+    return SnmpStatus(
+        up=r.ok, reason=r.reason.value, reason_label=REASON_LABELS_VI[r.reason], detail=r.detail,
+        polled_at=r.at, last_ok_at=track.last_ok_at,
+        sys_name=track.sys_name, sys_descr=track.sys_descr, sys_object_id=track.sys_object_id,
+        uptime_s=c.uptime.seconds if c.uptime else None, reboots=c.reboots, last_reboot_at=c.last_reboot_at,
+        uplink_name=u.name if u else None, uplink_if_index=u.if_index if u else None,
+        uplink_oper_up=u.oper_up if u is not None and r.ok else None,
+        uplink_oper_status=u.oper_text if u else None, uplink_counter_bits=u.bits if u else None,
+        rx_bytes_total=c.rx.total if has_octets else None, tx_bytes_total=c.tx.total if has_octets else None,
+        rx_errors_total=c.in_errors.total if c.in_errors.raw is not None else None,
+        tx_errors_total=c.out_errors.total if c.out_errors.raw is not None else None,
+        bytes_today=c.traffic.on(today).total if has_octets else None,
+    )
+
+
+SKIP_STATES = frozenset({"down", "unreachable"})
+
+
+def plan_poll(nodes: Iterable[Node], states: Mapping[str, str], at: float, *,
+              skip_states: frozenset[str] = SKIP_STATES) -> tuple[list[Node], list[SnmpReading]]:
+    """The nodes to poll now, and NOT_POLLED readings for the ones skipped. Pure.
+
+    Polled: nodes with an address and an ``snmp`` profile, except those whose state
+    (``states``: code -> ICMP state) is down or unreachable: they would only time out,
+    holding request slots (2,000 dead nodes x 2 s x 2 tries = 8,000 slot-seconds).
+    """
+    poll: list[Node] = []
+    skipped: list[SnmpReading] = []
+    for n in nodes:
+        if not n.address or not n.snmp:
+            continue
+        state = states.get(n.code, "unknown")
+        if state in skip_states:
+            skipped.append(SnmpReading.not_polled(n.code, at, f"not polled: the node is {state} (ping)"))
+        else:
+            poll.append(n)
+    return poll, skipped
+
+
+def snmp_row(s: SnmpStatus | None, state: str) -> dict[str, Any] | None:
+    """A node's SNMP status as plain values for the status page and /api/status.json."""
+    if s is None:
+        return None
+    from dataclasses import asdict
+
+    return {**asdict(s), "ping_only": state == "up" and not s.up}
+
+
+# ---------------------------------------------------------------- metric families (for exporters/metrics.py)
+
+SNMP_UP = "tslcd_snmp_up"
+SNMP_REASON = "tslcd_snmp_reason"
+SNMP_PING_ONLY = "tslcd_snmp_ping_only"
+SNMP_LAST_POLL = "tslcd_snmp_last_poll_timestamp_seconds"
+SNMP_SYS_UPTIME = "tslcd_snmp_sys_uptime_seconds"
+NODE_REBOOTS = "tslcd_node_reboots_total"
+NODE_LAST_REBOOT = "tslcd_node_last_reboot_timestamp_seconds"
+UPLINK_OPER_UP = "tslcd_uplink_oper_up"
+UPLINK_RX = "tslcd_uplink_receive_bytes_total"
+UPLINK_TX = "tslcd_uplink_transmit_bytes_total"
+UPLINK_ERRORS = "tslcd_uplink_errors_total"
+UPLINK_TODAY = "tslcd_uplink_traffic_today_bytes"
+SNMP_NODES = "tslcd_snmp_nodes"
+
+
+class StatusLike(Protocol):
+    """What ``snmp_families`` reads of a snapshot's NodeStatus (plus its ``snmp`` field, when it has one)."""
+
+    @property
+    def node(self) -> Node: ...
+
+    @property
+    def state(self) -> str: ...
+
+
+def snmp_families(nodes: Iterable[StatusLike]) -> Iterator[Metric]:
+    """The SNMP metric families of a snapshot's nodes (those with an ``snmp`` status); labels: code only,
+    plus the bounded ``reason`` and ``direction``. For ``SnapshotCollector.collect``: ``yield from``."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    code = ["code"]
+    up = GaugeMetricFamily(SNMP_UP, "1 when the node's last SNMP poll read everything asked.", labels=code)
+    reason = GaugeMetricFamily(SNMP_REASON, "1 for the outcome of the node's last SNMP poll (reason=\"ok\" "
+                                            "when up); a bounded set of reasons.", labels=["code", "reason"])
+    ping_only = GaugeMetricFamily(SNMP_PING_ONLY, "1 when the node answers ping but not SNMP.", labels=code)
+    last = GaugeMetricFamily(SNMP_LAST_POLL, "When the node was last polled over SNMP.", labels=code)
+    uptime = GaugeMetricFamily(SNMP_SYS_UPTIME, "The agent's sysUpTime (wraps of the 32-bit TimeTicks undone).",
+                               labels=code)
+    reboots = CounterMetricFamily(NODE_REBOOTS, "Agent restarts seen (sysUpTime went back) since the monitor "
+                                                "started.", labels=code)
+    last_reboot = GaugeMetricFamily(NODE_LAST_REBOOT, "When the agent last restarted, by the monitor's clock.",
+                                    labels=code)
+    oper = GaugeMetricFamily(UPLINK_OPER_UP, "1 when the uplink's ifOperStatus is up(1).", labels=code)
+    rx = CounterMetricFamily(UPLINK_RX, "Bytes received on the uplink (never decreasing across agent reboots "
+                                        "and counter wraps).", labels=code)
+    tx = CounterMetricFamily(UPLINK_TX, "Bytes sent on the uplink (never decreasing across agent reboots and "
+                                        "counter wraps).", labels=code)
+    errors = CounterMetricFamily(UPLINK_ERRORS, "Uplink packets with errors (ifInErrors, ifOutErrors).",
+                                 labels=["code", "direction"])
+    today = GaugeMetricFamily(UPLINK_TODAY, "Uplink bytes in + out since local midnight (DESIGN.md: in use).",
+                              labels=code)
+    tally: Tally[str] = Tally()
+    for ns in nodes:
+        s = getattr(ns, "snmp", None)
+        if s is None:
+            continue
+        c = [ns.node.code]
+        tally[s.reason] += 1
+        up.add_metric(c, 1.0 if s.up else 0.0)
+        reason.add_metric([ns.node.code, s.reason], 1.0)
+        ping_only.add_metric(c, 1.0 if ns.state == "up" and not s.up else 0.0)
+        if s.polled_at is not None:
+            last.add_metric(c, s.polled_at)
+        if s.uptime_s is not None:
+            uptime.add_metric(c, s.uptime_s)
+        reboots.add_metric(c, float(s.reboots))
+        if s.last_reboot_at is not None:
+            last_reboot.add_metric(c, s.last_reboot_at)
+        if s.uplink_oper_up is not None:
+            oper.add_metric(c, 1.0 if s.uplink_oper_up else 0.0)
+        if s.rx_bytes_total is not None and s.tx_bytes_total is not None:
+            rx.add_metric(c, float(s.rx_bytes_total))
+            tx.add_metric(c, float(s.tx_bytes_total))
+        if s.rx_errors_total is not None:
+            errors.add_metric([ns.node.code, "receive"], float(s.rx_errors_total))
+        if s.tx_errors_total is not None:
+            errors.add_metric([ns.node.code, "transmit"], float(s.tx_errors_total))
+        if s.bytes_today is not None:
+            today.add_metric(c, float(s.bytes_today))
+    yield from (up, reason, ping_only, last, uptime, reboots, last_reboot, oper, rx, tx, errors, today)
+    nodes_by_reason = GaugeMetricFamily(SNMP_NODES, "Nodes by the outcome of their last SNMP poll.",
+                                        labels=["reason"])
+    for r in REASONS:
+        nodes_by_reason.add_metric([r.value], float(tally.get(r.value, 0)))
+    yield nodes_by_reason
