@@ -21,6 +21,16 @@ from inventory.model import Inventory, Node
 from monitor.config import Config
 from monitor.rates import CommuneNow, current_rates
 from monitor.snapshot import NodeStatus, Snapshot, SweepStats
+from monitor.snmp import (
+    Delta,
+    SnmpPoller,
+    SnmpTrack,
+    add_deltas,
+    fold_readings,
+    plan_poll,
+    snmp_status,
+    uplink_deltas,
+)
 from monitor.state import (
     NO_CIRCUIT,
     Event,
@@ -32,17 +42,6 @@ from monitor.state import (
     is_flapping,
     observe,
     resolve,
-)
-
-from monitor.snmp import (
-    Delta,
-    SnmpPoller,
-    SnmpTrack,
-    add_deltas,
-    fold_readings,
-    plan_poll,
-    snmp_status,
-    uplink_deltas,
 )
 
 if TYPE_CHECKING:
