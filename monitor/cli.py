@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="config file for the thresholds (default: %(default)s; its inventory is replaced)")
     demo.add_argument("--listen", metavar="HOST:PORT", help="HTTP address (default: the config's web.listen)")
     demo.add_argument("--no-netns", action="store_true", help="loopback only, even as root")
+    demo.add_argument("--no-snmp", action="store_true", help="ICMP only: start no SNMP agents")
     demo.add_argument("--flap-every", type=float, default=40.0, metavar="S",
                       help="seconds between link changes in the simulated network (default: %(default)s)")
     demo.add_argument("--interval", type=float, default=5.0, metavar="S",
@@ -204,7 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config, None)
     logs.setup(cfg.log_level)
     return demo.run_demo(cfg, listen=args.listen, netns=not args.no_netns, flap_every_s=args.flap_every,
-                         interval_s=args.interval, duration_s=args.duration)
+                         interval_s=args.interval, duration_s=args.duration, snmp=not args.no_snmp)
 
 
 def cmd_inventory_import(args: argparse.Namespace) -> int:

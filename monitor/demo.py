@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 import tempfile
+import secrets
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +96,52 @@ def inventory_yaml(nodes: Sequence[Node], header: str = "") -> str:
     return header + body
 
 
+# The SNMP side of the demo: every loopback commune's router answers through snmpsim.
+SNMP_WRONG = "sai-community"  # one commune's profile has the wrong community
+SNMP_V3_EVERY = 5  # every 5th commune is polled with SNMPv3 authPriv (SHA/AES)
+
+
+def snmp_demo(nodes: Sequence[Node], port: int, v3_keys: tuple[str, str] | None
+              ) -> tuple[list[Node], dict[str, Any], dict[str, str]]:
+    """Give the loopback communes SNMP profiles; return the nodes, the profiles and one recording per commune.
+
+    Recordings are snmpsim .snmprec texts named by commune code (the v2c community, or the
+    v3 context): traffic counters that move, one router that reboots every two minutes,
+    one uplink down, and one commune whose profile has the wrong community.
+    """
+    from monitor.snmp_agents import Interface, router_recording
+
+    loop_communes = [n for n in nodes if n.is_commune and n.address.startswith("127.")]
+    wrong, reboots, linkdown = (loop_communes[i].code for i in (1, 2, 3))
+    profiles: dict[str, Any] = {}
+    recordings: dict[str, str] = {}
+    out: list[Node] = []
+    for n in nodes:
+        if n not in loop_communes:
+            out.append(n)
+            continue
+        i = loop_communes.index(n)
+        seed = int(n.code) if n.code.isdigit() else i
+        recordings[n.code] = router_recording(
+            sys_name=f"ubnd-{n.code}", sys_descr=f"Router UBND {n.name} (mô phỏng)",
+            reboot_every_s=120.0 if n.code == reboots else None,
+            interfaces=[Interface(1, "lo", descr="loopback"),
+                        Interface(2, "ge-0/0/0", descr="TSLCD uplink", alias="WAN TSLCD", oper_up=n.code != linkdown,
+                                  in_octets=seed * 10**6, out_octets=seed * 4 * 10**5,
+                                  in_rate=0.0 if n.code == linkdown else 2_000 + seed % 7 * 1_000,
+                                  out_rate=0.0 if n.code == linkdown else 800 + seed % 5 * 300)])
+        name = f"demo-{n.code}"
+        if v3_keys and i % SNMP_V3_EVERY == 0 and n.code != wrong:
+            profiles[name] = {"version": "3", "user": "tslcd-demo", "auth_protocol": "sha", "auth_key": v3_keys[0],
+                              "priv_protocol": "aes128", "priv_key": v3_keys[1], "context": n.code,
+                              "port": port, "timeout_s": 1.0, "retries": 1}
+        else:
+            profiles[name] = {"version": "2c", "community": SNMP_WRONG if n.code == wrong else n.code,
+                              "port": port, "timeout_s": 1.0, "retries": 1}
+        out.append(replace(n, snmp=name, uplink="ge-0/0/0"))
+    return out, profiles, recordings
+
+
 class _Flapper:
     """Takes the namespace links down and up in turn, so the demo shows outages and recoveries."""
 
@@ -114,8 +163,27 @@ class _Flapper:
         print(f"tslcd demo: {what}", file=sys.stderr, flush=True)
 
 
+def _start_snmp(nodes: list[Node], tmp: Path, agents: contextlib.ExitStack) -> tuple[list[Node], dict[str, Any]]:
+    """Start one snmpsim for all loopback communes (v2c and v3); it is stopped with ``agents``."""
+    from monitor.snmp_agents import UsmUser, free_udp_port, start_snmpsim, write_recording
+
+    hosts = [n.address for n in nodes if n.is_commune and n.address.startswith("127.")]
+    port = free_udp_port(*hosts)
+    keys = (secrets.token_hex(12), secrets.token_hex(12))  # this run's v3 keys, never shown
+    nodes, profiles, recordings = snmp_demo(nodes, port, keys)
+    data = tmp / "snmpsim"
+    data.mkdir()
+    for code, text in recordings.items():
+        write_recording(data / f"{code}.snmprec", text)
+    print(f"tslcd demo: starting SNMP agents for {len(recordings)} communes (snmpsim, v2c and v3)...",
+          file=sys.stderr, flush=True)
+    user = UsmUser("tslcd-demo", "sha", keys[0], "aes128", keys[1])
+    agents.enter_context(start_snmpsim(data, hosts=hosts, port=port, user=user, workdir=tmp / "agent"))
+    return nodes, profiles
+
+
 def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: float, interval_s: float = 5.0,
-             duration_s: float | None = None) -> int:
+             duration_s: float | None = None, snmp: bool = True) -> int:
     """Build the simulated province, monitor it until Ctrl-C (or ``duration_s``), remove everything."""
     from monitor.cli import _engine
     from monitor.service import Monitor
@@ -147,7 +215,10 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
                 elif n.address.startswith("198.18.3."):
                     direct.append(lab.add_host(f"d{n.address.rsplit('.', 1)[1]}", n.address, n.address6 or None))
             flapper = _Flapper(lab, router, direct)
-        with tempfile.TemporaryDirectory(prefix="tslcd-demo-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="tslcd-demo-") as tmp, contextlib.ExitStack() as agents:
+            profiles: dict[str, Any] = {}
+            if snmp:
+                nodes, profiles = _start_snmp(nodes, Path(tmp), agents)
             path = Path(tmp) / "demo-inventory.yaml"
             path.write_text(inventory_yaml(nodes), encoding="utf-8")
             # The demo's history goes to a store of its own, gone with the demo.
@@ -156,6 +227,12 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
             # again so that a too short interval is refused like in config.yaml.
             icmp = type(cfg.icmp).model_validate({**cfg.icmp.model_dump(), "interval_s": interval_s})
             demo_cfg = cfg.model_copy(update={"inventory": path, "icmp": icmp, "store": store})
+            if profiles:
+                from monitor.config import SnmpProfile
+
+                demo_cfg = demo_cfg.model_copy(update={
+                    "snmp_profiles": {k: SnmpProfile.model_validate(v) for k, v in profiles.items()},
+                    "snmp": cfg.snmp.model_copy(update={"interval_s": max(10.0, 2 * interval_s)})})
             from inventory.load import load_inventory
 
             inventory = load_inventory(path, default_province=PROVINCE)

@@ -42,3 +42,5 @@ def setup(level: str = "info") -> None:
     root.setLevel(level.upper())
     # APScheduler logs every job run at INFO; keep its warnings (skipped runs) only.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Alembic says "Context impl SQLiteImpl" and the like at every start.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

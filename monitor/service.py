@@ -319,8 +319,11 @@ class Monitor:
             await stop.wait()
         finally:
             log.info("stopping")
-            scheduler.shutdown(wait=False)
+            # Pause first: shutting the scheduler down cancels the jobs it is running, and
+            # a sweep in progress should finish and count.
+            scheduler.pause()
             await self._finish_sweep()
+            scheduler.shutdown(wait=False)
             if self.recorder is not None:
                 await self.recorder.on_stop()
             if self.snmp is not None:
