@@ -76,6 +76,21 @@ def test_demo_shows_outages_and_recoveries_then_cleans_up() -> None:
         assert {"down", "unreachable"} <= seen, seen
         assert came_back
         assert "sau nút 66-AGG-NS" in unreachable_page  # the page says behind which node
+        # SNMP: every loopback commune's router answers, but one profile has the wrong
+        # community (answers ping, not SNMP) and one router's uplink is down.
+        import json
+
+        view: dict = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not view.get("ping_only"):
+            with urllib.request.urlopen(url + "api/status.json", timeout=5) as r:
+                view = json.loads(r.read())
+            time.sleep(0.5)  # polling with a deadline
+        assert [n["snmp"]["reason"] for n in view["ping_only"]] == ["wrong_community"]
+        snmp = {n["code"]: n["snmp"] for n in view["snmp_nodes"]}
+        assert len(snmp) == 92 and sum(1 for s in snmp.values() if s["up"]) == 91
+        assert sum(1 for s in snmp.values() if s["uplink_oper_up"] is False) == 1
+        assert any(s["rx_bytes_total"] for s in snmp.values())
     finally:
         proc.send_signal(signal.SIGINT)
         try:
