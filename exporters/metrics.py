@@ -43,6 +43,9 @@ MONITOR_COVERAGE = "tslcd_monitor_coverage_ratio"
 HISTORY_SEALED = "tslcd_history_sealed_through_timestamp_seconds"
 HISTORY_WRITE_FAILURES = "tslcd_history_write_failures_total"
 HISTORY_WRITE_DURATION = "tslcd_history_write_duration_seconds"
+# The daily email (monitor/mailer.py).
+EMAIL_FAILURES = "tslcd_email_failures_total"
+EMAIL_LAST_SUCCESS = "tslcd_email_last_success_timestamp_seconds"
 # Self-monitoring.
 SWEEP_DURATION = "tslcd_sweep_duration_seconds"
 SWEEP_LAST = "tslcd_sweep_last_timestamp_seconds"

@@ -96,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--province", required=True, metavar="NAME", help='name or code, e.g. "Đắk Lắk", "dak lak", 66')
     imp.add_argument("--out", required=True, metavar="F", help="file to write ('-' for standard output)")
     imp.add_argument("--force", action="store_true", help="overwrite F if it exists")
+
+    from monitor import mail_cli
+
+    mail_cli.add_parser(sub)
     return p
 
 
@@ -248,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return audit.run(args)
     if args.command == "inventory" and args.inventory_command == "import":
         return cmd_inventory_import(args)
+    if args.command == "report":
+        from monitor import mail_cli
+
+        return mail_cli.run(args)
     raise AssertionError(args)
 
 

@@ -164,6 +164,7 @@ class Web(_Strict):
     public_url: str = Field("", description="where people reach the status page, for links in emails")
 
 
+from exporters.email import EmailSettings  # noqa: E402  (imports no monitor module at run time: no cycle)
 from monitor.store.settings import StoreSettings  # noqa: E402  (a leaf module: no cycle)
 
 
@@ -181,6 +182,7 @@ class Config(_Strict):
     snmp: Snmp = Snmp()
     snmp_profiles: dict[str, SnmpProfile] = Field(default_factory=dict)
     store: StoreSettings = StoreSettings()
+    email: EmailSettings | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Where the config came from; inventory paths are relative to it.

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import sys
 import tempfile
-import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path

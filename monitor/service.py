@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -46,6 +46,7 @@ from monitor.state import (
 
 if TYPE_CHECKING:
     from monitor.recorder import Recorder
+    from monitor.store import SqlStore
 
 log = logging.getLogger("tslcd.service")
 
@@ -311,6 +312,7 @@ class Monitor:
                               max_instances=1, coalesce=True, next_run_time=first, misfire_grace_time=None)
         if self.recorder is not None:
             await self.recorder.on_start(self.inventory)
+            self._attach_mailer(scheduler)
         scheduler.start()
         log.info("monitor running", extra={"url": url, "nodes": len(self.inventory.nodes), "pid": os.getpid()})
         if ready:
@@ -332,6 +334,17 @@ class Monitor:
             for sig in installed:
                 loop.remove_signal_handler(sig)
             self.engine.close()
+
+    def _attach_mailer(self, scheduler: AsyncIOScheduler) -> None:
+        """The daily email (issue 6): its cron and retry jobs, its outbox in the history store."""
+        from exporters.email import email_settings_of
+        from monitor.mailer import Mailer
+
+        email = email_settings_of(self.cfg)
+        if email is None or not email.enabled or self.recorder is None:
+            return
+        store = cast("SqlStore", self.recorder.store)  # the outbox needs the SQL engine, not just HistoryStore
+        Mailer(self.cfg, email, store, registry=self.self_metrics.registry).attach(scheduler)
 
     async def _sweep_job(self) -> None:
         self._sweeping = asyncio.current_task()

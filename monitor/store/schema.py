@@ -159,3 +159,19 @@ seals = Table(
     Column("rows", Integer, nullable=False),
     Column("sealed_at", Float, nullable=False),
 )
+
+# The daily email's outbox (issue 6, migration 0002): one row per (day, recipient list).
+email_outbox = Table(
+    "email_outbox", metadata,
+    Column("day", Date, primary_key=True),  # the local day the report is about
+    Column("recipients_key", String(64), primary_key=True),  # exporters.email.recipients_key of To + Cc
+    Column("recipients", String(4000), nullable=False),  # To and Cc as configured, for people reading the table
+    Column("status", String(16), nullable=False),  # pending | sending | sent | superseded
+    Column("attempts", Integer, nullable=False),
+    Column("next_try", Float, nullable=False),
+    Column("last_try", Float, nullable=True),
+    Column("last_error", String(500), nullable=True),  # "kind: message", classified; never a secret
+    Column("created_at", Float, nullable=False),
+    Column("sent_at", Float, nullable=True),
+    Column("message_id", String(255), nullable=True),  # kept across retries, so a resend is recognisable
+)
