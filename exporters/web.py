@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from monitor.service import Monitor
 
 MONITOR: web.AppKey[Monitor] = web.AppKey("monitor")
+
+
+class ListenError(OSError):
+    """The HTTP address cannot be bound; the message says which and what to do."""
 
 _STATE_ORDER = {"down": 0, "unreachable": 1, "unknown": 2, "maintenance": 3}
 STATE_LABELS = {
@@ -168,7 +173,13 @@ async def start_server(monitor: Monitor, listen: str) -> tuple[web.AppRunner, st
     runner = web.AppRunner(make_app(monitor), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, int(port))
-    await site.start()
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        raise ListenError(f"cannot listen on {listen}: {reason} (another tslcd running? choose another "
+                          f"address with --listen or web.listen)") from None
     sock = site._server.sockets[0]  # type: ignore[union-attr]
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

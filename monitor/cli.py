@@ -199,7 +199,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"tslcd: monitoring {len(inventory.nodes)} nodes of {cfg.province}; status page {url} "
               f"(metrics {url}metrics). Ctrl-C stops.", file=sys.stderr, flush=True)
 
-    asyncio.run(monitor.run(args.listen, ready=ready))
+    from exporters.web import ListenError
+
+    try:
+        asyncio.run(monitor.run(args.listen, ready=ready))
+    except ListenError as e:
+        print(f"tslcd: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -241,7 +241,13 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
 
             if not attach_recorder(monitor, demo_cfg):
                 return 1
-            asyncio.run(_serve(monitor, listen, flapper, flap_every_s, duration_s))
+            from exporters.web import ListenError
+
+            try:
+                asyncio.run(_serve(monitor, listen, flapper, flap_every_s, duration_s))
+            except ListenError as e:
+                print(f"tslcd demo: {e}", file=sys.stderr)
+                return 1
     finally:
         if lab is not None:
             lab.close()

@@ -156,3 +156,20 @@ def test_inventory_reloads_on_file_change_and_sighup_keeping_the_last_good(tmp_p
         running.proc.send_signal(signal.SIGHUP)
         assert running.poll("tslcd_inventory_nodes", 60) == 60
         assert running.metric("tslcd_inventory_last_reload_success") == 1
+
+
+@needs_root
+def test_a_taken_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"province: Đắk Lắk\ninventory: {ROOT / 'inventory' / 'dak_lak_demo.yaml'}\n"
+                       f"store:\n  path: {tmp_path / 'h.sqlite'}\n", encoding="utf-8")
+        r = tslcd("run", "--config", str(cfg), "--listen", f"127.0.0.1:{port}")
+    assert r.returncode == 1
+    assert f"tslcd: cannot listen on 127.0.0.1:{port}: address already in use" in r.stderr
+    assert "Traceback" not in r.stderr
