@@ -379,6 +379,9 @@ class HistoryCollector:
                 periods.append(("last_30d", recent.period,
                                 sum(s.coverage for s in recent.days) / len(recent.days)))
             for period, rates, coverage in periods:
+                if not coverage:
+                    # Nothing observed yet (just started): a rate of 0 would be a false alarm.
+                    rates = ()
                 for r in rates:
                     key = [r.province, r.area, period]
                     conn.add_metric(key, r.connected_rate)

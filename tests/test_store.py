@@ -362,3 +362,34 @@ def test_a_second_monitor_on_the_same_store_is_refused_a_killed_one_is_not(store
         store.start_run(T0 + 40, max_gap_s=90)  # this process is alive and its run is not stopped
     tamper(db, "UPDATE runs SET pid = ? WHERE id = ?", 2**22 + 1, run)  # as if it had been killed
     assert store.start_run(T0 + 40, max_gap_s=90) > run
+
+
+async def test_nothing_observed_today_yet_shows_no_rate_rather_than_zero(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from exporters.web import render_status_page
+
+    clock = [T0 + 3600]
+    mon, rec, _, inv = recorded_monitor(tmp_path, clock)
+    await rec.on_start(inv)
+    await sweep(mon, rec, inv, clock, clock[0])  # the first sweep: no time observed yet
+    recent = rec.recent()
+    assert recent is not None and recent.today.coverage == 0
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(rec.collector())
+    text = generate_latest(registry).decode()
+    assert 'tslcd_connected_day_rate_ratio{area="",period="today"' not in text
+    html = render_status_page(replace(mon.snapshot, history=recent))
+    assert "chưa đủ dữ liệu" in html
+    await sweep(mon, rec, inv, clock, clock[0] + 300)
+    rec._recent_at = float("-inf")  # the refresh is throttled to once a minute; force it
+    await sweep(mon, rec, inv, clock, clock[0] + 300)
+    recent = rec.recent()
+    assert recent is not None and recent.today.coverage > 0
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(rec.collector())
+    assert 'tslcd_connected_day_rate_ratio{area="",period="today",province="Đắk Lắk"} 0.8' in \
+        generate_latest(registry).decode()
+    await rec.on_stop()
