@@ -167,6 +167,7 @@ def attach_recorder(monitor: object, cfg: Config) -> bool:
         recorder = Recorder.open(cfg)
     except StoreError as e:
         print(f"tslcd: {e}", file=sys.stderr)
+        monitor.engine.close()  # type: ignore[attr-defined]
         return False
     monitor.recorder = recorder  # type: ignore[attr-defined]
     monitor.self_metrics.registry.register(recorder.collector())  # type: ignore[attr-defined]
@@ -200,10 +201,11 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"(metrics {url}metrics). Ctrl-C stops.", file=sys.stderr, flush=True)
 
     from exporters.web import ListenError
+    from monitor.store import StoreError
 
     try:
         asyncio.run(monitor.run(args.listen, ready=ready))
-    except ListenError as e:
+    except (ListenError, StoreError) as e:
         print(f"tslcd: {e}", file=sys.stderr)
         return 1
     return 0

@@ -226,7 +226,8 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
             # Faster sweeps than production so that changes show within seconds; validated
             # again so that a too short interval is refused like in config.yaml.
             icmp = type(cfg.icmp).model_validate({**cfg.icmp.model_dump(), "interval_s": interval_s})
-            demo_cfg = cfg.model_copy(update={"inventory": path, "icmp": icmp, "store": store})
+            # No email: the demo must never write to the configured recipients.
+            demo_cfg = cfg.model_copy(update={"inventory": path, "icmp": icmp, "store": store, "email": None})
             if profiles:
                 from monitor.config import SnmpProfile
 
@@ -242,10 +243,11 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
             if not attach_recorder(monitor, demo_cfg):
                 return 1
             from exporters.web import ListenError
+            from monitor.store import StoreError
 
             try:
                 asyncio.run(_serve(monitor, listen, flapper, flap_every_s, duration_s))
-            except ListenError as e:
+            except (ListenError, StoreError) as e:
                 print(f"tslcd demo: {e}", file=sys.stderr)
                 return 1
     finally:

@@ -141,14 +141,15 @@ class Monitor:
     def today(self, now: float | None = None) -> date:
         return datetime.fromtimestamp(self.clock() if now is None else now, self.cfg.tz).date()
 
-    def reload_inventory(self) -> bool:
-        """Load the inventory file again; a bad file keeps the last good inventory."""
+    async def reload_inventory(self) -> bool:
+        """Load the inventory file again (in a thread: 20,000 nodes take seconds); a bad file keeps the last good."""
         if self.inventory_path is None:
             return False
         self._inventory_mtime = self._mtime()
         try:
-            inv = load_inventory(self.inventory_path, snmp_profiles=set(self.cfg.snmp_profiles),
-                                 default_province=self.cfg.province)
+            inv = await asyncio.to_thread(load_inventory, self.inventory_path,
+                                          snmp_profiles=set(self.cfg.snmp_profiles),
+                                          default_province=self.cfg.province)
         except (InventoryError, OSError) as e:
             self.self_metrics.reload_ok.set(0)
             log.error("inventory reload failed; keeping the last good inventory",
@@ -162,7 +163,7 @@ class Monitor:
 
     async def reload_if_changed(self) -> None:
         if self.inventory_path is not None and self._mtime() != self._inventory_mtime:
-            self.reload_inventory()
+            await self.reload_inventory()
 
     # -- sweeps --------------------------------------------------------------------------------
 
@@ -230,8 +231,13 @@ class Monitor:
             from monitor.recorder import UplinkCounters
 
             pending, self._snmp_pending = self._snmp_pending, {}
-            await self.recorder.on_sweep(now, snap, events, self.inventory,
-                                         counters={c: UplinkCounters(*d) for c, d in pending.items()})
+            try:
+                await self.recorder.on_sweep(now, snap, events, self.inventory,
+                                             counters={c: UplinkCounters(*d) for c, d in pending.items()})
+            except Exception:
+                # The store failed: states are still published; the traffic waits for the next write.
+                self._snmp_pending = add_deltas(pending, self._snmp_pending)
+                log.exception("history write failed; states are still published", extra={"probe": "icmp"})
             snap = replace(snap, history=self.recorder.recent())
         self.snapshot = snap
         # Rendering 10^5 samples costs about a second of CPU: never in the event loop (MEASURED.md).
@@ -281,56 +287,68 @@ class Monitor:
 
     async def run(self, listen: str | None = None, *, ready: Callable[[str], None] | None = None,
                   stop: asyncio.Event | None = None) -> None:
-        """Serve HTTP, sweep on schedule, reload on SIGHUP or file change, stop on SIGTERM/SIGINT."""
+        """Serve HTTP, sweep on schedule, reload on SIGHUP or file change, stop on SIGTERM/SIGINT.
+
+        A store that cannot start (StoreError) or an address that cannot be bound (ListenError)
+        raise before anything runs, and whatever was started is stopped again.
+        """
         from exporters.web import start_server  # the web layer imports this module
 
         loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
         installed: list[signal.Signals] = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
-            except (RuntimeError, ValueError):  # not the main thread: the caller stops us
-                pass
-        try:
-            loop.add_signal_handler(signal.SIGHUP, self.reload_inventory)
-            installed.append(signal.SIGHUP)
-        except (RuntimeError, ValueError):
-            pass
-        runner, url = await start_server(self, listen or self.cfg.web.listen)
+        runner = None
         scheduler = AsyncIOScheduler(timezone=self.cfg.tz)
-        scheduler.add_job(self._sweep_job, "interval", seconds=self.cfg.icmp.interval_s, id="icmp-sweep",
-                          max_instances=1, coalesce=True, next_run_time=datetime.now(self.cfg.tz),
-                          misfire_grace_time=None)
-        scheduler.add_job(self.reload_if_changed, "interval", seconds=5, id="inventory-watch",
-                          max_instances=1, coalesce=True)
-        if self.snmp is not None:
-            # The first poll after the first sweep, so that nodes known down are not polled.
-            first = datetime.fromtimestamp(self.clock() + self.cfg.icmp.interval_s / 2, self.cfg.tz)
-            scheduler.add_job(self._snmp_job, "interval", seconds=self.cfg.snmp.interval_s, id="snmp-poll",
-                              max_instances=1, coalesce=True, next_run_time=first, misfire_grace_time=None)
-        if self.recorder is not None:
-            await self.recorder.on_start(self.inventory)
-            self._attach_mailer(scheduler)
-        scheduler.start()
-        log.info("monitor running", extra={"url": url, "nodes": len(self.inventory.nodes), "pid": os.getpid()})
-        if ready:
-            ready(url)
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_hup() -> None:
+            task = asyncio.ensure_future(self.reload_inventory())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
         try:
+            for sig, handler in ((signal.SIGTERM, stop.set), (signal.SIGINT, stop.set), (signal.SIGHUP, on_hup)):
+                try:
+                    loop.add_signal_handler(sig, handler)
+                    installed.append(sig)
+                except (RuntimeError, ValueError):  # not the main thread: the caller stops us
+                    pass
+            if self.recorder is not None:
+                await self.recorder.on_start(self.inventory)
+            runner, url = await start_server(self, listen or self.cfg.web.listen)
+            scheduler.add_job(self._sweep_job, "interval", seconds=self.cfg.icmp.interval_s, id="icmp-sweep",
+                              max_instances=1, coalesce=True, next_run_time=datetime.now(self.cfg.tz),
+                              misfire_grace_time=None)
+            scheduler.add_job(self.reload_if_changed, "interval", seconds=5, id="inventory-watch",
+                              max_instances=1, coalesce=True)
+            if self.snmp is not None:
+                # The first poll after the first sweep, so that nodes known down are not polled.
+                first = datetime.fromtimestamp(self.clock() + self.cfg.icmp.interval_s / 2, self.cfg.tz)
+                scheduler.add_job(self._snmp_job, "interval", seconds=self.cfg.snmp.interval_s, id="snmp-poll",
+                                  max_instances=1, coalesce=True, next_run_time=first, misfire_grace_time=None)
+            if self.recorder is not None:
+                self._attach_mailer(scheduler)
+            scheduler.start()
+            log.info("monitor running", extra={"url": url, "nodes": len(self.inventory.nodes), "pid": os.getpid()})
+            if ready:
+                ready(url)
             await stop.wait()
         finally:
             log.info("stopping")
-            # Pause first: shutting the scheduler down cancels the jobs it is running, and
-            # a sweep in progress should finish and count.
-            scheduler.pause()
-            await self._finish_sweep()
-            scheduler.shutdown(wait=False)
+            if scheduler.running:
+                # Pause first: shutting the scheduler down cancels the jobs it is running, and
+                # a sweep in progress should finish and count.
+                scheduler.pause()
+                await self._finish_sweep()
+                scheduler.shutdown(wait=False)
+            await asyncio.gather(*reloads, return_exceptions=True)
             if self.recorder is not None:
                 await self.recorder.on_stop()
+                self.recorder.store.close()
             if self.snmp is not None:
                 self.snmp.close()
-            await runner.cleanup()
+            if runner is not None:
+                await runner.cleanup()
             for sig in installed:
                 loop.remove_signal_handler(sig)
             self.engine.close()

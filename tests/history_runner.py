@@ -67,10 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     monitor.recorder = recorder  # as `tslcd run` does: the service starts, feeds and stops it
 
     async def go() -> None:
-        try:
-            await monitor.run(ready=lambda url: print(f"ready {url}", flush=True))
-        finally:
-            recorder.store.close()
+        await monitor.run(ready=lambda url: print(f"ready {url}", flush=True))  # closes the store at the end
 
     asyncio.run(go())
     return 0

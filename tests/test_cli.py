@@ -173,3 +173,16 @@ def test_a_taken_port_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert f"tslcd: cannot listen on 127.0.0.1:{port}: address already in use" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@needs_root
+def test_a_second_monitor_on_the_same_store_is_refused_clearly(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"province: Đắk Lắk\ninventory: {ROOT / 'inventory' / 'dak_lak_demo.yaml'}\n"
+                   f"store:\n  path: {tmp_path / 'h.sqlite'}\n", encoding="utf-8")
+    for _running in start("run", "--config", str(cfg), "--listen", "127.0.0.1:0"):
+        r = tslcd("run", "--config", str(cfg), "--listen", "127.0.0.1:0")
+        assert r.returncode == 1, r.stderr
+        assert "Traceback" not in r.stderr
+        said = [ln for ln in r.stderr.splitlines() if ln.startswith("tslcd: ")]
+        assert len(said) == 1 and "h.sqlite" in said[0] and "another" in said[0]

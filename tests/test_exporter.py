@@ -101,12 +101,12 @@ async def test_a_bad_reload_keeps_the_last_good_inventory(tmp_path: Path, served
     url = await served(mon)
     assert mon.inventory_path is not None
     mon.inventory_path.write_text("nodes:\n  - code: 1\n    address: not-an-ip\n", encoding="utf-8")
-    assert not mon.reload_inventory()
+    assert not await mon.reload_inventory()
     assert len(mon.inventory.nodes) == 7
     _, _, body = await fetch(url + "metrics")
     assert value(samples(body.decode()), "tslcd_inventory_last_reload_success") == 0
     mon.inventory_path.write_text(inventory_yaml(small_inventory().nodes[:3]), encoding="utf-8")
-    assert mon.reload_inventory()
+    assert await mon.reload_inventory()
     await mon.sweep_once()
     _, _, body = await fetch(url + "metrics")
     s = samples(body.decode())

@@ -109,3 +109,33 @@ async def test_a_node_in_maintenance_is_in_state_maintenance_and_its_children_un
     assert by["AGG"].state == "maintenance"
     assert (by["24133"].state, by["24133"].cause) == ("unreachable", "AGG")
     assert by["24121"].state == "up"
+
+
+class BrokenRecorder:
+    """A history store that fails every write (a full disk, PostgreSQL down)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def on_sweep(self, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        raise OSError("disk full")
+
+    def recent(self) -> None:
+        return None
+
+
+async def test_a_failing_store_does_not_stop_states_being_published(tmp_path: Path) -> None:
+    sweeper = ScriptedSweeper()
+    mon = make(tmp_path, sweeper)
+    rec = BrokenRecorder()
+    mon.recorder = rec  # type: ignore[assignment]
+    mon._snmp_pending = {"24133": (100, 50, 0)}
+    snap = await mon.sweep_once()
+    sweeper.down = {"127.0.0.6"}
+    for _ in range(2):
+        snap = await mon.sweep_once()
+    assert rec.calls == 3
+    assert {ns.node.code: ns.state for ns in snap.nodes}["22015"] == "down"
+    assert mon.snapshot is snap and snap.sweeps == 3
+    assert mon._snmp_pending == {"24133": (100, 50, 0)}  # kept for the next successful write
