@@ -113,7 +113,7 @@ class EmailSettings(BaseModel):
     cc: tuple[str, ...] = ()
     reply_to: str | None = None
     send_at: str = Field("07:00", description="local time of the daily send (HH:MM)")
-    timezone: str | None = Field(None, description="IANA zone of send_at and of the day (default: the config's)")
+    timezone: str | None = Field(None, description="IANA zone of send_at (default: the config's); the report's days are always the province's")
     language: Language = "vi"
     templates_dir: Path | None = Field(None, description="folder whose email_daily.html/.txt override the shipped "
                                                          "ones (relative to the config file)")
@@ -188,10 +188,18 @@ def recipients_key(to: Sequence[str], cc: Sequence[str] = ()) -> str:
     return hashlib.sha256("\n".join(addrs).encode()).hexdigest()[:32]
 
 
-def report_tz(cfg: Any, settings: EmailSettings | None) -> ZoneInfo:
-    """The zone of the report's day and of the send time: email.timezone, else the config's."""
-    name = settings.timezone if settings and settings.timezone else getattr(cfg, "timezone", "Asia/Ho_Chi_Minh")
-    return ZoneInfo(name)
+def report_tz(cfg: Any, settings: EmailSettings | None = None) -> ZoneInfo:
+    """The zone of the report's day: always the province's (config ``timezone``).
+
+    Days are rolled up and sealed in that zone; a report cutting them elsewhere would mix
+    two definitions of a day. ``email.timezone`` only moves the send time (``send_tz``).
+    """
+    return ZoneInfo(getattr(cfg, "timezone", "Asia/Ho_Chi_Minh"))
+
+
+def send_tz(cfg: Any, settings: EmailSettings | None) -> ZoneInfo:
+    """The zone of ``email.send_at``: email.timezone, else the config's."""
+    return ZoneInfo(settings.timezone) if settings and settings.timezone else report_tz(cfg)
 
 
 # -- the report, as plain values --------------------------------------------------------------------

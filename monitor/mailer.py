@@ -42,6 +42,7 @@ from exporters.email import (
     report_from_store,
     report_tz,
     send_blocking,
+    send_tz,
 )
 from exporters.metrics import EMAIL_FAILURES, EMAIL_LAST_SUCCESS
 from monitor.store.schema import email_outbox
@@ -223,7 +224,8 @@ class Mailer:
         self.outbox = Outbox(store.engine, lease_s=max(900.0, 4 * settings.smtp.timeout_s))
         self.metrics = MailerMetrics(registry)
         self.clock = clock
-        self.tz = report_tz(cfg, settings)
+        self.tz = report_tz(cfg, settings)  # the report's days
+        self.send_tz = send_tz(cfg, settings)  # the send time
         self.key = recipients_key(settings.to, settings.cc)
         self.recipients = "To: " + ", ".join(settings.to) + ("; Cc: " + ", ".join(settings.cc) if settings.cc else "")
         self.retry_check_s = retry_check_s
@@ -237,16 +239,17 @@ class Mailer:
         from apscheduler.triggers.cron import CronTrigger
 
         hh, mm = self.settings.send_time
-        scheduler.add_job(self.run_due, CronTrigger(hour=hh, minute=mm, timezone=self.tz), id="email-daily",
+        scheduler.add_job(self.run_due, CronTrigger(hour=hh, minute=mm, timezone=self.send_tz), id="email-daily",
                           max_instances=1, coalesce=True, misfire_grace_time=None)
         scheduler.add_job(self.run_due, "interval", seconds=self.retry_check_s, id="email-outbox", max_instances=1,
-                          coalesce=True, next_run_time=datetime.now(self.tz))
+                          coalesce=True, next_run_time=datetime.now(self.send_tz))
 
     def latest_due_day(self, now: float) -> date:
         """The last day whose report is due at ``now``: yesterday once today's send time has passed."""
-        local = datetime.fromtimestamp(now, self.tz)
+        sent_clock = datetime.fromtimestamp(now, self.send_tz)
         hh, mm = self.settings.send_time
-        return local.date() - timedelta(days=1 if local.time() >= dtime(hh, mm) else 2)
+        today = datetime.fromtimestamp(now, self.tz).date()
+        return today - timedelta(days=1 if sent_clock.time() >= dtime(hh, mm) else 2)
 
     def due_days(self, now: float) -> list[date]:
         """Days to add to the outbox now (blocking). Never a day before the monitor first observed anything."""

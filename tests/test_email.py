@@ -888,3 +888,15 @@ async def test_two_mailers_on_one_store_send_a_report_once(tmp_path: Path, smtp_
         b.store.close()
     assert sum(x.sent for r in results for x in r) == 1  # the outbox claim lets one of them send
     assert inbox.count() == 1
+
+
+def test_email_timezone_moves_the_send_time_never_the_days() -> None:
+    from types import SimpleNamespace
+
+    from exporters.email import report_tz, send_tz
+
+    cfg = SimpleNamespace(timezone="Asia/Ho_Chi_Minh")
+    settings = SimpleNamespace(timezone="Asia/Tokyo")
+    assert str(report_tz(cfg, settings)) == "Asia/Ho_Chi_Minh"  # type: ignore[arg-type]
+    assert str(send_tz(cfg, settings)) == "Asia/Tokyo"  # type: ignore[arg-type]
+    assert str(send_tz(cfg, None)) == "Asia/Ho_Chi_Minh"
