@@ -113,7 +113,8 @@ class EmailSettings(BaseModel):
     cc: tuple[str, ...] = ()
     reply_to: str | None = None
     send_at: str = Field("07:00", description="local time of the daily send (HH:MM)")
-    timezone: str | None = Field(None, description="IANA zone of send_at (default: the config's); the report's days are always the province's")
+    timezone: str | None = Field(None, description="IANA zone of send_at (default: the config's); the "
+                                 "report's days are always the province's")
     language: Language = "vi"
     templates_dir: Path | None = Field(None, description="folder whose email_daily.html/.txt override the shipped "
                                                          "ones (relative to the config file)")
