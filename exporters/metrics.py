@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import gzip
 import threading
-from collections.abc import Iterator
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
-from monitor.snapshot import Snapshot
-from monitor.snmp import snmp_families
+from monitor.snapshot import NodeStatus, Snapshot
+from monitor.snmp import REASONS
 from monitor.state import STATES
 
 # Per node, labelled by code only; names and grouping come from NODE_INFO (DESIGN.md).
@@ -53,6 +54,21 @@ SWEEP_INTERVAL = "tslcd_sweep_interval_seconds"
 PROBES = "tslcd_probes_total"
 INVENTORY_NODES = "tslcd_inventory_nodes"
 INVENTORY_RELOAD_OK = "tslcd_inventory_last_reload_success"
+
+# SNMP, per node (monitor/snmp.py polls; snmp_families below exports).
+SNMP_UP = "tslcd_snmp_up"
+SNMP_REASON = "tslcd_snmp_reason"
+SNMP_PING_ONLY = "tslcd_snmp_ping_only"
+SNMP_LAST_POLL = "tslcd_snmp_last_poll_timestamp_seconds"
+SNMP_SYS_UPTIME = "tslcd_snmp_sys_uptime_seconds"
+NODE_REBOOTS = "tslcd_node_reboots_total"
+NODE_LAST_REBOOT = "tslcd_node_last_reboot_timestamp_seconds"
+UPLINK_OPER_UP = "tslcd_uplink_oper_up"
+UPLINK_RX = "tslcd_uplink_receive_bytes_total"
+UPLINK_TX = "tslcd_uplink_transmit_bytes_total"
+UPLINK_ERRORS = "tslcd_uplink_errors_total"
+UPLINK_TODAY = "tslcd_uplink_traffic_today_bytes"
+SNMP_NODES = "tslcd_snmp_nodes"
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -195,3 +211,63 @@ class MetricsCache:
         if gzipped:
             return nodes.gzipped + gzip.compress(live, compresslevel=5)
         return nodes.text + live
+
+
+def snmp_families(nodes: Iterable[NodeStatus]) -> Iterator[Metric]:
+    """The SNMP metric families of a snapshot's nodes (those with an ``snmp`` status); labels: code only,
+    plus the bounded ``reason`` and ``direction``. For ``SnapshotCollector.collect``: ``yield from``."""
+    code = ["code"]
+    up = GaugeMetricFamily(SNMP_UP, "1 when the node's last SNMP poll read everything asked.", labels=code)
+    reason = GaugeMetricFamily(SNMP_REASON, "1 for the outcome of the node's last SNMP poll (reason=\"ok\" "
+                                            "when up); a bounded set of reasons.", labels=["code", "reason"])
+    ping_only = GaugeMetricFamily(SNMP_PING_ONLY, "1 when the node answers ping but not SNMP.", labels=code)
+    last = GaugeMetricFamily(SNMP_LAST_POLL, "When the node was last polled over SNMP.", labels=code)
+    uptime = GaugeMetricFamily(SNMP_SYS_UPTIME, "The agent's sysUpTime (wraps of the 32-bit TimeTicks undone).",
+                               labels=code)
+    reboots = CounterMetricFamily(NODE_REBOOTS, "Agent restarts seen (sysUpTime went back) since the monitor "
+                                                "started.", labels=code)
+    last_reboot = GaugeMetricFamily(NODE_LAST_REBOOT, "When the agent last restarted, by the monitor's clock.",
+                                    labels=code)
+    oper = GaugeMetricFamily(UPLINK_OPER_UP, "1 when the uplink's ifOperStatus is up(1).", labels=code)
+    rx = CounterMetricFamily(UPLINK_RX, "Bytes received on the uplink (never decreasing across agent reboots "
+                                        "and counter wraps).", labels=code)
+    tx = CounterMetricFamily(UPLINK_TX, "Bytes sent on the uplink (never decreasing across agent reboots and "
+                                        "counter wraps).", labels=code)
+    errors = CounterMetricFamily(UPLINK_ERRORS, "Uplink packets with errors (ifInErrors, ifOutErrors).",
+                                 labels=["code", "direction"])
+    today = GaugeMetricFamily(UPLINK_TODAY, "Uplink bytes in + out since local midnight (DESIGN.md: in use).",
+                              labels=code)
+    tally: Tally[str] = Tally()
+    for ns in nodes:
+        s = ns.snmp
+        if s is None:
+            continue
+        c = [ns.node.code]
+        tally[s.reason] += 1
+        up.add_metric(c, 1.0 if s.up else 0.0)
+        reason.add_metric([ns.node.code, s.reason], 1.0)
+        ping_only.add_metric(c, 1.0 if ns.state == "up" and not s.up else 0.0)
+        if s.polled_at is not None:
+            last.add_metric(c, s.polled_at)
+        if s.uptime_s is not None:
+            uptime.add_metric(c, s.uptime_s)
+        reboots.add_metric(c, float(s.reboots))
+        if s.last_reboot_at is not None:
+            last_reboot.add_metric(c, s.last_reboot_at)
+        if s.uplink_oper_up is not None:
+            oper.add_metric(c, 1.0 if s.uplink_oper_up else 0.0)
+        if s.rx_bytes_total is not None and s.tx_bytes_total is not None:
+            rx.add_metric(c, float(s.rx_bytes_total))
+            tx.add_metric(c, float(s.tx_bytes_total))
+        if s.rx_errors_total is not None:
+            errors.add_metric([ns.node.code, "receive"], float(s.rx_errors_total))
+        if s.tx_errors_total is not None:
+            errors.add_metric([ns.node.code, "transmit"], float(s.tx_errors_total))
+        if s.bytes_today is not None:
+            today.add_metric(c, float(s.bytes_today))
+    yield from (up, reason, ping_only, last, uptime, reboots, last_reboot, oper, rx, tx, errors, today)
+    nodes_by_reason = GaugeMetricFamily(SNMP_NODES, "Nodes by the outcome of their last SNMP poll.",
+                                        labels=["reason"])
+    for r in REASONS:
+        nodes_by_reason.add_metric([r.value], float(tally.get(r.value, 0)))
+    yield nodes_by_reason

@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tslcd.mailer")
 
-# Metric names of this module; DESIGN.md wants every name in exporters/metrics.py: move them there.
 # A failure to build the report (store unreadable, a broken operator template), beside MailErrorKind's reasons.
 REPORT_FAILED = "report"
 

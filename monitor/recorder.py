@@ -426,4 +426,3 @@ def history_view(recent: RecentRates | None) -> dict[str, Any] | None:
     }
 
 
-# Paste into exporters/templates/status.html after the "cards" section; ``v.history`` is history_view().

@@ -31,7 +31,7 @@ once (all together, before the requests), numeric OIDs in pre-built ObjectTypes 
 every node, ``lookupMib=False``. A steady poll of 20,000 nodes: 25 s (v2c), 45 s (v3).
 
 Below the poller, pure helpers the service uses: ``plan_poll``, ``fold_readings``,
-``uplink_deltas``, ``snmp_status``/``snmp_row`` and ``snmp_families`` (for /metrics).
+``uplink_deltas``, ``snmp_status``/``snmp_row`` (exporters.metrics.snmp_families exports them).
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ import socket
 import time
 import traceback
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pyasn1.type import univ
 from pysnmp.carrier.asyncio.dgram import udp, udp6
@@ -85,7 +85,6 @@ from monitor import counters
 from monitor.counters import NodeCounters, Sample
 
 if TYPE_CHECKING:
-    from prometheus_client.core import Metric
 
     from inventory.model import Node
     from monitor.config import SnmpProfile
@@ -104,7 +103,6 @@ __all__ = [
     "fold_reading",
     "fold_readings",
     "plan_poll",
-    "snmp_families",
     "snmp_row",
     "snmp_status",
     "uplink_deltas",
@@ -1277,92 +1275,3 @@ def snmp_row(s: SnmpStatus | None, state: str) -> dict[str, Any] | None:
     from dataclasses import asdict
 
     return {**asdict(s), "ping_only": state == "up" and not s.up}
-
-
-# ---------------------------------------------------------------- metric families (for exporters/metrics.py)
-
-SNMP_UP = "tslcd_snmp_up"
-SNMP_REASON = "tslcd_snmp_reason"
-SNMP_PING_ONLY = "tslcd_snmp_ping_only"
-SNMP_LAST_POLL = "tslcd_snmp_last_poll_timestamp_seconds"
-SNMP_SYS_UPTIME = "tslcd_snmp_sys_uptime_seconds"
-NODE_REBOOTS = "tslcd_node_reboots_total"
-NODE_LAST_REBOOT = "tslcd_node_last_reboot_timestamp_seconds"
-UPLINK_OPER_UP = "tslcd_uplink_oper_up"
-UPLINK_RX = "tslcd_uplink_receive_bytes_total"
-UPLINK_TX = "tslcd_uplink_transmit_bytes_total"
-UPLINK_ERRORS = "tslcd_uplink_errors_total"
-UPLINK_TODAY = "tslcd_uplink_traffic_today_bytes"
-SNMP_NODES = "tslcd_snmp_nodes"
-
-
-class StatusLike(Protocol):
-    """What ``snmp_families`` reads of a snapshot's NodeStatus (plus its ``snmp`` field, when it has one)."""
-
-    @property
-    def node(self) -> Node: ...
-
-    @property
-    def state(self) -> str: ...
-
-
-def snmp_families(nodes: Iterable[StatusLike]) -> Iterator[Metric]:
-    """The SNMP metric families of a snapshot's nodes (those with an ``snmp`` status); labels: code only,
-    plus the bounded ``reason`` and ``direction``. For ``SnapshotCollector.collect``: ``yield from``."""
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    code = ["code"]
-    up = GaugeMetricFamily(SNMP_UP, "1 when the node's last SNMP poll read everything asked.", labels=code)
-    reason = GaugeMetricFamily(SNMP_REASON, "1 for the outcome of the node's last SNMP poll (reason=\"ok\" "
-                                            "when up); a bounded set of reasons.", labels=["code", "reason"])
-    ping_only = GaugeMetricFamily(SNMP_PING_ONLY, "1 when the node answers ping but not SNMP.", labels=code)
-    last = GaugeMetricFamily(SNMP_LAST_POLL, "When the node was last polled over SNMP.", labels=code)
-    uptime = GaugeMetricFamily(SNMP_SYS_UPTIME, "The agent's sysUpTime (wraps of the 32-bit TimeTicks undone).",
-                               labels=code)
-    reboots = CounterMetricFamily(NODE_REBOOTS, "Agent restarts seen (sysUpTime went back) since the monitor "
-                                                "started.", labels=code)
-    last_reboot = GaugeMetricFamily(NODE_LAST_REBOOT, "When the agent last restarted, by the monitor's clock.",
-                                    labels=code)
-    oper = GaugeMetricFamily(UPLINK_OPER_UP, "1 when the uplink's ifOperStatus is up(1).", labels=code)
-    rx = CounterMetricFamily(UPLINK_RX, "Bytes received on the uplink (never decreasing across agent reboots "
-                                        "and counter wraps).", labels=code)
-    tx = CounterMetricFamily(UPLINK_TX, "Bytes sent on the uplink (never decreasing across agent reboots and "
-                                        "counter wraps).", labels=code)
-    errors = CounterMetricFamily(UPLINK_ERRORS, "Uplink packets with errors (ifInErrors, ifOutErrors).",
-                                 labels=["code", "direction"])
-    today = GaugeMetricFamily(UPLINK_TODAY, "Uplink bytes in + out since local midnight (DESIGN.md: in use).",
-                              labels=code)
-    tally: Tally[str] = Tally()
-    for ns in nodes:
-        s = getattr(ns, "snmp", None)
-        if s is None:
-            continue
-        c = [ns.node.code]
-        tally[s.reason] += 1
-        up.add_metric(c, 1.0 if s.up else 0.0)
-        reason.add_metric([ns.node.code, s.reason], 1.0)
-        ping_only.add_metric(c, 1.0 if ns.state == "up" and not s.up else 0.0)
-        if s.polled_at is not None:
-            last.add_metric(c, s.polled_at)
-        if s.uptime_s is not None:
-            uptime.add_metric(c, s.uptime_s)
-        reboots.add_metric(c, float(s.reboots))
-        if s.last_reboot_at is not None:
-            last_reboot.add_metric(c, s.last_reboot_at)
-        if s.uplink_oper_up is not None:
-            oper.add_metric(c, 1.0 if s.uplink_oper_up else 0.0)
-        if s.rx_bytes_total is not None and s.tx_bytes_total is not None:
-            rx.add_metric(c, float(s.rx_bytes_total))
-            tx.add_metric(c, float(s.tx_bytes_total))
-        if s.rx_errors_total is not None:
-            errors.add_metric([ns.node.code, "receive"], float(s.rx_errors_total))
-        if s.tx_errors_total is not None:
-            errors.add_metric([ns.node.code, "transmit"], float(s.tx_errors_total))
-        if s.bytes_today is not None:
-            today.add_metric(c, float(s.bytes_today))
-    yield from (up, reason, ping_only, last, uptime, reboots, last_reboot, oper, rx, tx, errors, today)
-    nodes_by_reason = GaugeMetricFamily(SNMP_NODES, "Nodes by the outcome of their last SNMP poll.",
-                                        labels=["reason"])
-    for r in REASONS:
-        nodes_by_reason.add_metric([r.value], float(tally.get(r.value, 0)))
-    yield nodes_by_reason
