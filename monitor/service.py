@@ -118,6 +118,8 @@ class Monitor:
         self.self_metrics.inventory_nodes.set(len(inventory.nodes))
         self.self_metrics.reload_ok.set(1)
         self.self_metrics.sweep_interval.labels("icmp").set(cfg.icmp.interval_s)
+        if cfg.snmp_profiles:
+            self.self_metrics.sweep_interval.labels("snmp").set(cfg.snmp.interval_s)
         self._tracks: dict[str, _NodeTrack] = {}
         self.event_sinks: list[Callable[[Sequence[Event]], None]] = []
         self.recorder: Recorder | None = None  # history store; None: nothing is kept

@@ -53,13 +53,29 @@ pytestmark = [
 ]
 
 PROVINCE = "Đắk Lắk"
-AREA_A = "Buôn Hồ (thử)"   # behind the aggregation router
+AREA_A = "Buôn Hồ (thử)"   # behind the two aggregation routers
 AREA_B = "Tuy An (thử)"    # directly linked, plus a commune with no circuit
 CORE = "66-CORE"
-AGG = "66-AGG-BH"
-C1, C2, D1, NO_CIRCUIT = "24301", "24305", "22111", "22114"
-NAMES = {C1: "Phường Buôn Hồ (thử)", C2: "Xã Ea Drông (thử)", D1: "Xã An Mỹ (thử)", NO_CIRCUIT: "Xã An Hiệp (thử)",
-         AGG: "Nút tập trung Buôn Hồ (thử)", CORE: "Trung tâm dữ liệu (thử)"}
+AGG, AGG2 = "66-AGG-BH", "66-AGG-EK"
+C1, C2, C3, D1, NO_CIRCUIT = "24301", "24305", "24310", "22111", "22114"
+S1, S2 = "22120", "22132"  # area B, on loopback, polled over SNMP from their own snmpsim agents
+NAMES = {C1: "Phường Buôn Hồ (thử)", C2: "Xã Ea Drông (thử)", C3: "Xã Ea Khal (thử)", D1: "Xã An Mỹ (thử)",
+         NO_CIRCUIT: "Xã An Hiệp (thử)", S1: "Xã Tuy An Đông (thử)", S2: "Xã Tuy An Tây (thử)",
+         AGG: "Nút tập trung Buôn Hồ (thử)", AGG2: "Nút tập trung Ea Khal (thử)", CORE: "Trung tâm dữ liệu (thử)"}
+PROBED = {CORE, AGG, AGG2, C1, C2, C3, D1, S1, S2}
+# The SNMP nodes' addresses: ping answers there (loopback) and so does each one's agent.
+SNMP_HOSTS = {S1: "127.77.5.1", S2: "127.77.5.2"}
+UPLINK = "ge-0/0/0"
+REBOOT_EVERY_S = 60.0  # S1's router "reboots" (sysUpTime back to 0) this often: tslcd sees drops over 30 s
+# Communes with a position in the inventory (the map shows these, and only these).
+LATLON = {C1: (12.9187, 108.2694), C3: (13.3921, 108.3126), D1: (13.2651, 109.3213)}
+# The history the test writes before tslcd starts (_seed_history): the day before yesterday D1
+# was down all day, yesterday every commune with a circuit was up. Per DESIGN.md a period's
+# rate is the mean of its daily rates; the commune with no circuit counts in every denominator.
+DAY_RATES = {
+    "yesterday": {"": 6 / 7, AREA_A: 1.0, AREA_B: 3 / 4},
+    "last_30d": {"": (5 / 7 + 6 / 7) / 2, AREA_A: 1.0, AREA_B: (2 / 4 + 3 / 4) / 2},
+}
 DEADLINE_S = 60.0
 T = TypeVar("T")
 
@@ -185,6 +201,7 @@ class Prometheus:
 class Stack:
     lab: Any
     hosts: dict[str, Any]
+    agents: Agents
     tslcd: Proc
     prom: Prometheus
     webhook: Webhook
@@ -199,11 +216,9 @@ class Stack:
         """Every link up, and Prometheus seeing every probed node up again."""
         for code in sorted(self.down):
             self.link(code, True)
-        probed = {CORE, AGG, C1, C2, D1}
-
         def seen_up() -> bool:
-            up = self.prom.values(f'tslcd_node_up{{code=~"{"|".join(sorted(probed))}"}}', "code")
-            return set(up) == probed and all(v == 1 for v in up.values())
+            up = self.prom.values(f'tslcd_node_up{{code=~"{"|".join(sorted(PROBED))}"}}', "code")
+            return set(up) == PROBED and all(v == 1 for v in up.values())
 
         wait_for("every node up in Prometheus", seen_up)
 
@@ -212,32 +227,120 @@ class Stack:
 
 
 def _inventory(lab_hosts: dict[str, Any]) -> str:
+    from dataclasses import replace
+
     from inventory.model import Kind, Node
     from monitor.demo import inventory_yaml
 
     def node(code: str, kind: Kind, area: str, parent: str | None, address: str) -> Node:
-        return Node(code, NAMES[code], kind, PROVINCE, area=area, address=address, parent=parent)
+        lat, lon = LATLON.get(code, (None, None))
+        return Node(code, NAMES[code], kind, PROVINCE, area=area, address=address, parent=parent, lat=lat, lon=lon)
 
     nodes = [
         node(CORE, "core", "", None, "127.0.0.1"),
         node(AGG, "aggregation", AREA_A, CORE, lab_hosts[AGG].ipv4),
         node(C1, "commune", AREA_A, AGG, lab_hosts[C1].ipv4),
         node(C2, "commune", AREA_A, AGG, lab_hosts[C2].ipv4),
+        node(AGG2, "aggregation", AREA_A, CORE, lab_hosts[AGG2].ipv4),
+        node(C3, "commune", AREA_A, AGG2, lab_hosts[C3].ipv4),
         node(D1, "commune", AREA_B, CORE, lab_hosts[D1].ipv4),
         node(NO_CIRCUIT, "commune", AREA_B, CORE, ""),
+        *(replace(node(code, "commune", AREA_B, CORE, host), snmp=f"e2e-{code}", uplink=UPLINK)
+          for code, host in SNMP_HOSTS.items()),
     ]
     return inventory_yaml(nodes, header="# tests/test_deploy_e2e.py\n")
 
 
-def _start_tslcd(tmp: Path, lab_hosts: dict[str, Any]) -> tuple[Proc, str]:
+def _seed_history(cfg_path: Path) -> None:
+    """Two whole days of history in tslcd's store before it starts (see DAY_RATES), written
+    through the store's own interface, as a monitor that ran then would have."""
+    from datetime import timedelta
+
+    from inventory.load import load_inventory
+    from monitor.config import load_config
+    from monitor.history import day_of, day_span
+    from monitor.store import ChangeRow, SweepBatch, open_store
+
+    cfg = load_config(cfg_path)
+    inventory = load_inventory(cfg.inventory_path, default_province=cfg.province)
+    today = day_of(time.time(), cfg.tz)
+    start, _ = day_span(today - timedelta(days=2), cfg.tz)
+    yesterday, end = day_span(today - timedelta(days=1), cfg.tz)
+    store = open_store(cfg)
+    try:
+        ids = {code: u for (code, _), u in store.record_inventory(inventory, start - 60).units.items()}
+        run = store.start_run(start, max_gap_s=3600)
+        store.write_sweep(SweepBatch(run, start, [ChangeRow(ids[c], start, "unknown", "down" if c == D1 else "up")
+                                                  for c in sorted(PROBED)]))
+        beats = [start + k * 1800 for k in range(1, int((end - start) // 1800) + 1)] + [end]
+        for at in sorted(set(beats)):
+            changes = [ChangeRow(ids[D1], at, "down", "up")] if at == yesterday else []
+            store.write_sweep(SweepBatch(run, at, changes))
+        store.stop_run(run, end)
+    finally:
+        store.close()
+
+
+def _recording(code: str) -> str:
+    """S1: a router whose uplink carries traffic and which reboots every REBOOT_EVERY_S;
+    S2: a router whose uplink is operationally down."""
+    from monitor.snmp_agents import Interface, router_recording
+
+    wan = (Interface(2, UPLINK, descr="TSLCD uplink", in_octets=5 * 10**6, out_octets=2 * 10**6, in_rate=3000,
+                     out_rate=1200, in_errors=4, out_errors=1) if code == S1 else
+           Interface(2, UPLINK, descr="TSLCD uplink", oper_up=False))
+    return router_recording(sys_name=f"ubnd-{code}", reboot_every_s=REBOOT_EVERY_S if code == S1 else None,
+                            interfaces=[Interface(1, "lo"), wan])
+
+
+class Agents:
+    """One snmpsim per SNMP node, on that node's loopback address; stop() and start() again by code."""
+
+    def __init__(self, tmp: Path) -> None:
+        from monitor.snmp_agents import write_recording
+
+        self.tmp = tmp
+        self.running: dict[str, Any] = {}
+        self.ports: dict[str, int] = {}
+        for code in SNMP_HOSTS:
+            data = tmp / f"snmp-{code}"
+            data.mkdir()
+            write_recording(data / f"ubnd-{code}.snmprec", _recording(code))
+
+    def start(self, code: str) -> None:
+        from monitor.snmp_agents import start_snmpsim
+
+        agent = start_snmpsim(self.tmp / f"snmp-{code}", hosts=[SNMP_HOSTS[code]], port=self.ports.get(code),
+                              workdir=self.tmp / f"agent-{code}", deadline_s=60)
+        self.running[code] = agent
+        self.ports[code] = agent.port
+
+    def stop(self, code: str) -> None:
+        agent = self.running.pop(code, None)
+        if agent is not None:
+            agent.stop()
+
+    def close(self) -> None:
+        for code in list(self.running):
+            self.stop(code)
+
+
+def _start_tslcd(tmp: Path, lab_hosts: dict[str, Any], agents: Agents) -> tuple[Proc, str]:
     inv = tmp / "inventory.yaml"
     inv.write_text(_inventory(lab_hosts), encoding="utf-8")
     cfg = tmp / "tslcd.yaml"
+    # A test community in a test file; real configs take it from ${ENV} or a *_file.
+    profiles = "".join(f"  e2e-{code}:\n    version: '2c'\n    community: ubnd-{code}\n    port: {agents.ports[code]}\n"
+                       "    timeout_s: 1\n    retries: 0\n" for code in SNMP_HOSTS)
     cfg.write_text(
         f"province: {PROVINCE}\ninventory: {inv}\nweb:\n  listen: 127.0.0.1:0\n"
         "icmp:\n  interval_s: 1\n  count: 1\n  timeout_s: 0.3\n  echo_interval_s: 0\n"
         "states:\n  down_after: 1\n  up_after: 1\n"
+        "snmp:\n  interval_s: 10\n"  # the shortest tslcd accepts
+        f"snmp_profiles:\n{profiles}"
+        f"store:\n  path: {tmp / 'history.sqlite'}\n"
         "rates:\n  target: 1.0\nlog_level: warning\n", encoding="utf-8")
+    _seed_history(cfg)
     proc = Proc([sys.executable, "-m", "monitor.cli", "run", "--config", str(cfg)], tmp / "tslcd.log")
 
     def started() -> str | None:
@@ -317,25 +420,32 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     procs: list[Proc] = []
     webhook = Webhook()
     lab = netns.Lab("tsdeploy")
+    agents = Agents(tmp)
     try:
+        for code in SNMP_HOSTS:
+            agents.start(code)
         router = lab.add_router("agg", lab.allocate()[0])
+        router2 = lab.add_router("agg2", lab.allocate()[0])
         hosts = {AGG: router,
                  C1: lab.add_host("c1", lab.allocate()[0], behind=router),
                  C2: lab.add_host("c2", lab.allocate()[0], behind=router),
+                 AGG2: router2,
+                 C3: lab.add_host("c3", lab.allocate()[0], behind=router2),
                  D1: lab.add_host("d1", lab.allocate()[0])}
-        tslcd, tslcd_url = _start_tslcd(tmp, hosts)
+        tslcd, tslcd_url = _start_tslcd(tmp, hosts, agents)
         procs.append(tslcd)
         am, am_url = _start_alertmanager(tmp, webhook)
         procs.append(am)
         prom, prom_url = _start_prometheus(tmp, tslcd_url, am_url)
         procs.append(prom)
-        s = Stack(lab, hosts, tslcd, Prometheus(prom_url), webhook, procs)
+        s = Stack(lab, hosts, agents, tslcd, Prometheus(prom_url), webhook, procs)
         s.all_up()
         yield s
     finally:
         for p in reversed(procs):
             p.stop()
         webhook.close()
+        agents.close()
         lab.close()
 
 
@@ -350,12 +460,12 @@ def _rates_agree(s: Stack, expected: dict[str, float]) -> bool:
 
 def test_recorded_connection_rate_equals_tslcd_own_as_a_commune_link_goes_down(stack: Stack) -> None:
     stack.all_up()
-    # Four communes: C1, C2 behind the router (area A), D1 and one with no circuit (area B).
-    up = {"": 3 / 4, AREA_A: 1.0, AREA_B: 1 / 2}
+    # Seven communes: C1, C2, C3 behind the routers (area A); D1, S1, S2 and one with no circuit (area B).
+    up = {"": 6 / 7, AREA_A: 1.0, AREA_B: 3 / 4}
     wait_for(f"recorded and exported rates {up}", lambda: _rates_agree(stack, up))
     try:
         stack.link(D1, False)
-        down = {"": 2 / 4, AREA_A: 1.0, AREA_B: 0.0}
+        down = {"": 5 / 7, AREA_A: 1.0, AREA_B: 2 / 4}
         wait_for(f"recorded and exported rates {down}", lambda: _rates_agree(stack, down))
         diff = stack.prom.values('province_area:tslcd_connection_rate:ratio - on (province, area) '
                                  'tslcd_connection_rate_ratio', "area")
@@ -403,6 +513,12 @@ def test_failed_aggregation_node_raises_one_alert_about_it_and_none_for_its_comm
         assert "2 communes" in alert["annotations"]["summary_en"], alert["annotations"]
         unreachable = stack.prom.values('tslcd_node_state{state="unreachable"} == 1', "code")
         assert set(unreachable) == {C1, C2}
+        # The count is tslcd's own cause labels, counted: exactly the two communes behind it.
+        assert float(alert["value"]) == 2
+        assert stack.prom.values("count by (cause) (tslcd_node_unreachable_cause == 1)", "cause") == {AGG: 2}
+        for key, lead in (("description", "Gồm"), ("description_en", "They are")):
+            listed = alert["annotations"][key].split(lead, 1)[1]
+            assert NAMES[C1] in listed and NAMES[C2] in listed and NAMES[C3] not in listed, key
         # Nothing for the communes behind it: not now, and never since the link went down.
         assert not [a for a in stack.prom.alerts("TslcdCommuneDown") if a["labels"]["code"] in (C1, C2)]
         data = get_json(stack.prom.url + "api/v1/query_range",
@@ -420,6 +536,59 @@ def test_failed_aggregation_node_raises_one_alert_about_it_and_none_for_its_comm
             ["TslcdUpstreamNodeDown"]
     finally:
         stack.link(AGG, True)
+    stack.all_up()
+
+
+def test_two_failed_routers_raise_one_alert_each_counting_only_the_communes_behind_it(stack: Stack) -> None:
+    """Both aggregation routers of area A fail: two alerts, 2 and 1 communes, while the area
+    has 3 unreachable (so the count is by cause, not by area); none for the communes."""
+    from tests.test_deploy_rules import load_build
+
+    stack.all_up()
+    start = time.time()
+    try:
+        stack.link(AGG, False)
+        stack.link(AGG2, False)
+
+        def settled() -> dict[str, dict[str, Any]] | None:
+            found = {a["labels"]["code"]: a for a in stack.prom.alerts("TslcdUpstreamNodeDown")}
+            counts = {code: float(a["value"]) for code, a in found.items()}
+            return found if counts == {AGG: 2.0, AGG2: 1.0} else None
+
+        alerts = wait_for("TslcdUpstreamNodeDown firing for each router, 2 and 1 communes", settled)
+        assert "2 communes" in alerts[AGG]["annotations"]["summary_en"]
+        assert "2 xã/phường" in alerts[AGG]["annotations"]["summary"]
+        assert "1 communes" in alerts[AGG2]["annotations"]["summary_en"]
+        assert "1 xã/phường" in alerts[AGG2]["annotations"]["summary"]
+        assert NAMES[C3] in alerts[AGG2]["annotations"]["description"]
+        assert NAMES[C1] not in alerts[AGG2]["annotations"]["description"]
+        assert {a["labels"]["area"] for a in alerts.values()} == {AREA_A}
+        assert stack.prom.values(f'province_area:tslcd_communes_unreachable:sum{{province="{PROVINCE}"}}',
+                                 "area") == {"": 3, AREA_A: 3, AREA_B: 0}
+        assert stack.prom.values("count by (cause) (tslcd_node_unreachable_cause == 1)", "cause") == {AGG: 2, AGG2: 1}
+        data = get_json(stack.prom.url + "api/v1/query_range",
+                        query=f'ALERTS{{alertname="TslcdCommuneDown", code=~"{C1}|{C2}|{C3}"}}',
+                        start=str(start), end=str(time.time()), step="1")
+        assert data["status"] == "success" and data["data"]["result"] == [], "no commune alert, not even pending"
+
+        # The dashboard's down list names, for each unreachable commune, the router that cut it off.
+        build = load_build()
+        rows = stack.prom.query(_substitute(build.DOWN_LIST))
+        listed = {s["metric"]["code"]: (s["metric"]["state"], s["metric"].get("cause_name", "")) for s in rows}
+        assert listed == {AGG: ("down", ""), AGG2: ("down", ""), C1: ("unreachable", NAMES[AGG]),
+                          C2: ("unreachable", NAMES[AGG]), C3: ("unreachable", NAMES[AGG2])}
+
+        def paged() -> list[dict[str, Any]]:
+            return [n for n in stack.webhook.notifications()
+                    if n["receiver"] == "noc-oncall" and n["groupLabels"].get("area") == AREA_A
+                    and {a["labels"]["code"] for a in n["alerts"] if a["status"] == "firing"} == {AGG, AGG2}]
+
+        note = wait_for("one on-call notification for area A about both routers", paged)[-1]
+        assert {a["labels"]["alertname"] for a in note["alerts"] if a["status"] == "firing"} == \
+            {"TslcdUpstreamNodeDown"}
+    finally:
+        stack.link(AGG, True)
+        stack.link(AGG2, True)
     stack.all_up()
 
 
@@ -454,11 +623,12 @@ def test_availability_rules_count_down_time_and_agree_with_the_raw_states(stack:
     assert area[AREA_B] < 1
 
 
-def _substitute(expr: str) -> str:
+def _substitute(expr: str, code: str = D1) -> str:
     for var, value in (("$__rate_interval", "4s"), ("$__range", "60s"), ("$__interval", "1s"),
-                       ("$province", PROVINCE), ("$area", ".*"), ("$code", D1)):
+                       ("$province", PROVINCE), ("$area", ".*"), ("$code", code)):
         expr = expr.replace(var, value)
-    assert "$" not in expr, expr
+    # No dashboard variable left; "$1" is label_replace's capture group (no Grafana variable is named so).
+    assert not re.search(r"\$(?!1\b)", expr), expr
     return expr
 
 
@@ -468,38 +638,48 @@ def test_every_dashboard_query_parses_and_returns_data_of_the_expected_shape(sta
     stack.all_up()
     wait_for("availability recorded for every area", lambda: len(stack.prom.query(
         f'province_area:tslcd_availability:ratio_30d{{province="{PROVINCE}"}}')) == 3)
-    wait_for("rates over the last minute", lambda: stack.prom.query(
-        f'increase(tslcd_node_state_changes_total{{code="{D1}"}}[60s])'))
+    for code in (D1, S1):
+        wait_for(f"rates over the last minute for {code}", lambda code=code: stack.prom.query(
+            f'increase(tslcd_node_state_changes_total{{code="{code}"}}[60s])'))
+    _wait_for_today(stack)
+    # S1 polled over SNMP at least twice (every 10 s), so that its counters have rates.
+    wait_for("two SNMP polls of S1", lambda: stack.prom.query(
+        f'changes(tslcd_snmp_last_poll_timestamp_seconds{{code="{S1}"}}[60s]) >= 1'))
     build = load_build()
     pending_empty = []
-    for uid, (text, checks) in build.dashboards().items():
-        for check in checks:
-            expr = _substitute(check.expr)
-            where = f"{uid} / {check.panel} / {check.ref_id}: {expr}"
-            if check.instant:
-                data = get_json(stack.prom.url + "api/v1/query", query=expr)
-                assert data["status"] == "success", where
-                assert data["data"]["resultType"] == "vector", where
-                points = [[s["value"]] for s in data["data"]["result"]]
-            else:
-                now = time.time()
-                data = get_json(stack.prom.url + "api/v1/query_range", query=expr, start=str(now - 30),
-                                end=str(now), step="1")
-                assert data["status"] == "success", where
-                assert data["data"]["resultType"] == "matrix", where
-                points = [s["values"] for s in data["data"]["result"]]
-            series = data["data"]["result"]
-            want = check.expect
-            if want.pending and not series:
-                pending_empty.append((where, want.pending))
-                continue
-            assert len(series) >= want.min_series, f"{where}: {len(series)} series, want >= {want.min_series}"
-            for s in series:
-                assert set(want.labels) <= set(s["metric"]), f"{where}: {s['metric']} lacks {want.labels}"
-            if want.bounds:
-                lo, hi = want.bounds
-                values = [float(v) for pts in points for _, v in pts]
-                assert all(lo <= v <= hi for v in values if not math.isnan(v)), f"{where}: {values[:5]} ..."
+    # The node dashboard for a node with no SNMP profile (D1) and one polled over SNMP (S1).
+    runs = [(uid, check, code) for uid, (_, checks) in build.dashboards().items() for check in checks
+            for code in ((D1, S1) if "$code" in check.expr else (D1,))]
+    for uid, check, code in runs:
+        expr = _substitute(check.expr, code)
+        where = f"{uid} / {check.panel} / {check.ref_id} / {code}: {expr}"
+        if check.instant:
+            data = get_json(stack.prom.url + "api/v1/query", query=expr)
+            assert data["status"] == "success", where
+            assert data["data"]["resultType"] == "vector", where
+            points = [[s["value"]] for s in data["data"]["result"]]
+        else:
+            now = time.time()
+            data = get_json(stack.prom.url + "api/v1/query_range", query=expr, start=str(now - 30),
+                            end=str(now), step="1")
+            assert data["status"] == "success", where
+            assert data["data"]["resultType"] == "matrix", where
+            points = [s["values"] for s in data["data"]["result"]]
+        series = data["data"]["result"]
+        want = check.expect
+        if want.pending and not series:
+            pending_empty.append((where, want.pending))
+            continue
+        if want.pending == build.SNMP_ONLY:
+            assert code == S1, f"{where}: {code} has no SNMP profile, yet SNMP series"
+        assert len(series) >= want.min_series, f"{where}: {len(series)} series, want >= {want.min_series}"
+        for s in series:
+            assert set(want.labels) <= set(s["metric"]), f"{where}: {s['metric']} lacks {want.labels}"
+        if want.bounds:
+            lo, hi = want.bounds
+            values = [float(v) for pts in points for _, v in pts]
+            assert all(lo <= v <= hi for v in values if not math.isnan(v)), f"{where}: {values[:5]} ..."
+    for text, _ in build.dashboards().values():
         # Variable queries: label_values() and query_result() as Grafana runs them.
         for var in json.loads(text)["templating"]["list"]:
             if var["type"] != "query":
@@ -521,9 +701,12 @@ def test_every_dashboard_query_parses_and_returns_data_of_the_expected_shape(sta
                 hit = regex.search(line)
                 if hit:
                     found.add((hit.group("value"), hit.group("text")))
-            assert (D1, NAMES[D1]) in found and (AGG, NAMES[AGG]) in found, found
-    # Only the queries waiting on metrics tslcd does not export yet may come back empty.
-    assert {reason for _, reason in pending_empty} <= {build.SNMP_PENDING, build.LATLON_PENDING}, pending_empty
+            assert {(D1, NAMES[D1]), (AGG, NAMES[AGG]), (S1, NAMES[S1])} <= found, found
+    # Only SNMP queries may come back empty, and only for the node without SNMP: every one of them.
+    assert {reason for _, reason in pending_empty} <= {build.SNMP_ONLY}, pending_empty
+    assert {w for w, _ in pending_empty} == {
+        f"{uid} / {c.panel} / {c.ref_id} / {D1}: {_substitute(c.expr, D1)}"
+        for uid, (_, checks) in build.dashboards().items() for c in checks if c.expect.pending == build.SNMP_ONLY}
 
 
 def test_every_shipped_rule_evaluates_without_error_on_real_data(stack: Stack) -> None:
@@ -540,3 +723,148 @@ def test_every_shipped_rule_evaluates_without_error_on_real_data(stack: Stack) -
     assert {r["name"] for r in rules} == shipped
     bad = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
     assert not bad, bad
+
+
+def test_map_places_exactly_the_communes_with_lat_lon_coloured_by_state(stack: Stack) -> None:
+    from tests.test_deploy_rules import load_build
+
+    build = load_build()
+    _, checks = build.dashboards()["tslcd-province"]
+    (check,) = [c for c in checks if c.panel == "Bản đồ / Map"]
+    stack.all_up()
+
+    def placed() -> dict[str, tuple[float, float, float]]:
+        return {s["metric"]["code"]: (float(s["metric"]["lat"]), float(s["metric"]["lon"]), float(s["value"][1]))
+                for s in stack.prom.query(_substitute(check.expr))}
+
+    assert placed() == {code: (lat, lon, 1.0) for code, (lat, lon) in LATLON.items()}
+    for s in stack.prom.query(_substitute(check.expr)):
+        assert s["metric"]["name"] == NAMES[s["metric"]["code"]]
+    try:
+        stack.link(D1, False)
+        wait_for("D1 red on the map", lambda: placed().get(D1, (0, 0, 1))[2] == 0.0)
+        assert {code: v for code, (_, _, v) in placed().items()} == {C1: 1.0, C3: 1.0, D1: 0.0}
+    finally:
+        stack.link(D1, True)
+    stack.all_up()
+
+
+def _wait_for_today(stack: Stack) -> None:
+    """tslcd recomputes today's rates once a minute and exports none before it has observed part
+    of today (a rate of 0 just after a start would be a false alarm): wait for the first."""
+    wait_for("today's daily rates", lambda: stack.prom.query(
+        f'tslcd_connected_day_rate_ratio{{province="{PROVINCE}", area="", period="today"}}'), 90)
+
+
+def _close(got: dict[str, float], want: dict[str, float]) -> bool:
+    return set(got) == set(want) and all(abs(got[k] - want[k]) < 1e-9 for k in want)
+
+
+def test_day_rates_from_tslcd_history_reach_prometheus_and_the_dashboard(stack: Stack) -> None:
+    """The history seeded before tslcd started (DAY_RATES) comes back through tslcd's /metrics,
+    Prometheus, and the dashboard's queries: yesterday's rate and the 30-day mean of daily rates."""
+    from tests.test_deploy_rules import load_build
+
+    stack.all_up()
+    for period, want in DAY_RATES.items():
+        q = f'tslcd_connected_day_rate_ratio{{province="{PROVINCE}", period="{period}"}}'
+        got = wait_for(f"{period} rates {want}", lambda q=q, want=want: (
+            lambda v: v if _close(v, want) else None)(stack.prom.values(q, "area")))
+        assert _close(got, want), (period, got)
+    _wait_for_today(stack)
+    today = stack.prom.values(f'tslcd_connected_day_rate_ratio{{province="{PROVINCE}", period="today"}}', "area")
+    assert set(today) == {"", AREA_A, AREA_B} and all(0 <= v <= 1 for v in today.values())
+    assert _close(stack.prom.values('tslcd_provisioned_day_rate_ratio{period="last_30d"}', "area"),
+                  {"": 6 / 7, AREA_A: 1.0, AREA_B: 3 / 4})
+    # No SNMP traffic in the seeded days: nothing was in use.
+    assert _close(stack.prom.values('tslcd_in_use_day_rate_ratio{period="last_30d"}', "area"),
+                  {"": 0.0, AREA_A: 0.0, AREA_B: 0.0})
+    assert _close(stack.prom.values('tslcd_monitor_coverage_ratio{period=~"yesterday|last_30d"}', "period"),
+                  {"yesterday": 1.0, "last_30d": 1.0})
+    assert stack.prom.values("tslcd_history_write_failures_total", "job") == {"tslcd": 0.0}
+
+    build = load_build()
+    _, checks = build.dashboards()["tslcd-province"]
+    daily = {c.ref_id: c for c in checks if c.panel == "Tỷ lệ kết nối theo ngày / Daily connection rate"}
+    for ref, period in (("B", "yesterday"), ("C", "last_30d")):
+        assert stack.prom.values(_substitute(daily[ref].expr), "area") == {"": DAY_RATES[period][""]}, period
+    (column,) = [c for c in checks if c.panel == "Theo khu vực / By area" and "day_rate" in c.expr]
+    assert _close(stack.prom.values(_substitute(column.expr), "area"), DAY_RATES["last_30d"])
+    # The live rate's series is another figure: communes up now, not the mean of daily rates.
+    live = {"": 6 / 7, AREA_A: 1.0, AREA_B: 3 / 4}
+    wait_for(f"recorded and exported live rates {live}", lambda: _rates_agree(stack, live))
+    assert live[""] != DAY_RATES["last_30d"][""]
+
+
+def test_sweeps_stale_compares_each_probe_with_its_own_interval_on_real_data(stack: Stack) -> None:
+    """tslcd exports its sweeps' interval with the same labels as their last timestamp, so the
+    alert's relative comparison matches on real data: quiet while tslcd sweeps every second, and
+    (its threshold set to 0 intervals) it returns the icmp probe of this very tslcd."""
+    stack.all_up()
+    intervals = stack.prom.values("tslcd_sweep_interval_seconds", "probe")
+    assert intervals["icmp"] == 1.0 and intervals.get("snmp", 10.0) == 10.0, intervals
+    margin = stack.prom.values("3 * tslcd_sweep_interval_seconds - (time() - tslcd_sweep_last_timestamp_seconds)",
+                               "probe")
+    assert set(margin) == set(intervals) and all(v > 0 for v in margin.values()), margin
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "tslcd-alerts.yml").read_text(encoding="utf-8"))
+    (rule,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "TslcdSweepsStale"]
+    assert stack.prom.query(rule["expr"]) == []
+    assert not stack.prom.alerts("TslcdSweepsStale", "pending") and not stack.prom.alerts("TslcdSweepsStale")
+    assert "> 3 * (" in rule["expr"]
+    always = stack.prom.query(rule["expr"].replace("> 3 * (", "> 0 * (", 1))
+    # icmp always (its interval, or the fallback); snmp polls only when tslcd exports their interval.
+    assert sorted((s["metric"]["job"], s["metric"].get("probe")) for s in always) == sorted(
+        ("tslcd", probe) for probe in set(intervals) | {"icmp"})
+    assert "snmp" in stack.prom.values("tslcd_sweep_last_timestamp_seconds", "probe")
+
+
+def _alert_for(stack: Stack, name: str, code: str) -> dict[str, Any] | None:
+    return next((a for a in stack.prom.alerts(name) if a["labels"].get("code") == code), None)
+
+
+def test_snmp_from_real_agents_feeds_the_panels_and_the_snmp_alerts(stack: Stack) -> None:
+    """S1 and S2 are polled by tslcd over SNMP from their own snmpsim agents. S1's uplink moves
+    and its router reboots; S2's uplink is down. Then S2's agent stops while S2 still answers
+    ping: TslcdSnmpDownIcmpUp fires for S2, and only for S2."""
+    stack.all_up()
+    start = time.time()
+    snmp_up = f'tslcd_snmp_up{{code=~"{S1}|{S2}"}}'
+    wait_for("S1 and S2 answer SNMP", lambda: stack.prom.values(snmp_up, "code") == {S1: 1.0, S2: 1.0})
+    assert stack.prom.values(f'tslcd_uplink_oper_up{{code=~"{S1}|{S2}"}}', "code") == {S1: 1.0, S2: 0.0}
+    uptime = stack.prom.values(f'tslcd_snmp_sys_uptime_seconds{{code="{S1}"}}', "code")[S1]
+    assert 0 <= uptime <= REBOOT_EVERY_S + 1
+    # The recording's error counters (4 in, 1 out); tslcd counts them again after each reboot
+    # (a restarted agent's counters are all new), so per boot, from one scrape:
+    errors = stack.prom.values(f'tslcd_uplink_errors_total{{code="{S1}"}} / on (code) group_left () '
+                               f'(tslcd_node_reboots_total{{code="{S1}"}} + 1)', "direction")
+    assert errors == {"receive": 4.0, "transmit": 1.0}
+    # The uplink moves at 3000 B/s in and 1200 B/s out (snmpsim's clock): the traffic panel's rate.
+    inbound = f'rate(tslcd_uplink_receive_bytes_total{{code="{S1}"}}[30s]) * 8'
+    wait_for("S1's inbound traffic in bits per second", lambda: stack.prom.values(inbound, "code").get(S1, 0) > 0)
+    assert stack.prom.values(f'tslcd_snmp_ping_only{{code=~"{S1}|{S2}"}}', "code") == {S1: 0.0, S2: 0.0}
+    # S1 "reboots" every REBOOT_EVERY_S: tslcd counts it and the reboot alert names the commune.
+    rebooted = wait_for("TslcdRouterRebooted for S1", lambda: _alert_for(stack, "TslcdRouterRebooted", S1),
+                        2 * REBOOT_EVERY_S + 20)
+    assert rebooted["labels"]["name"] == NAMES[S1] and rebooted["labels"]["area"] == AREA_B
+    assert stack.prom.values(f'tslcd_node_reboots_total{{code="{S1}"}}', "code")[S1] >= 1
+    down = wait_for("TslcdUplinkDown for S2", lambda: _alert_for(stack, "TslcdUplinkDown", S2))
+    assert NAMES[S2] in down["annotations"]["summary"] and AREA_B in down["annotations"]["summary_en"]
+    assert not _alert_for(stack, "TslcdUplinkDown", S1)
+    try:
+        stack.agents.stop(S2)
+        alert = wait_for("TslcdSnmpDownIcmpUp firing for S2", lambda: _alert_for(stack, "TslcdSnmpDownIcmpUp", S2))
+        assert alert["labels"]["name"] == NAMES[S2] and alert["labels"]["area"] == AREA_B
+        assert alert["labels"]["severity"] == "warning"
+        for key in ("summary", "description", "summary_en", "description_en"):
+            assert NAMES[S2] in alert["annotations"][key] and AREA_B in alert["annotations"][key], key
+        # While it fires, S2 answers ping, not SNMP, and tslcd itself says "ping only".
+        assert stack.prom.values(f'tslcd_node_up{{code="{S2}"}}', "code") == {S2: 1.0}
+        assert stack.prom.values(f'tslcd_snmp_ping_only{{code=~"{S1}|{S2}"}}', "code") == {S1: 0.0, S2: 1.0}
+        assert stack.prom.values(snmp_up, "code") == {S1: 1.0, S2: 0.0}
+        data = get_json(stack.prom.url + "api/v1/query_range",
+                        query=f'ALERTS{{alertname="TslcdSnmpDownIcmpUp", code="{S1}"}}',
+                        start=str(start), end=str(time.time()), step="1")
+        assert data["status"] == "success" and data["data"]["result"] == [], "S1's agent answers: no alert"
+    finally:
+        stack.agents.start(S2)
+    wait_for("S2 answers SNMP again", lambda: stack.prom.values(snmp_up, "code") == {S1: 1.0, S2: 1.0})

@@ -35,13 +35,13 @@ UNIT_TESTS = sorted((PROM / "tests").glob("*_test.yml"))
 ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 GRAFANA = DEPLOY / "grafana"
 
-# DESIGN.md's SNMP metrics: tslcd's poller is being written with exactly these names.
+# DESIGN.md's SNMP metrics, which tslcd's SNMP poller exports (names in exporters/metrics.py).
 SNMP_METRICS = {
     "tslcd_snmp_up", "tslcd_snmp_sys_uptime_seconds", "tslcd_node_reboots_total", "tslcd_uplink_oper_up",
     "tslcd_uplink_receive_bytes_total", "tslcd_uplink_transmit_bytes_total", "tslcd_uplink_errors_total",
 }
 # Alerts about tslcd itself name the instance, not a commune.
-SELF_ALERTS = {"TslcdMonitorDown", "TslcdSweepsStale", "TslcdInventoryReloadFailed"}
+SELF_ALERTS = {"TslcdMonitorDown", "TslcdSweepsStale", "TslcdInventoryReloadFailed", "TslcdHistoryWriteFailing"}
 ANNOTATIONS = ("summary", "description", "summary_en", "description_en")
 
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None,
@@ -74,6 +74,11 @@ def unit_tests() -> list[tuple[Path, dict[str, Any]]]:
 def exported_metrics() -> set[str]:
     """Every metric name spelled in exporters/metrics.py (DESIGN.md's single place for them)."""
     return {v for k, v in vars(metrics).items() if k.isupper() and isinstance(v, str) and v.startswith("tslcd_")}
+
+
+def test_design_snmp_names_are_the_ones_tslcd_exports() -> None:
+    assert SNMP_METRICS <= exported_metrics(), sorted(SNMP_METRICS - exported_metrics())
+    assert "tslcd_snmp_ping_only" in exported_metrics(), "the 'answers ping but not SNMP' metric"
 
 
 RECORDED = re.compile(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b")  # level:metric:operations
@@ -160,6 +165,54 @@ def test_upstream_failure_test_expects_one_alert_for_the_node_and_none_for_its_c
     unreachable = [s["series"] for s in group["input_series"]
                    if 'state="unreachable"' in s["series"] and s["values"].endswith("1x24")]
     assert len(unreachable) == 3, "three communes behind the failed node are unreachable at 30m"
+    causes = [s["series"] for s in group["input_series"] if s["series"].startswith("tslcd_node_unreachable_cause{")]
+    assert len(causes) == 3 and all('cause="66-AGG-DL"' in c for c in causes)
+
+
+def test_upstream_alert_counts_exactly_the_communes_behind_each_failed_node() -> None:
+    """Pins upstream_test.yml: one alert per failed upstream node, valued at the communes whose
+    tslcd_node_unreachable_cause names it (not its area's unreachable total), 0 when none."""
+    expr = alerts()["TslcdUpstreamNodeDown"]["expr"]
+    assert "count by (cause)" in expr and "tslcd_node_unreachable_cause" in expr
+    assert re.search(r'label_replace\(.*"code", "\$1", "cause"', expr, re.S), "count moved from cause to code"
+    assert 'tslcd_node_info{kind="commune"}' in expr, "only communes are counted"
+    for key in ("summary", "summary_en", "description", "description_en"):
+        assert "$value" in alerts()["TslcdUpstreamNodeDown"]["annotations"][key], key
+        assert "province_area:" not in alerts()["TslcdUpstreamNodeDown"]["annotations"][key], key
+    doc = yaml.safe_load((PROM / "tests" / "upstream_test.yml").read_text(encoding="utf-8"))
+    (group,) = doc["tests"]
+    cases = {(c["alertname"], c["eval_time"]): c["exp_alerts"] for c in group["alert_rule_test"]}
+    fired = {a["exp_labels"]["code"]: a["exp_annotations"]["summary_en"]
+             for a in cases[("TslcdUpstreamNodeDown", "8m")]}
+    assert set(fired) == {"66-AGG-A", "66-AGG-B", "66-AGG-C"}, "one alert per failed node, none for 66-AGG-A2"
+    counts = {code: int(re.search(r"(\d+) communes behind", s).group(1)) for code, s in fired.items()}  # type: ignore[union-attr]
+    assert counts == {"66-AGG-A": 4, "66-AGG-B": 2, "66-AGG-C": 0}
+    assert [a["exp_labels"]["code"] for a in cases[("TslcdCommuneDown", "8m")]] == ["24180"]
+    # The area totals differ from every count above: the count is by cause, not by area.
+    (areas,) = [c for c in group["promql_expr_test"] if "communes_unreachable" in c["expr"]]
+    assert {s["value"] for s in areas["exp_samples"]} == {6, 5, 1}
+    behind = {}
+    for s in group["input_series"]:
+        m = re.match(r'tslcd_node_unreachable_cause\{.*code="([^"]+)",cause="([^"]+)"', s["series"])
+        if m:
+            behind.setdefault(m.group(2), []).append(m.group(1))
+    assert sorted(behind["66-AGG-A"]) == ["22030", "24121", "24133", "24154", "66-AGG-A2"], \
+        "an aggregation node behind the failed one is cut off too, and not counted as a commune"
+
+
+def test_sweeps_stale_is_relative_to_each_probes_own_interval() -> None:
+    expr = alerts()["TslcdSweepsStale"]["expr"]
+    assert re.search(r"time\(\) - tslcd_sweep_last_timestamp_seconds\s*> 3 \* \(\s*tslcd_sweep_interval_seconds", expr)
+    assert "300" not in expr, "no fixed threshold"
+    doc = yaml.safe_load((PROM / "tests" / "self_test.yml").read_text(encoding="utf-8"))
+    group = next(g for g in doc["tests"] if g["name"] == "monitor down, sweeps stale, reload failed")
+    intervals = {s["series"] for s in group["input_series"] if s["series"].startswith("tslcd_sweep_interval_seconds")}
+    assert any('probe="snmp"' in s for s in intervals) and any('probe="icmp"' in s for s in intervals)
+    stale = {c["eval_time"]: {(a["exp_labels"]["instance"], a["exp_labels"].get("probe")) for a in c["exp_alerts"]}
+             for c in group["alert_rule_test"] if c["alertname"] == "TslcdSweepsStale"}
+    # tslcd-c: icmp (30 s) 2 minutes old is stale; snmp (300 s) 4 minutes old never is.
+    assert ("tslcd-c:9750", "icmp") in stale["11m"] and ("tslcd-c:9750", "icmp") not in stale["9m"]
+    assert not any(probe == "snmp" for found in stale.values() for _, probe in found)
 
 
 # --- what the alerts say ---------------------------------------------------------------------------------
@@ -311,6 +364,22 @@ def test_dashboards_json_model() -> None:
     geo = next(p for p in prov["panels"] if p["type"] == "geomap")
     location = geo["options"]["layers"][0]["location"]
     assert location == {"mode": "coords", "latitude": "lat", "longitude": "lon"}
+    (convert,) = [x for x in geo["transformations"] if x["id"] == "convertFieldType"]
+    assert {(c["targetField"], c["destinationType"]) for c in convert["options"]["conversions"]} == {
+        ("lat", "number"), ("lon", "number")}, "lat/lon labels are text: the map needs numbers"
+    assert 'lat!=""' in geo["targets"][0]["expr"] and "group_left (name, area, lat, lon)" in geo["targets"][0]["expr"]
+    # The live rate's 30-day graph says it is the live rate; the daily rates (tslcd's history) sit next
+    # to the gauge, with the 30-day mean of daily rates.
+    assert "30" in graph["title"] and "Live" in graph["title"]
+    (daily,) = [p for p in prov["panels"] if "tslcd_connected_day_rate_ratio" in " ".join(
+        t["expr"] for t in p["targets"]) and p["type"] == "stat"]
+    assert {re.search(r'period="(\w+)"', t["expr"]).group(1) for t in daily["targets"]} == {  # type: ignore[union-attr]
+        "today", "yesterday", "last_30d"}
+    assert daily["gridPos"]["y"] == gauge["gridPos"]["y"]
+    by_area = next(p for p in prov["panels"] if p["title"] == "Theo khu vực / By area")
+    assert any('period="last_30d"' in t["expr"] for t in by_area["targets"])
+    down = next(p for p in prov["panels"] if p["title"].startswith("Đang mất kết nối"))
+    assert "tslcd_node_unreachable_cause" in down["targets"][0]["expr"]
     area = next(v for v in prov["templating"]["list"] if v["name"] == "area")
     assert area["multi"] and area["includeAll"] and area["allValue"] == ".*"
 

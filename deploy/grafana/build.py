@@ -39,8 +39,8 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 OUT = Path(__file__).resolve().parent / "dashboards"
 DS = cm.DataSourceRef(type_val="prometheus", uid="${datasource}")
-SNMP_PENDING = "SNMP metrics: tslcd's SNMP poller is not merged yet"
-LATLON_PENDING = "lat/lon labels on tslcd_node_info: not exported by tslcd yet"
+# Only nodes polled over SNMP (an `snmp` profile in the inventory) have these series.
+SNMP_ONLY = "SNMP metrics: only for nodes with an snmp profile"
 
 # Node states encoded as numbers for timelines and stats (0: a commune with no circuit).
 STATE_CODE = """(
@@ -63,6 +63,20 @@ STATE_TEXT = [  # value, Vietnamese / English, colour
 ]
 
 
+# Nodes down or unreachable now, with the name of the failed upstream node that cut each
+# unreachable one off (tslcd_node_unreachable_cause{cause}; `cause` joined to its name).
+DOWN_LIST = """(tslcd_node_state{state=~"down|unreachable"} == 1)
+* on (code) group_left (name, kind, province, area)
+tslcd_node_info{province="$province", area=~"$area"}
+* on (code) group_left (cause, cause_name) (
+    tslcd_node_unreachable_cause
+    * on (cause) group_left (cause_name)
+    label_replace(label_replace(tslcd_node_info, "cause", "$1", "code", "(.+)"), "cause_name", "$1", "name", "(.+)")
+  or on (code)
+    0 * tslcd_node_up + 1
+)"""
+
+
 def _communes(extra: str = "") -> str:
     """The communes of the chosen province and areas (plus ``extra`` matchers)."""
     return f'tslcd_node_info{{kind="commune", province="$province", area=~"$area"{extra}}}'
@@ -75,7 +89,7 @@ class Expect:
     labels: tuple[str, ...] = ()          # every series carries these labels
     min_series: int = 1
     bounds: tuple[float, float] | None = None  # every value within [lo, hi]
-    pending: str | None = None            # why it may be empty today (parse is still checked)
+    pending: str | None = None            # why it may be empty for some nodes (parse is still checked)
 
 
 @dataclass(frozen=True)
@@ -177,6 +191,24 @@ def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
         "Tỷ lệ kết nối / Connection rate",
         _Q('province_area:tslcd_connection_rate:ratio{province="$province", area=""}', legend="{{province}}",
            instant=True, expect=ratio)))
+    day_rate = Expect(labels=("province", "period"), bounds=(0.0, 1.0))
+
+    def history(metric: str, period: str, legend: str) -> _Q:
+        return _Q(f'{metric}{{province="$province", area="", period="{period}"}}', legend=legend, instant=True,
+                  expect=day_rate)
+
+    d = d.with_panel(b.panel(
+        stat.Panel().reduce_options(_last()).span(6).height(8).unit("percentunit").decimals(1)
+        .thresholds(_rate_thresholds()).color_mode(cm.BigValueColorMode.VALUE).graph_mode(cm.BigValueGraphMode.NONE)
+        .description("Từ lịch sử của tslcd (DESIGN.md): một xã được tính là kết nối trong ngày khi khả dụng ngày đó "
+                     ">= rates.connected_min_availability; tỷ lệ 30 ngày là trung bình các tỷ lệ ngày. Chưa có số "
+                     "hôm qua và 30 ngày cho đến khi lịch sử có một ngày trọn. From tslcd's history: a commune is "
+                     "connected on a day when its availability that day reaches rates.connected_min_availability; "
+                     "the 30-day rate is the mean of the daily rates (none until the history holds a whole day)."),
+        "Tỷ lệ kết nối theo ngày / Daily connection rate",
+        history("tslcd_connected_day_rate_ratio", "today", "hôm nay / today"),
+        history("tslcd_connected_day_rate_ratio", "yesterday", "hôm qua / yesterday"),
+        history("tslcd_connected_day_rate_ratio", "last_30d", "30 ngày / 30 days")))
     d = d.with_panel(b.panel(
         stat.Panel().reduce_options(_last()).span(3).height(8).unit("percentunit").decimals(0)
         .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color("green")),
@@ -194,14 +226,29 @@ def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
         _Q('tslcd_communes{province="$province", area=""}', legend="tổng / total", instant=True,
            expect=Expect(labels=("province",), bounds=(0.0, 1e6)))))
     d = d.with_panel(b.panel(
-        timeseries.Panel().span(12).height(8).time_from("30d").unit("percentunit").min(0).max(1)
+        stat.Panel().reduce_options(_last()).span(6).height(8).unit("percentunit").decimals(1)
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color("text"))
+        .graph_mode(cm.BigValueGraphMode.NONE)
+        .description("Bình quân các ngày trong 30 ngày qua, từ lịch sử của tslcd: xã có đường truyền, xã đang sử "
+                     "dụng (kết nối và lưu lượng uplink >= rates.in_use_min_bytes trong ngày), và phần thời gian "
+                     "tslcd đã giám sát. Means of the daily figures over the last 30 days: provisioned, in use "
+                     "(connected and uplink traffic >= rates.in_use_min_bytes that day), monitor coverage."),
+        "30 ngày: cấp, sử dụng, giám sát / 30 days: provisioned, in use, coverage",
+        history("tslcd_provisioned_day_rate_ratio", "last_30d", "có đường truyền / provisioned"),
+        history("tslcd_in_use_day_rate_ratio", "last_30d", "đang sử dụng / in use"),
+        _Q('tslcd_monitor_coverage_ratio{period="last_30d"}', legend="giám sát / coverage", instant=True,
+           expect=Expect(labels=("period",), bounds=(0.0, 1.0)))))
+    d = d.with_panel(b.panel(
+        timeseries.Panel().span(12).height(9).time_from("30d").unit("percentunit").min(0).max(1)
         .line_interpolation(cm.LineInterpolation.STEP_AFTER)
+        .description("Tỷ lệ tức thời (xã đang up / tất cả xã) do Prometheus ghi lại, không phải tỷ lệ theo ngày. "
+                     "The live rate (communes up now / all communes) as Prometheus recorded it, not the daily rate.")
         .legend(cb.VizLegendOptions().show_legend(True).display_mode(cm.LegendDisplayMode.LIST)
                 .placement(cm.LegendPlacement.BOTTOM))
         .override_by_name("mục tiêu / target", [
             dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
             dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "green"})]),
-        "Tỷ lệ kết nối 30 ngày / Connection rate, 30 days",
+        "Tỷ lệ kết nối tức thời, 30 ngày / Live connection rate, 30 days",
         _Q('province_area:tslcd_connection_rate:ratio{province="$province", area=""}', legend="{{province}}",
            expect=ratio),
         _Q('province_area:tslcd_connection_rate:ratio{province="$province", area!="", area=~"$area"}',
@@ -214,12 +261,13 @@ def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
         .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
         .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
             "excludeByName": {"Time": True, "province": True},
-            "indexByName": {"area": 0, "Value #A": 1, "Value #B": 2, "Value #C": 3, "Value #D": 4,
-                            "Value #E": 5},
+            "indexByName": {"area": 0, "Value #A": 1, "Value #F": 2, "Value #B": 3, "Value #C": 4,
+                            "Value #D": 5, "Value #E": 6},
             "renameByName": {"area": "Khu vực / Area (trống: toàn tỉnh / empty: province)",
                              "Value #A": "Tỷ lệ / Rate", "Value #B": "Kết nối / Connected",
                              "Value #C": "Tổng / Communes", "Value #D": "Khả dụng 1 ngày / 1-day availability",
-                             "Value #E": "Khả dụng 30 ngày / 30-day availability"}}))
+                             "Value #E": "Khả dụng 30 ngày / 30-day availability",
+                             "Value #F": "Tỷ lệ 30 ngày / 30-day rate (mean of daily)"}}))
         .override_by_regexp("Tỷ lệ.*|Khả dụng.*", [
             dm.DynamicConfigValue(id_val="unit", value="percentunit"),
             dm.DynamicConfigValue(id_val="decimals", value=1)]),
@@ -233,20 +281,23 @@ def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
         _Q('province_area:tslcd_availability:ratio_1d{province="$province", area=~"$area"}', instant=True,
            table=True, expect=ratio),
         _Q('province_area:tslcd_availability:ratio_30d{province="$province", area=~"$area"}', instant=True,
-           table=True, expect=ratio)))
+           table=True, expect=ratio),
+        # max by: the same label set as the other columns, so that "merge" joins the rows.
+        _Q('max by (province, area) (tslcd_connected_day_rate_ratio{province="$province", area=~"$area", '
+           'period="last_30d"})', instant=True, table=True, expect=ratio)))
     d = d.with_panel(b.panel(
-        table.Panel().span(12).height(9)
+        table.Panel().span(24).height(8)
         .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
             "excludeByName": {"Time": True, "Value": True, "__name__": True, "job": True, "instance": True,
-                              "province": True},
-            "indexByName": {"name": 0, "code": 1, "kind": 2, "area": 3, "state": 4},
+                              "province": True, "cause": True},
+            "indexByName": {"name": 0, "code": 1, "kind": 2, "area": 3, "state": 4, "cause_name": 5},
             "renameByName": {"name": "Tên / Name", "code": "Mã / Code", "kind": "Loại / Kind",
-                             "area": "Khu vực / Area", "state": "Trạng thái / State"}})),
+                             "area": "Khu vực / Area", "state": "Trạng thái / State",
+                             "cause_name": "Do nút hỏng / Cut off by"}}))
+        .description("Xã/phường unreachable: nút mạng phía trên đang hỏng (nút cao nhất), theo "
+                     "tslcd_node_unreachable_cause. Unreachable nodes: the topmost failed upstream node."),
         "Đang mất kết nối / Down or unreachable now",
-        _Q('(tslcd_node_state{state=~"down|unreachable"} == 1)\n'
-           '* on (code) group_left (name, kind, province, area)\n'
-           'tslcd_node_info{province="$province", area=~"$area"}',
-           instant=True, table=True,
+        _Q(DOWN_LIST, instant=True, table=True,
            expect=Expect(labels=("code", "name", "kind", "state"), min_series=0, bounds=(1.0, 1.0)))))
 
     d = d.with_panel(b.panel(
@@ -281,6 +332,11 @@ def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
                   "textConfig": {"fontSize": 10, "offsetY": -12}}}))
     d = d.with_panel(b.panel(
         geomap.Panel().span(24).height(14).view(geomap.MapViewConfig().id("fit"))
+        # Labels arrive as text: the markers need numbers.
+        .with_transformation(dm.DataTransformerConfig(id_val="convertFieldType", options={
+            "conversions": [{"targetField": "lat", "destinationType": "number"},
+                            {"targetField": "lon", "destinationType": "number"}],
+            "fields": {}}))
         .basemap(cb.MapLayerOptions().type("default").name("Bản đồ / Basemap"))
         .layers([marker]).thresholds(_thresholds((None, "red"), (1, "green")))
         .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
@@ -289,7 +345,7 @@ def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
         "Bản đồ / Map",
         _Q("tslcd_node_up * on (code) group_left (name, area, lat, lon) " + _communes(', lat!="", lon!=""'),
            instant=True, table=True,
-           expect=Expect(labels=("code", "name", "lat", "lon"), bounds=(0.0, 1.0), pending=LATLON_PENDING))))
+           expect=Expect(labels=("code", "name", "lat", "lon"), bounds=(0.0, 1.0)))))
     return d, b.checks
 
 
@@ -314,10 +370,12 @@ def node_detail() -> tuple[db.Dashboard, list[QueryCheck]]:
         table.Panel().span(12).height(5)
         .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
             "excludeByName": {"Time": True, "Value": True, "__name__": True, "job": True, "instance": True},
-            "indexByName": {"name": 0, "code": 1, "kind": 2, "province": 3, "area": 4, "address": 5},
+            "indexByName": {"name": 0, "code": 1, "kind": 2, "province": 3, "area": 4, "address": 5, "parent": 6,
+                            "lat": 7, "lon": 8},
             "renameByName": {"name": "Tên / Name", "code": "Mã / Code", "kind": "Loại / Kind",
                              "province": "Tỉnh / Province", "area": "Khu vực / Area",
-                             "address": "Địa chỉ / Address"}})),
+                             "address": "Địa chỉ / Address", "parent": "Nút phía trên / Parent",
+                             "lat": "Vĩ độ / Latitude", "lon": "Kinh độ / Longitude"}})),
         "Nút / Node",
         _Q('tslcd_node_info{code="$code"}', instant=True, table=True,
            expect=Expect(labels=("code", "name", "kind", "province"), bounds=(1.0, 1.0)))))
@@ -364,14 +422,20 @@ def node_detail() -> tuple[db.Dashboard, list[QueryCheck]]:
         _Q('tslcd_icmp_packet_loss_ratio{code="$code"}', legend="mất gói / loss",
            expect=Expect(labels=("code",), bounds=(0.0, 1.0)))))
 
-    snmp = Expect(labels=("code",), pending=SNMP_PENDING)
+    snmp = Expect(labels=("code",), pending=SNMP_ONLY, bounds=(0.0, float("inf")))
+    flag = Expect(labels=("code",), pending=SNMP_ONLY, bounds=(0.0, 1.0))
     d = d.with_panel(b.panel(
         stat.Panel().reduce_options(_last()).span(6).height(6).graph_mode(cm.BigValueGraphMode.NONE)
         .color_mode(cm.BigValueColorMode.BACKGROUND)
         .mappings([dm.ValueMap(options={"0": dm.ValueMappingResult(text="SNMP lỗi / down", color="red", index=0),
-                                        "1": dm.ValueMappingResult(text="SNMP OK", color="green", index=1)})]),
+                                        "1": dm.ValueMappingResult(text="SNMP OK", color="green", index=1)})])
+        .override_by_query("B", [dm.DynamicConfigValue(id_val="mappings", value=[
+            {"type": "value", "options": {
+                "0": {"text": "ping và SNMP khớp / ping and SNMP agree", "color": "green", "index": 0},
+                "1": {"text": "chỉ trả lời ping / answers ping only", "color": "orange", "index": 1}}}])]),
         "Trạng thái SNMP / SNMP status",
-        _Q('tslcd_snmp_up{code="$code"}', instant=True, expect=snmp)))
+        _Q('tslcd_snmp_up{code="$code"}', legend="SNMP", instant=True, expect=flag),
+        _Q('tslcd_snmp_ping_only{code="$code"}', legend="ping / SNMP", instant=True, expect=flag)))
     d = d.with_panel(b.panel(
         timeseries.Panel().span(12).height(6).unit("s").min(0),
         "Thời gian hoạt động / Uptime (sysUpTime)",
@@ -392,9 +456,9 @@ def node_detail() -> tuple[db.Dashboard, list[QueryCheck]]:
     d = d.with_panel(b.panel(
         timeseries.Panel().span(8).height(8).min(0),
         "Uplink: trạng thái, lỗi / status, errors",
-        _Q('tslcd_uplink_oper_up{code="$code"}', legend="up (1) / down (0)", expect=snmp),
+        _Q('tslcd_uplink_oper_up{code="$code"}', legend="up (1) / down (0)", expect=flag),
         _Q('rate(tslcd_uplink_errors_total{code="$code"}[$__rate_interval])', legend="lỗi / errors {{direction}}",
-           expect=Expect(labels=("code", "direction"), pending=SNMP_PENDING))))
+           expect=Expect(labels=("code", "direction"), pending=SNMP_ONLY, bounds=(0.0, float("inf"))))))
     return d, b.checks
 
 
