@@ -9,8 +9,9 @@ target (its own transport address, as in a real network) and the agents' work is
 spread over several processes. Each node has uplink ``lo``.
 
 tslcd: one ``SnmpPoller`` polls every node (``max_in_flight`` 200): the first poll
-registers the targets in pysnmp and discovers each uplink (GETBULK + GET), the next
-ones are one 8-varbind GET per node. net-snmp: one ``snmpget`` process per node for the
+registers the targets in pysnmp; the uplink discoveries (GETBULK + GET) are spread over
+the first three polls (a node waiting for its turn gets a GET of the system group); then
+every poll is one 8-varbind GET per node. net-snmp: one ``snmpget`` process per node for the
 same 8 OIDs (and one ``snmpbulkget`` per node for the discovery), on a sample of nodes,
 ``--jobs`` at a time; its figures are scaled from the sample to ``--nodes``.
 CPU is user+sys: the poller's own process, the snmpget children (``RUSAGE_CHILDREN``),
@@ -148,7 +149,9 @@ async def bench_tslcd(version: str, nodes: int, port: int, polls: int, agent_pid
             if failed:
                 print(f"  {len(failed)} failed, e.g. {failed[0].code}: {failed[0].reason.value}: {failed[0].detail}",
                       flush=True)
-            what = "first poll (targets, discovery)" if k == 0 else f"poll {k + 1} (steady)"
+            found = sum(r.requests >= 2 for r in readings)  # GETBULK + GET: a discovery
+            what = (f"first poll (targets, {found:,} discoveries)" if k == 0 else
+                    f"poll {k + 1} ({found:,} discoveries)" if found else f"poll {k + 1} (steady)")
             rows.append(Row("tslcd (pysnmp)", version, what, nodes, sum(r.requests for r in readings), len(failed),
                             wall, cpu, agents_cpu))
             print(f"  tslcd v{version} {what}: wall {wall:.1f} s, CPU {cpu:.1f} s, agents {agents_cpu:.1f} s, "
@@ -219,7 +222,8 @@ def main() -> int:
     ap.add_argument("--nodes", type=int, default=20_000)
     ap.add_argument("--agents", type=int, default=20, help="snmpd processes sharing the nodes' addresses")
     ap.add_argument("--versions", nargs="+", default=["2c", "3"], choices=["2c", "3"])
-    ap.add_argument("--polls", type=int, default=3, help="tslcd polls per version (the first discovers)")
+    ap.add_argument("--polls", type=int, default=4,
+                    help="tslcd polls per version (the first three share the discoveries)")
     ap.add_argument("--sample", type=int, default=1000, help="nodes net-snmp polls, scaled to --nodes")
     ap.add_argument("--jobs", type=int, default=8, help="net-snmp processes at a time")
     ap.add_argument("--in-flight", type=int, default=200, help="tslcd's max_in_flight")
@@ -244,15 +248,16 @@ def main() -> int:
     text = table(rows)
     print()
     print(text)
-    steady = [r for r in rows if r.tool.startswith("tslcd") and "steady" in r.what]
     verdicts = []
     for version in args.versions:
-        mine = [r for r in steady if r.version == version]
-        if mine:
-            worst = max(r.wall_s * 20_000 / r.nodes for r in mine)
-            verdict = "fits" if worst <= INTERVAL_S else f"misses by {worst - INTERVAL_S:.0f} s"
-            verdicts.append(f"v{version}: a steady 20,000-node poll takes {worst:.0f} s: {verdict} the "
-                            f"{INTERVAL_S:.0f} s interval")
+        mine = [r for r in rows if r.tool.startswith("tslcd") and r.version == version]
+        for label, polls in (("first", mine[:1]), ("steady", [r for r in mine if "steady" in r.what]),
+                             ("worst", mine)):
+            if polls:
+                worst = max(r.wall_s * 20_000 / r.nodes for r in polls)
+                verdict = "fits" if worst <= INTERVAL_S else f"misses by {worst - INTERVAL_S:.0f} s"
+                verdicts.append(f"v{version}: {label} 20,000-node poll takes {worst:.0f} s: {verdict} the "
+                                f"{INTERVAL_S:.0f} s interval")
     for v in verdicts:
         print(v)
     if args.append:

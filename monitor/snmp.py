@@ -9,7 +9,10 @@ What a poll does (issue 4):
 - **First contact** with a node that has an ``uplink``: one GETBULK reads sysDescr,
   sysObjectID, sysUpTime and sysName (as non-repeaters) together with the ifName column
   (as the repeater); ifAlias and then ifDescr are walked only when no ifName is the
-  uplink's name (exact, then ignoring case). Its ifIndex is cached.
+  uplink's name (exact, then ignoring case). Its ifIndex is cached. When more than
+  ``discovery_batch`` nodes are new (a start), their discoveries are spread over the first
+  ``discovery_polls`` polls; a node waiting for its turn gets the GET of the system group
+  only (an OK reading without uplink, which says so).
 - **Every poll**: one GET of sysUpTime, sysName, the cached ifIndex's name (to notice
   when the ifIndex moves, which triggers the discovery again in the same poll),
   ifOperStatus, ifHCIn/OutOctets (ifIn/OutOctets where the agent has no 64-bit
@@ -28,7 +31,10 @@ Scale (MEASURED.md, issue 4; docs/benchmarks.md): one SnmpEngine per process (on
 v3 user name reused with other keys), its UDP socket's receive buffer enlarged, requests
 in flight capped by one semaphore, one UdpTransportTarget per node created and registered
 once (all together, before the requests), numeric OIDs in pre-built ObjectTypes shared by
-every node, ``lookupMib=False``. A steady poll of 20,000 nodes: 25 s (v2c), 45 s (v3).
+every node, ``lookupMib=False``. Targets after the first of each credentials set are
+registered without SNMP-TARGET-MIB rows (``_fast_configure``), and more than
+``discovery_batch`` new uplinks are discovered over the first ``discovery_polls`` polls, so
+that the first poll after a start fits the interval too.
 
 Below the poller, pure helpers the service uses: ``plan_poll``, ``fold_readings``,
 ``uplink_deltas``, ``snmp_status``/``snmp_row`` (exporters.metrics.snmp_families exports them).
@@ -51,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 from pyasn1.type import univ
 from pysnmp.carrier.asyncio.dgram import udp, udp6
 from pysnmp.entity import config as pysnmp_config
+from pysnmp.entity.rfc3413 import config as target_config
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
@@ -335,6 +342,7 @@ class _NodeCache:
     last_uptime: counters.Uptime | None = None
     not_found_at: float | None = None
     get_plan: tuple[tuple[OID, ...], tuple[ObjectType, ...]] | None = None
+    discover_at: int | None = None  # the poll (SnmpPoller._polls) of its first uplink discovery, None: at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +403,65 @@ def _show(v: Any) -> str:
     return _type_name(v)
 
 
+_TARGETS = "tslcdTargets"  # engine user context: target name -> get_target_address's answer
+_TEMPLATES = "tslcdTargetTemplates"  # engine user context: (params name, domain) -> a real row's answer
+_original_get_target_address = target_config.get_target_address
+
+
+def _get_target_address(snmp_engine: Any, name: Any) -> Any:
+    """pysnmp's get_target_address, answering first for the targets ``_fast_configure`` registered."""
+    found = (snmp_engine.get_user_context(_TARGETS) or {}).get(name)
+    return found if found is not None else _original_get_target_address(snmp_engine, name)
+
+
+def _fast_configure(engine: SnmpEngine, auth: CommunityData | UsmUserData,
+                    target: UdpTransportTarget | Udp6TransportTarget, context_name: bytes) -> None:
+    """What hlapi's ``LCD.configure`` does for a target, without writing SNMP-TARGET-MIB rows for each.
+
+    Writing a target's rows through pysnmp's MIB instrumentation costs about 1.7 ms of CPU
+    (34 s for 20,000 targets, more than half the first poll). The first target of each
+    credentials set and transport is configured by LCD (real rows); every other one is put
+    straight into the map pysnmp's command generator reads targets from (the same values
+    pysnmp would have derived from its rows), and into LCD's own cache, so get_cmd/bulk_cmd
+    find it and write nothing. Anything unexpected falls back to ``LCD.configure``.
+    """
+    if target_config.get_target_address is not _get_target_address:
+        target_config.get_target_address = _get_target_address  # looked up at call time by get_target_info
+    lcd = LCD._get_cache(engine)
+    params = lcd["parm"].get((auth.securityName, auth.security_level, auth.message_processing_model))
+    templates = engine.get_user_context(_TEMPLATES) or {}
+    template = templates.get((params[0], target.TRANSPORT_DOMAIN)) if params else None
+    key = (params[0] if params else None, target.TRANSPORT_DOMAIN, target.transport_address, target.timeout,
+           target.retries, target.tagList, target.iface)
+    auth_key = auth.communityIndex if isinstance(auth, CommunityData) else (auth.userName, auth.securityEngineId)
+    known = lcd["auth"].get(auth_key)
+    if known is auth or known is None:
+        same = known is auth
+    elif isinstance(auth, UsmUserData):
+        same = isinstance(known, UsmUserData) and not LCD._usm_auth_changed(known, auth)
+    else:  # another profile's CommunityData with the same community
+        same = isinstance(known, CommunityData) and (known.communityName, known.tag, known.securityName) == (
+            auth.communityName, auth.tag, auth.securityName)
+    if template is None or not same:  # the first target of its kind, or other keys: LCD, with rows
+        addr_name, params_name = LCD.configure(engine, auth, target, context_name)
+        if (params_name, target.TRANSPORT_DOMAIN) not in templates:
+            templates[(params_name, target.TRANSPORT_DOMAIN)] = _original_get_target_address(engine, addr_name)
+            engine.set_user_context(**{_TEMPLATES: templates})
+        return
+    if key in lcd["addr"]:
+        return
+    domain, addr, timeout, retries, params_name = template
+    targets = engine.get_user_context(_TARGETS)
+    if targets is None:
+        targets = {}
+        engine.set_user_context(**{_TARGETS: targets})
+    name = f"tslcd{len(targets) + 1}"
+    fast = type(addr)(target.transport_address).set_local_address(addr.get_local_address())
+    targets[name] = (domain, fast, type(timeout)(int(target.timeout * 100)), type(retries)(target.retries),
+                     params_name)
+    lcd["addr"][key] = name, 1
+
+
 class SnmpPoller:
     """Polls nodes over SNMP v2c/v3; ``poll`` never raises for a node's failure.
 
@@ -408,15 +475,20 @@ class SnmpPoller:
 
     def __init__(self, profiles: Mapping[str, SnmpProfile], *, max_in_flight: int = 200,
                  max_repetitions: int = 20, max_pages: int = 50, rediscover_after_s: float = 600.0,
-                 diagnose: bool = True, rcvbuf_bytes: int = 4 << 20,
+                 diagnose: bool = True, rcvbuf_bytes: int = 4 << 20, discovery_polls: int = 3,
+                 discovery_batch: int = 2000,
                  clock: Callable[[], float] = time.time) -> None:
-        if max_in_flight < 1 or max_repetitions < 1 or max_pages < 1:
-            raise ValueError("max_in_flight, max_repetitions and max_pages must be at least 1")
+        if min(max_in_flight, max_repetitions, max_pages, discovery_polls, discovery_batch) < 1:
+            raise ValueError("max_in_flight, max_repetitions, max_pages, discovery_polls and discovery_batch "
+                             "must be at least 1")
         self.profiles = dict(profiles)
         self.max_in_flight = max_in_flight
         self.max_repetitions = max_repetitions
         self.max_pages = max_pages
         self.rediscover_after_s = rediscover_after_s
+        self.discovery_polls = discovery_polls
+        self.discovery_batch = discovery_batch
+        self._polls = 0  # polls started (discovery slots are counted in polls)
         self.diagnose = diagnose
         self.rcvbuf_bytes = rcvbuf_bytes
         self.clock = clock
@@ -526,6 +598,8 @@ class SnmpPoller:
         """
         await self._ready()
         start = time.monotonic()
+        self._polls += 1
+        self._spread_discovery(nodes)
         await self._register(nodes, probes=False)
         deferred: dict[int, str] = {}
 
@@ -547,6 +621,28 @@ class SnmpPoller:
         log.info("snmp poll", extra={"probe": "snmp", "nodes": len(nodes), "duration_s":
                                      round(time.monotonic() - start, 3), **{f"n_{k}": v for k, v in tally.items()}})
         return readings
+
+    def _spread_discovery(self, nodes: Sequence[Node]) -> None:
+        """Give each node seen for the first time a poll for its uplink discovery, within ``discovery_polls``.
+
+        A discovery (a GETBULK of 24 values, then the GET) costs about 2.5 ms of CPU, twice a
+        steady GET: 20,000 at once made the first poll miss the interval. When more than
+        ``discovery_batch`` nodes are new, they are spread evenly over this poll and the next
+        ones, ``discovery_polls`` at most (fewer are all discovered at once). Until its turn, a
+        node's GET reads the system group only (sysUpTime, sysName, sysDescr, sysObjectID): its reading
+        is OK, with no uplink yet, and says so.
+        """
+        fresh = []
+        for node in nodes:
+            profile = self.profiles.get(node.snmp or "")
+            if profile is None or not node.address or not node.uplink:
+                continue
+            cache = self._cache(node, profile)
+            if cache.discover_at is None and cache.if_index is None and cache.not_found_at is None:
+                fresh.append(cache)
+        polls = min(self.discovery_polls, -(-len(fresh) // self.discovery_batch))
+        for k, cache in enumerate(fresh):
+            cache.discover_at = self._polls + k * polls // len(fresh)
 
     async def _each(self, n: int, fn: Callable[[int], Any], spread_s: float) -> list[SnmpReading]:
         """Run ``fn(i)`` for i in range(n) on at most ``max_in_flight`` workers (no task per node)."""
@@ -575,8 +671,10 @@ class SnmpPoller:
     async def _register(self, nodes: Iterable[Node], *, probes: bool) -> None:
         """Add the nodes' targets (or probe targets) to pysnmp's LCD now, all together (see ``poll``).
 
-        This is what get_cmd does on its first use of a target (about 1.5 ms of CPU each,
-        once); the loop gets a turn every 50 targets.
+        get_cmd would write each target as SNMP-TARGET-MIB rows on its first use (about 1.7 ms
+        of CPU each: 34 s for 20,000 targets); ``_fast_configure`` writes rows only for the first
+        target of each credentials set and registers the others directly (about 0.05 ms each).
+        The loop gets a turn every 50 targets.
         """
         done = 0
         for node in nodes:
@@ -591,9 +689,9 @@ class SnmpPoller:
                 target = await self._target(engine, node.address, profile.port, profile.timeout_s,
                                             0 if probes else profile.retries)
                 auth = self._auth_for(node.snmp or "", profile)
-                LCD.configure(engine, auth, target, self._context(profile).contextName)
+                _fast_configure(engine, auth, target, self._context(profile).contextName)
                 if probes:
-                    LCD.configure(engine, self._probe_auth, target, b"")
+                    _fast_configure(engine, self._probe_auth, target, b"")
             except Exception:  # left for the poll itself to report, node by node
                 continue
             if probes:
@@ -760,7 +858,8 @@ class SnmpPoller:
             return out
 
         names: _Names | None = None
-        if node.uplink and cache.if_index is None and self._may_discover(cache):
+        waiting = cache.discover_at is not None and cache.discover_at > self._polls  # its turn comes later
+        if node.uplink and cache.if_index is None and self._may_discover(cache) and not waiting:
             names = await self._discover(node, cache, request, got)
         for _ in range(2):  # a GET; once more if the uplink's ifIndex moved and discovery found it again
             plan = self._plan(cache)
@@ -768,6 +867,11 @@ class SnmpPoller:
             self._read_system(values, plan[0], cache, got)
             if not node.uplink:
                 return SnmpReading(node.code, self.clock(), Reason.OK, **got)
+            if cache.if_index is None and waiting:
+                return SnmpReading(node.code, self.clock(), Reason.OK,
+                                   f"uplink {node.uplink!r} not looked for yet: its interfaces are read in "
+                                   f"{(cache.discover_at or 0) - self._polls} poll(s) (the first polls after a start "
+                                   "spread the uplink discoveries)", **got)
             if cache.if_index is None:
                 where = f"looked in {names.pages} GETBULK page(s)" if names else "not looked for again yet"
                 raise _Failed(Reason.UPLINK_NOT_FOUND,

@@ -737,3 +737,53 @@ def test_snmpsim_keys_are_not_on_its_command_line(sim: Agent) -> None:
     cmdline = Path(f"/proc/{sim.pid}/cmdline").read_bytes().decode(errors="replace")
     assert AUTH_KEY not in cmdline and PRIV_KEY not in cmdline
     assert AUTH_KEY not in sim.log_path.read_text(errors="replace")
+
+
+async def test_many_targets_are_registered_without_a_target_row_each() -> None:
+    """Only the first target of each credentials set is written as SNMP-TARGET-MIB rows; the rest
+    are registered directly (1.7 ms of CPU saved per target), with their own address, timeout and
+    retries, and read like any other; a silent address is still diagnosed."""
+    hosts = [f"127.79.0.{i}" for i in range(1, 13)]
+    agent = start_snmpd(communities=[COMMUNITY], users=[USER], hosts=hosts)
+    profiles = {"c": v2(COMMUNITY, agent.port), "u": v3(USER.name, agent.port),
+                "c2": v2(COMMUNITY, agent.port, timeout_s=0.5)}
+    poller = SnmpPoller(profiles)
+    nodes = [node(f"c{i}", "c", uplink="lo", address=a) for i, a in enumerate(hosts)]
+    nodes += [node(f"u{i}", "u", uplink="lo", address=a) for i, a in enumerate(hosts)]
+    nodes.append(node("dead", "c2", uplink="lo", address="127.79.1.1"))
+    try:
+        readings = await poller.poll(nodes)
+        again = await poller.poll(nodes)
+        engine = await poller._engine("c")
+        fast = engine.get_user_context("tslcdTargets")
+    finally:
+        poller.close()
+        agent.stop()
+    for r in readings[:-1] + again[:-1]:
+        assert r.ok and r.uplink is not None and r.uplink.matched_by == "ifName", (r.code, r.reason, r.detail)
+    assert readings[-1].reason is Reason.TIMEOUT and "0.5 s" in readings[-1].detail
+    assert readings[-1].duration_s < 2.5  # its own timeout (3 x 0.5 s with the diagnosis), not the first row's 3 s
+    # 25 targets (and a probe target): the first v2c and the first v3 one (and the probe user's) written
+    # as rows, the other 23 registered directly (the dead node's with its own 0.5 s timeout).
+    assert fast is not None and len(fast) == 11 + 11 + 1
+    assert {entry[1][0] for entry in fast.values()} <= set(hosts) | {"127.79.1.1"}
+
+
+async def test_uplink_discovery_of_many_new_nodes_is_spread_over_the_first_polls(snmpd: Agent) -> None:
+    """More than discovery_batch new nodes: their discoveries are spread over discovery_polls polls; a node
+    waiting for its turn still reads the system group (an OK reading that says the uplink comes later)."""
+    poller = SnmpPoller({"p": v2(COMMUNITY, snmpd.port)}, discovery_polls=3, discovery_batch=2)
+    nodes = [node(f"n{i}", "p", uplink="lo") for i in range(6)]
+    try:
+        polls = [await poller.poll(nodes) for _ in range(4)]
+    finally:
+        poller.close()
+    for readings in polls:
+        for r in readings:
+            assert r.ok and r.uptime_ticks is not None and r.sys_name == "tslcd-snmpd", (r.code, r.detail)
+    with_uplink = [sum(r.uplink is not None for r in readings) for readings in polls]
+    assert with_uplink == [2, 4, 6, 6]
+    waiting = polls[0][-1]
+    assert waiting.uplink is None and "not looked for yet" in waiting.detail and waiting.sys_descr
+    assert [r.requests for r in polls[0]] == [2, 2, 1, 1, 1, 1]  # GETBULK + GET, or the GET alone
+    assert all(r.requests == 1 for r in polls[3])
