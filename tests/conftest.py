@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,24 @@ def small_inventory() -> Inventory:
         Node("22015", "Phường <b>Tuy Hòa</b>", "commune", p, area="B", address="127.0.0.6", parent="CORE"),
         Node("22045", "Phường Bình Kiến", "commune", p, area="B", parent="CORE"),
     ])
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; scripts/test.sh installs it (Playwright's own download cannot work here)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Debian Chromium driven by Playwright, with no background networking."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            yield b
+        finally:
+            await b.close()
 
 
 _URL = re.compile(r"status page (http://\S+/)")

@@ -10,7 +10,7 @@ import os
 import sqlite3
 import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -234,20 +234,6 @@ def test_xlsx_report_has_real_dates_numbers_widths_and_a_frozen_header(run_dir: 
     assert first[3] == datetime(2025, 6, 28, 10, 0) and first[4] == datetime(2025, 6, 28, 13, 0)
     with zipfile.ZipFile(out) as z:
         assert not any("<f>" in z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/"))
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 @pytest.mark.browser
