@@ -25,16 +25,24 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
+from pysnmp.entity import config as pysnmp_config
+from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+from pysnmp.proto import rfc1902
+from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel
+from pysnmp.smi.error import NoSuchInstanceError
 
 from exporters.metrics import snmp_families
 from inventory.model import Node
 from monitor import snmp_cli
 from monitor.config import SnmpProfile
 from monitor.snmp import (
+    _AUTH,
+    _PRIV,
     Reason,
     SnmpPoller,
     SnmpReading,
     SnmpStatus,
+    _PeerKeysUsm,
     add_deltas,
     describe_profile,
     fold_readings,
@@ -787,3 +795,89 @@ async def test_uplink_discovery_of_many_new_nodes_is_spread_over_the_first_polls
     assert waiting.uplink is None and "not looked for yet" in waiting.detail and waiting.sys_descr
     assert [r.requests for r in polls[0]] == [2, 2, 1, 1, 1, 1]  # GETBULK + GET, or the GET alone
     assert all(r.requests == 1 for r in polls[3])
+
+
+# ---------------------------------------------------------------- many v3 agents: one SNMP engine each
+
+
+def _user_rows(engine: Any) -> list[bytes]:
+    """The engine IDs of every row in the engine's usmUserTable (pysnmp's LCD of users)."""
+    (column,) = engine.get_mib_builder().import_symbols("SNMP-USER-BASED-SM-MIB", "usmUserEngineID")
+    rows, node_ = [], column
+    for _ in range(10_000):
+        try:
+            node_ = column.getNextNode(node_.name)
+        except NoSuchInstanceError:
+            return rows
+        rows.append(bytes(node_.syntax))
+    raise AssertionError("usmUserTable walk did not end")
+
+
+async def test_v3_agents_with_their_own_engines_are_kept_without_a_user_row_each() -> None:
+    """A real network has one SNMP engine per router. pysnmp would copy the user into a usmUserTable
+    row per agent engine (and walk all rows again at the next request: quadratic); the poller keeps
+    each agent's localized keys in a dict instead, and every agent is read, twice."""
+    agents = [start_snmpd(users=[USER], hosts=[f"127.79.2.{2 * i + 1}", f"127.79.2.{2 * i + 2}"],
+                          extra_config=f"engineID tslcd-engine-{i}\n") for i in range(4)]
+    profiles = {f"u{i}": v3(USER.name, a.port) for i, a in enumerate(agents)}
+    nodes = [node(f"n{i}{j}", f"u{i}", uplink="lo", address=h)
+             for i, a in enumerate(agents) for j, (h, _) in enumerate(a.endpoints)]
+    poller = SnmpPoller(profiles)
+    try:
+        polls = [await poller.poll(nodes) for _ in range(2)]
+        engine = await poller._engine("u0")
+    finally:
+        poller.close()
+        for a in agents:
+            a.stop()
+    for r in polls[0] + polls[1]:
+        assert r.ok and r.uplink is not None and r.uplink.in_octets > 0, (r.code, r.reason, r.detail)
+    usm = engine.security_models[3]
+    assert isinstance(usm, _PeerKeysUsm)
+    peer_engines = {engine_id for engine_id, _ in usm.peers}
+    assert len(peer_engines) == 4 and all(b"tslcd-engine-" in e for e in peer_engines)
+    (local,) = engine.get_mib_builder().import_symbols("__SNMP-FRAMEWORK-MIB", "snmpEngineID")
+    assert set(_user_rows(engine)) == {bytes(local.syntax)}  # the configured users only: no row per agent
+
+
+@pytest.mark.parametrize(("auth", "priv"), [("sha", "aes128"), ("md5", "des"), ("sha512", "aes256"),
+                                            ("sha256", "none"), ("none", "none")])
+def test_peer_keys_are_the_ones_pysnmp_would_have_written(auth: str, priv: str) -> None:
+    """For every security level, the kept entry is what pysnmp's own copy of the row reads."""
+    engine = SnmpEngine()
+    pysnmp_config.add_v3_user(engine, "tslcd", _AUTH[auth], AUTH_KEY if auth != "none" else None,
+                              _PRIV[priv], PRIV_KEY if priv != "none" else None)
+    stock, ours = engine.security_models[3], _PeerKeysUsm()
+    peer = rfc1902.OctetString(b"\x80\x00\x1f\x88\x04peer-router-1")
+    user = rfc1902.OctetString(b"tslcd")
+    mic = engine.message_dispatcher.mib_instrum_controller
+    kept = ours._SnmpUSMSecurityModel__clone_user_info(engine, peer, user)
+    assert ours._SnmpUSMSecurityModel__get_user_info(mic, peer, user) is kept
+    written = stock._SnmpUSMSecurityModel__clone_user_info(engine, peer, user)  # writes pysnmp's row
+    assert [type(x) for x in kept] == [type(x) for x in written]
+    assert [x.prettyPrint() for x in kept] == [x.prettyPrint() for x in written]
+    # usmUserTable changed (here: that row): what was derived is dropped, pysnmp's table answers.
+    again = ours._SnmpUSMSecurityModel__get_user_info(mic, peer, user)
+    assert again is not kept and [x.prettyPrint() for x in again] == [x.prettyPrint() for x in written]
+    assert ours.peers == {}
+    with pytest.raises(NoSuchInstanceError):
+        ours._SnmpUSMSecurityModel__get_user_info(mic, rfc1902.OctetString(b"\x80\x00\x1f\x88\x04other"), user)
+
+
+async def test_without_the_usm_internals_pysnmp_keeps_its_own_usm(snmpd: Agent, monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A pysnmp whose USM no longer has the private methods replaced: its own USM is kept, v3 still works."""
+    monkeypatch.delattr(SnmpUSMSecurityModel, "_SnmpUSMSecurityModel__sec2usr")
+    assert not _PeerKeysUsm.usable()
+    monkeypatch.undo()
+    monkeypatch.setattr(_PeerKeysUsm, "usable", staticmethod(lambda: False))
+    poller = SnmpPoller({"p": v3(USER.name, snmpd.port)})
+    try:
+        with caplog.at_level(logging.WARNING, logger="tslcd.snmp"):
+            (r,) = await poller.poll([node("a", "p", uplink="lo")])
+        engine = await poller._engine("p")
+    finally:
+        poller.close()
+    assert r.ok, r.detail
+    assert not isinstance(engine.security_models[3], _PeerKeysUsm)
+    assert "USM internals changed" in caplog.text
