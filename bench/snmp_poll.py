@@ -6,11 +6,15 @@
 Agents: ``--agents`` net-snmp snmpd processes, each listening on its share of ``--nodes``
 distinct loopback addresses in 127.77.0.0/16 (one port), so every node is its own
 target (its own transport address, as in a real network) and the agents' work is
-spread over several processes. Each node has uplink ``lo``.
+spread over several processes. Each agent has its own SNMP engine ID: a real network has
+one per node, and pysnmp's v3 cost at first contact grows with the engines it meets
+(``--agents 2000`` is as many as fit in this machine's memory; bench/usm_engines.py
+measures that cost up to 20,000 engines without a network). Each node has uplink ``lo``.
 
 tslcd: one ``SnmpPoller`` polls every node (``max_in_flight`` 200): the first poll
-registers the targets in pysnmp; the uplink discoveries (GETBULK + GET) are spread over
-the first three polls (a node waiting for its turn gets a GET of the system group); then
+registers the targets in pysnmp (and, v3, discovers each agent's engine); the uplink
+discoveries (GETBULK + GET) are spread over the next five polls (a node waiting for its
+turn gets a GET of the system group); then
 every poll is one 8-varbind GET per node. net-snmp: one ``snmpget`` process per node for the
 same 8 OIDs (and one ``snmpbulkget`` per node for the discovery), on a sample of nodes,
 ``--jobs`` at a time; its figures are scaled from the sample to ``--nodes``.
@@ -107,17 +111,22 @@ class Row:
 
 
 def start_agents(nodes: int, agents: int) -> list[Agent]:
+    """``agents`` snmpd, each on its share of the addresses and with its own SNMP engine ID (as routers have)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     per = -(-nodes // agents)
-    started: list[Agent] = []
     port = free_udp_port()
+    shares = [[address(i) for i in range(a * per, min(nodes, (a + 1) * per))] for a in range(agents)]
+
+    def start(a: int) -> Agent:
+        return start_snmpd(communities=[COMMUNITY], users=[USER], hosts=shares[a], port=port,
+                           sys_name=f"bench-{a}", extra_config=f"engineID bench-engine-{a}\n", deadline_s=120)
+
+    started: list[Agent] = []
     try:
-        for a in range(agents):
-            hosts = [address(i) for i in range(a * per, min(nodes, (a + 1) * per))]
-            if hosts:
-                started.append(start_snmpd(communities=[COMMUNITY], users=[USER], hosts=hosts, port=port,
-                                           sys_name=f"bench-{a}", deadline_s=120))
+        with ThreadPoolExecutor(8) as pool:  # snmpd takes ~0.2 s to start: 2,000 of them in under a minute
+            for agent in pool.map(start, [a for a in range(agents) if shares[a]]):
+                started.append(agent)
     except BaseException:
         for agent in started:
             agent.stop()
@@ -150,7 +159,8 @@ async def bench_tslcd(version: str, nodes: int, port: int, polls: int, agent_pid
                 print(f"  {len(failed)} failed, e.g. {failed[0].code}: {failed[0].reason.value}: {failed[0].detail}",
                       flush=True)
             found = sum(r.requests >= 2 for r in readings)  # GETBULK + GET: a discovery
-            what = (f"first poll (targets, {found:,} discoveries)" if k == 0 else
+            what = (f"first poll (targets, {found:,} discoveries)" if k == 0 and found else
+                    "first poll (targets)" if k == 0 else
                     f"poll {k + 1} ({found:,} discoveries)" if found else f"poll {k + 1} (steady)")
             rows.append(Row("tslcd (pysnmp)", version, what, nodes, sum(r.requests for r in readings), len(failed),
                             wall, cpu, agents_cpu))
@@ -220,10 +230,12 @@ def machine() -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=20_000)
-    ap.add_argument("--agents", type=int, default=20, help="snmpd processes sharing the nodes' addresses")
+    ap.add_argument("--agents", type=int, default=20,
+                    help="snmpd processes sharing the nodes' addresses, each its own SNMP engine (v3 engine ID); "
+                         "a real network has one per node: 2,000 agents take about 8 GB of memory")
     ap.add_argument("--versions", nargs="+", default=["2c", "3"], choices=["2c", "3"])
-    ap.add_argument("--polls", type=int, default=4,
-                    help="tslcd polls per version (the first three share the discoveries)")
+    ap.add_argument("--polls", type=int, default=7,
+                    help="tslcd polls per version (polls 2-6 share the uplink discoveries)")
     ap.add_argument("--sample", type=int, default=1000, help="nodes net-snmp polls, scaled to --nodes")
     ap.add_argument("--jobs", type=int, default=8, help="net-snmp processes at a time")
     ap.add_argument("--in-flight", type=int, default=200, help="tslcd's max_in_flight")
@@ -263,6 +275,7 @@ def main() -> int:
     if args.append:
         path = Path(args.append)
         section = (f"\n## SNMP poll\n\n<!-- bench/snmp_poll.py --nodes {args.nodes} --agents {args.agents} -->\n\n"
+                   f"{len(agents)} agents (SNMP engines) for {args.nodes:,} nodes.\n\n"
                    f"**Machine:** {machine()}.\n\n{text}\n\n" + "\n".join(f"- {v}" for v in verdicts) + "\n")
         existing = path.read_text(encoding="utf-8") if path.exists() else ""  # re-read right before writing
         path.write_text(existing.rstrip("\n") + "\n" + section, encoding="utf-8")

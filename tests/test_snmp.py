@@ -778,23 +778,31 @@ async def test_many_targets_are_registered_without_a_target_row_each() -> None:
 
 
 async def test_uplink_discovery_of_many_new_nodes_is_spread_over_the_first_polls(snmpd: Agent) -> None:
-    """More than discovery_batch new nodes: their discoveries are spread over discovery_polls polls; a node
-    waiting for its turn still reads the system group (an OK reading that says the uplink comes later)."""
+    """More than discovery_batch new nodes: their discoveries are spread over the discovery_polls polls after
+    the first (which registers their targets); a node waiting for its turn still reads the system group (an
+    OK reading that says the uplink comes later). Fewer new nodes are discovered at once."""
     poller = SnmpPoller({"p": v2(COMMUNITY, snmpd.port)}, discovery_polls=3, discovery_batch=2)
     nodes = [node(f"n{i}", "p", uplink="lo") for i in range(6)]
     try:
         polls = [await poller.poll(nodes) for _ in range(4)]
+        few = [node(f"m{i}", "p", uplink="lo") for i in range(2)]  # discovery_batch new nodes: at once
+        joined = await poller.poll(nodes + few)
     finally:
         poller.close()
+    assert all(r.ok and r.uplink is not None for r in joined), [(r.code, r.detail) for r in joined]
+    assert [r.requests for r in joined] == [1] * 6 + [2, 2]
     for readings in polls:
         for r in readings:
             assert r.ok and r.uptime_ticks is not None and r.sys_name == "tslcd-snmpd", (r.code, r.detail)
     with_uplink = [sum(r.uplink is not None for r in readings) for readings in polls]
-    assert with_uplink == [2, 4, 6, 6]
-    waiting = polls[0][-1]
-    assert waiting.uplink is None and "not looked for yet" in waiting.detail and waiting.sys_descr
-    assert [r.requests for r in polls[0]] == [2, 2, 1, 1, 1, 1]  # GETBULK + GET, or the GET alone
-    assert all(r.requests == 1 for r in polls[3])
+    assert with_uplink == [0, 2, 4, 6]
+    first, waiting = polls[0][-1], polls[1][-1]
+    assert first.uplink is None and "not looked for yet" in first.detail and "in 3 poll(s)" in first.detail
+    assert first.sys_descr  # the system group, read whole at the first contact
+    assert waiting.uplink is None and "in 2 poll(s)" in waiting.detail
+    assert [r.requests for r in polls[0]] == [1] * 6  # the GET of the system group alone
+    assert [r.requests for r in polls[1]] == [2, 2, 1, 1, 1, 1]  # GETBULK + GET, or the GET alone
+    assert [r.requests for r in polls[3]] == [1, 1, 1, 1, 2, 2]
 
 
 # ---------------------------------------------------------------- many v3 agents: one SNMP engine each
