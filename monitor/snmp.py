@@ -480,10 +480,10 @@ class _PeerKeysUsm(SnmpUSMSecurityModel):  # type: ignore[misc]  # pysnmp has no
     usmUserTable into a new row for that engine (keys localized to it), through its MIB
     instrumentation: about 0.9 ms of CPU each. Worse, any new row makes the next request
     rebuild pysnmp's (engine ID, security name) -> user map by walking every row: with one
-    engine per commune router, a first poll is quadratic (13.5 ms per agent at 2,000 agents,
-    ~70 ms at 20,000: half an hour of CPU; bench/usm_engines.py). Here the per-agent user
-    entry is the same tuple pysnmp would have made (same protocols, keys localized by
-    pysnmp's own services), kept in a dict: about 0.03 ms per agent, and no walks. The
+    engine per commune router, a first poll is quadratic (15 ms per new agent at 2,000
+    agents, 33 ms at 4,000: about 28 minutes of CPU for 20,000; bench/usm_engines.py). Here
+    the per-agent user entry is the same tuple pysnmp would have made (same protocols, keys
+    localized by pysnmp's own services), kept in a dict: about 0.05 ms per agent, no walks. The
     configured users (the local rows, the wildcard, user changes) stay pysnmp's: the dicts
     are dropped whenever usmUserTable changes.
     """
