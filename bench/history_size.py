@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from exporters.audit import build_report, render_html, write_csv, write_xlsx  # noqa: E402
 from inventory.model import Inventory, Node  # noqa: E402
 from monitor.config import load_config  # noqa: E402
-from monitor.history import DOWN, UNKNOWN, UP, day_span  # noqa: E402
+from monitor.core.history import DOWN, UNKNOWN, UP, day_span  # noqa: E402
 from monitor.store import ChangeRow, SampleRow, SqlStore, SweepBatch  # noqa: E402
 
 PROVINCE = "Tỉnh Thử"

@@ -88,7 +88,7 @@ def run_tslcd(targets_file: str, hosts: int, count: int, pps: int, period_ms: fl
 def child(targets_file: str, count: int, pps: int, period_ms: float, timeout_ms: float) -> None:
     """The tslcd side of one run: one sweep, figures as JSON on stdout."""
     sys.path.insert(0, str(REPO))
-    from monitor.icmp import IcmpEngine
+    from monitor.probes.icmp import IcmpEngine
 
     targets = Path(targets_file).read_text().split()
 

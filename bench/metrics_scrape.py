@@ -25,8 +25,8 @@ from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 
 from exporters.metrics import SnapshotCollector, render_snapshot  # noqa: E402
 from inventory.model import Node  # noqa: E402
-from monitor.rates import CommuneNow, current_rates  # noqa: E402
-from monitor.snapshot import NodeStatus, Snapshot  # noqa: E402
+from monitor.core.rates import CommuneNow, current_rates  # noqa: E402
+from monitor.core.snapshot import NodeStatus, Snapshot  # noqa: E402
 
 
 def snapshot(n: int) -> Snapshot:

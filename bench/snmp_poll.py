@@ -43,8 +43,8 @@ from pydantic import SecretStr  # noqa: E402
 
 from inventory.model import Node  # noqa: E402
 from monitor.config import SnmpProfile  # noqa: E402
-from monitor.snmp import SnmpPoller  # noqa: E402
-from monitor.snmp_agents import Agent, UsmUser, free_udp_port, start_snmpd  # noqa: E402
+from monitor.lab.agents import Agent, UsmUser, free_udp_port, start_snmpd  # noqa: E402
+from monitor.probes.snmp import SnmpPoller  # noqa: E402
 
 COMMUNITY = "bench-c0mmunity"
 USER = UsmUser("bench", "sha", "bench-auth-key", "aes128", "bench-priv-key")

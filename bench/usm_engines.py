@@ -11,7 +11,7 @@ engines (two lookups that miss, the copy, then the lookups of the answer), on:
 
 - ``pysnmp``: pysnmp's own SnmpUSMSecurityModel (stopped at ``--stock-max`` engines or
   ``--budget-s`` seconds of CPU: it is quadratic), and
-- ``tslcd``: monitor.snmp._PeerKeysUsm, which keeps the per-engine entries in dicts.
+- ``tslcd``: monitor.probes.snmp.pysnmp_patches.PeerKeysUsm, which keeps the per-engine entries in dicts.
 
 It prints the CPU per new engine at each tenth of the run and the total.
 """
@@ -31,7 +31,7 @@ from pysnmp.proto import rfc1902  # noqa: E402
 from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel  # noqa: E402
 from pysnmp.smi.error import NoSuchInstanceError  # noqa: E402
 
-from monitor.snmp import _PeerKeysUsm  # noqa: E402
+from monitor.probes.snmp.pysnmp_patches import PeerKeysUsm  # noqa: E402
 
 M = "_SnmpUSMSecurityModel__"
 
@@ -81,7 +81,7 @@ def main() -> int:
     print("| USM | engines | CPU s | ms per new engine, at each tenth of the run |")
     print("|---|---:|---:|---|")
     for label, usm, n in (("pysnmp SnmpUSMSecurityModel", SnmpUSMSecurityModel(), min(args.engines, args.stock_max)),
-                          ("tslcd _PeerKeysUsm", _PeerKeysUsm(), args.engines)):
+                          ("tslcd PeerKeysUsm", PeerKeysUsm(), args.engines)):
         done, cpu, marks = run(usm, n, args.budget_s)
         stopped = "" if done == n else f" (stopped at the {args.budget_s:.0f} s budget)"
         print(f"| {label} | {done:,}{stopped} | {cpu:.1f} | "

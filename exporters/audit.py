@@ -1,16 +1,13 @@
 """Audit reports (CSV, XLSX, HTML) of connection rates over any period, with their method and digests; `audit verify`.
 
-``build_report`` reads the store and counts with monitor.history (the same arithmetic
+``build_report`` reads the store and counts with monitor.core.history (the same arithmetic
 as the status page); ``tables`` turns a report into plain tables that the three
 writers share, so every format carries the same figures.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import io
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,13 +19,11 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from monitor.config import Config, ConfigError, load_config
-from monitor.history import (
-    ENDED_DAY_END,
-    ENDED_NOT_OBSERVED,
+from exporters.labels import ENDED_BY
+from monitor.config import Config
+from monitor.core.history import (
     UNBOUNDED,
     CommuneTotals,
-    DayRate,
     Outage,
     OutagePiece,
     PeriodRate,
@@ -36,28 +31,18 @@ from monitor.history import (
     merge_outages,
     period_rates,
 )
+from monitor.core.rates import RateRow
+from monitor.files import atomic_path
 from monitor.store import (
     HistoryStore,
     InventoryNode,
     InventoryVersionInfo,
     Seal,
-    StoreError,
     commune_days,
-    describe_url,
-    open_store,
-    store_url,
 )
 
 FORMATS = ("csv", "xlsx", "html")
 
-# How an outage ended, as the report says it.
-ENDED_BY = {
-    "up": "up",
-    "maintenance": "maintenance window",
-    "unknown": "unknown (no longer monitored)",
-    ENDED_DAY_END: "still out at the end of the period",
-    ENDED_NOT_OBSERVED: "monitor stopped observing",
-}
 
 # Spreadsheet programs run a cell that starts with one of these as a formula (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -85,7 +70,7 @@ class VersionUse:
 class DailyLine:
     """One day of the daily rates table (the province, or the area asked for)."""
 
-    rate: DayRate
+    rate: RateRow
     coverage: float
     seal: Seal | None
 
@@ -128,7 +113,7 @@ class Report:
 
     @property
     def unsealed(self) -> tuple[date, ...]:
-        return tuple(d.rate.day for d in self.daily if d.seal is None)
+        return tuple(d.rate.day for d in self.daily if d.seal is None and d.rate.day is not None)
 
 
 def period_of(*, first: date | None = None, last: date | None = None, year: int | None = None,
@@ -156,7 +141,7 @@ def period_of(*, first: date | None = None, last: date | None = None, year: int 
 def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, area: str | None = None,
                  now: float | None = None, progress: Callable[[int], None] | None = None,
                  store_name: str = "") -> Report:
-    """Count the period day by day, as DESIGN.md defines it; days after today are left out (and said so).
+    """Count the period day by day, as docs/design.md defines it; days after today are left out (and said so).
 
     ``progress`` is called with 1 after each day (for a progress bar).
     """
@@ -170,7 +155,7 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
     used: dict[int, int] = {}
     totals: dict[Any, CommuneTotals] = {}
     pieces: list[tuple[Any, OutagePiece]] = []
-    all_rates: list[DayRate] = []
+    all_rates: list[RateRow] = []
     daily: list[DailyLine] = []
     observed = period = 0.0
     if first <= last:
@@ -188,7 +173,7 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
                 rates = tuple(r for r in rates if r.area == area)
             all_rates.extend(rates)
             main = next((r for r in rates if r.area == (area or "")),
-                        DayRate(h.day, cfg.province, area or "", 0, 0, 0, 0))
+                        RateRow(cfg.province, area or "", 0, 0, 0, 0, h.day))
             elapsed = max(0.0, min(now, h.end) - h.start)
             daily.append(DailyLine(main, h.observed_s / elapsed if elapsed > 0 else 0.0, h.seal))
             observed += h.observed_s
@@ -247,7 +232,7 @@ class Table:
 
 
 def definitions(r: Report) -> list[str]:
-    """The definitions the figures follow (DESIGN.md), with this report's thresholds filled in."""
+    """The definitions the figures follow (docs/design.md), with this report's thresholds filled in."""
     gaps = ", ".join(f"{g:g} s" for g in r.max_gaps_s) or "n/a"
     return [
         "Availability of a commune over a span = up / (up + down + unreachable). Time in state unknown "
@@ -490,12 +475,8 @@ def write_xlsx(r: Report, path: Path) -> None:
             ws.append([cell(t.note, "text")])
     wb.properties.title = f"TSLCD audit {r.province} {r.first} – {r.last}"
     wb.properties.creator = f"tslcd-monitor {_tool_version()}"
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_path(path) as tmp:
         wb.save(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 _env = Environment(loader=PackageLoader("exporters", "templates"), autoescape=select_autoescape(["html"]),
@@ -528,143 +509,6 @@ def render_html(r: Report) -> str:
 
 
 # -- the command ------------------------------------------------------------------------------------------
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
-
-
-_EPILOG = """\
-examples:
-  tslcd audit --year 2025 --out tslcd-2025.xlsx            the yearly report (format from the extension)
-  tslcd audit --month 2025-07 --area "Phú Yên (cũ)" --format html --out july.html
-  tslcd audit --from 2025-07-01 --to 2025-09-30 --format csv --out q3.csv
-  tslcd audit verify                                       check the whole hash chain
-  tslcd audit verify --from 2025-07-01 --to 2025-07-31
-
-Exit status: 0 done (verify: every day matches), 1 verify found a changed day, 2 usage or store problem.
-"""
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `tslcd audit` (and `tslcd audit verify`) to the CLI's subparsers."""
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "audit", help="connection-rate report for a period (CSV, XLSX, HTML), or verify the hash chain",
-        description="Write the report an auditor checks: the method (definitions, thresholds, timezone, "
-                    "inventory versions, coverage), the rates against the target, the daily rates, one row per "
-                    "commune, every outage, and the digests of the days covered with the chain head. "
-                    "`tslcd audit verify` recomputes the digests and names the first day that no longer matches.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", nargs="?", choices=("report", "verify"), default="report",
-                   help="report (default) or verify")
-    p.add_argument("--config", default="config.yaml", metavar="F", help="config file (default: %(default)s)")
-    p.add_argument("--from", dest="first", type=_date, metavar="D1", help="first day, YYYY-MM-DD")
-    p.add_argument("--to", dest="last", type=_date, metavar="D2", help="last day, YYYY-MM-DD (included)")
-    p.add_argument("--year", type=int, metavar="Y", help="the calendar year Y")
-    p.add_argument("--month", metavar="YYYY-MM", help="one calendar month")
-    p.add_argument("--area", metavar="A", help="only the communes of area A")
-    p.add_argument("--format", choices=FORMATS, help="csv, xlsx or html (default: from --out's extension)")
-    p.add_argument("--out", metavar="F", help="file to write ('-' for standard output, csv and html)")
-    p.add_argument("--progress", action="store_true",
-                   help="show the progress bar even when standard error is not a terminal")
-    return p
-
-
-def _fail(message: str) -> int:
-    print(f"tslcd audit: {message}", file=sys.stderr)
-    return 2
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run `tslcd audit ...` as parsed by ``add_parser``; return the exit status."""
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        return _fail(f"invalid configuration ({len(e.problems)} problem(s)):\n  " + "\n  ".join(e.problems))
-    try:
-        store = open_store(cfg, create=False)
-    except StoreError as e:
-        return _fail(str(e))
-    try:
-        if args.action == "verify":
-            return _verify(store, args)
-        return _report(store, cfg, args)
-    finally:
-        store.close()
-
-
-def _verify(store: HistoryStore, args: argparse.Namespace) -> int:
-    if args.year is not None or args.month is not None:
-        first, last = period_of(year=args.year, month=args.month)
-    else:
-        first, last = args.first, args.last
-    res = store.verify(first, last)
-    for p in res.problems:
-        print(p)
-    head = f"{res.head.day} {res.head.digest}" if res.head else "none (no day sealed yet)"
-    if res.ok:
-        print(f"OK: {res.checked} sealed day(s) verified; chain head {head}")
-        return 0
-    assert res.first_bad is not None
-    print(f"FAILED: first day that no longer matches: {res.first_bad.isoformat()} "
-          f"({res.checked} sealed day(s) checked; chain head {head})")
-    return 1
-
-
-def _report(store: HistoryStore, cfg: Config, args: argparse.Namespace) -> int:
-    try:
-        first, last = period_of(first=args.first, last=args.last, year=args.year, month=args.month)
-    except ValueError as e:
-        return _fail(str(e))
-    if not args.out:
-        return _fail("--out F is required (the file to write)")
-    fmt = args.format or Path(args.out).suffix.lstrip(".").lower()
-    if fmt not in FORMATS:
-        return _fail(f"cannot tell the format from {args.out!r}: pass --format csv|xlsx|html")
-    if fmt == "xlsx" and args.out == "-":
-        return _fail("xlsx cannot go to standard output: give a file name")
-    if args.area is not None:
-        known = {n.area for v in store.inventory_versions() for n in store.inventory_nodes(v.id)}
-        if args.area not in known:
-            return _fail(f"no commune has area {args.area!r}; areas: {', '.join(sorted(a for a in known if a))}")
-    n_days = (last - first).days + 1
-    report = _with_progress(n_days, args.progress, lambda step: build_report(
-        store, cfg, first, last, area=args.area, progress=step, store_name=describe_url(store_url(cfg))))
-    out = args.out
-    if fmt == "xlsx":
-        write_xlsx(report, Path(out))
-    else:
-        text_out = io.StringIO()
-        if fmt == "csv":
-            write_csv(report, text_out)
-        else:
-            text_out.write(render_html(report))
-        if out == "-":
-            sys.stdout.write(text_out.getvalue())
-        else:
-            path = Path(out)
-            tmp = path.with_name(path.name + ".tmp")
-            # utf-8-sig: Excel opens a CSV of Vietnamese names correctly only with the BOM.
-            tmp.write_text(text_out.getvalue(), encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="")
-            tmp.replace(path)
-    main = next((p for p in report.summary if p.area == (args.area or "")), None)
-    rate = f"connected {main.connected_rate:.2%} (target {report.target:.0%})" if main else "no commune"
-    print(f"tslcd audit: wrote {out}: {report.first} to {report.last}, {rate}, coverage {report.coverage:.1%}, "
-          f"{len(report.seals)}/{len(report.daily)} days sealed", file=sys.stderr)
-    return 0
-
-
-def _with_progress(total: int, forced: bool, work: Callable[[Callable[[int], None] | None], Report]) -> Report:
-    """Run ``work`` with a progress bar on standard error, only on a terminal or when asked."""
-    if not (forced or sys.stderr.isatty()):
-        return work(None)
-    from tqdm import tqdm
-
-    with tqdm(total=total, unit="day", desc="tslcd audit", file=sys.stderr, leave=False) as bar:
-        return work(bar.update)
 
 
 def format_rows(rows: Iterable[Sequence[Any]], columns: Sequence[Column]) -> list[list[str]]:

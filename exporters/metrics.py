@@ -5,18 +5,22 @@ from __future__ import annotations
 import gzip
 import threading
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date, tzinfo
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
-from monitor.snapshot import NodeStatus, Snapshot
-from monitor.snmp import REASONS
-from monitor.state import STATES
+from monitor.core.history import PeriodRate, day_span
+from monitor.core.rates import RateRow
+from monitor.core.snapshot import NodeStatus, RecentRates, Snapshot
+from monitor.core.snmp import REASONS
+from monitor.core.state import STATES
 
-# Per node, labelled by code only; names and grouping come from NODE_INFO (DESIGN.md).
+# Per node, labelled by code only; names and grouping come from NODE_INFO (docs/design.md).
 NODE_INFO = "tslcd_node_info"
 NODE_UP = "tslcd_node_up"
 NODE_STATE = "tslcd_node_state"
@@ -55,7 +59,7 @@ PROBES = "tslcd_probes_total"
 INVENTORY_NODES = "tslcd_inventory_nodes"
 INVENTORY_RELOAD_OK = "tslcd_inventory_last_reload_success"
 
-# SNMP, per node (monitor/snmp.py polls; snmp_families below exports).
+# SNMP, per node (monitor/probes/snmp polls; snmp_families below exports).
 SNMP_UP = "tslcd_snmp_up"
 SNMP_REASON = "tslcd_snmp_reason"
 SNMP_PING_ONLY = "tslcd_snmp_ping_only"
@@ -235,7 +239,7 @@ def snmp_families(nodes: Iterable[NodeStatus]) -> Iterator[Metric]:
                                         "counter wraps).", labels=code)
     errors = CounterMetricFamily(UPLINK_ERRORS, "Uplink packets with errors (ifInErrors, ifOutErrors).",
                                  labels=["code", "direction"])
-    today = GaugeMetricFamily(UPLINK_TODAY, "Uplink bytes in + out since local midnight (DESIGN.md: in use).",
+    today = GaugeMetricFamily(UPLINK_TODAY, "Uplink bytes in + out since local midnight (docs/design.md: in use).",
                               labels=code)
     tally: Tally[str] = Tally()
     for ns in nodes:
@@ -271,3 +275,67 @@ def snmp_families(nodes: Iterable[NodeStatus]) -> Iterator[Metric]:
     for r in REASONS:
         nodes_by_reason.add_metric([r.value], float(tally.get(r.value, 0)))
     yield nodes_by_reason
+
+
+class HistorySource(Protocol):
+    """What the history collector reads of the recorder (monitor.runtime.recorder.Recorder): cached values only."""
+
+    @property
+    def tz(self) -> tzinfo: ...
+
+    sealed_through: date | None
+    write_failures: int
+    last_write_s: float
+
+    def recent(self) -> RecentRates | None: ...
+
+
+class HistoryCollector:
+    """Day rates (today, yesterday, last 30 days), coverage and store health; reads cached values only."""
+
+    def __init__(self, source: HistorySource) -> None:
+        self._rec = source
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        rec = self._rec
+        labels = ["province", "area", "period"]
+        conn = GaugeMetricFamily(RATE_CONNECTED, "Share of active communes connected (availability that day >= "
+                                 "rates.connected_min_availability); last_30d is the mean of daily rates.",
+                                 labels=labels)
+        used = GaugeMetricFamily(RATE_IN_USE, "Share of active communes connected and with uplink traffic >= "
+                                 "rates.in_use_min_bytes that day.", labels=labels)
+        prov = GaugeMetricFamily(RATE_PROVISIONED, "Share of active communes with a TSLCD circuit that day.",
+                                 labels=labels)
+        cov = GaugeMetricFamily(MONITOR_COVERAGE, "Share of the period the monitor was observing.",
+                                labels=["period"])
+        recent = rec.recent()
+        if recent is not None:
+            periods: list[tuple[str, Sequence[RateRow] | Sequence[PeriodRate], float | None]] = [
+                ("today", recent.today.rates, recent.today.coverage)]
+            if recent.days:
+                y = recent.days[-1]
+                periods.append(("yesterday", y.rates, y.coverage))
+                periods.append(("last_30d", recent.period,
+                                sum(s.coverage for s in recent.days) / len(recent.days)))
+            for period, rates, coverage in periods:
+                if not coverage:
+                    # Nothing observed yet (just started): a rate of 0 would be a false alarm.
+                    rates = ()
+                for r in rates:
+                    key = [r.province, r.area, period]
+                    conn.add_metric(key, r.connected_rate)
+                    used.add_metric(key, r.in_use_rate)
+                    prov.add_metric(key, r.provisioned_rate)
+                if coverage is not None:
+                    cov.add_metric([period], coverage)
+        yield from (conn, used, prov, cov)
+        if rec.sealed_through is not None:
+            yield GaugeMetricFamily(HISTORY_SEALED, "End of the last day sealed into the hash chain.",
+                                    value=day_span(rec.sealed_through, rec.tz)[1])
+        yield CounterMetricFamily(HISTORY_WRITE_FAILURES, "History writes that failed (retried with the next "
+                                  "sweep).", value=rec.write_failures)
+        yield GaugeMetricFamily(HISTORY_WRITE_DURATION, "Wall time of the last sweep's history write.",
+                                value=rec.last_write_s)

@@ -6,14 +6,13 @@ import json
 from collections import Counter
 
 from inventory import units
+from monitor.errors import SkeletonError
 
 __all__ = ["SkeletonError", "build_skeleton"]
 
 _INSTALL = "pip install 'tslcd-monitor[units]'"
 
 
-class SkeletonError(ValueError):
-    """The province's unit list is unknown, or needs the optional ``vietnam-provinces`` package."""
 
 
 def _q(text: str) -> str:

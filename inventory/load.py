@@ -127,7 +127,8 @@ def parse_inventory(
         if not (p.key in rejected and p.message == MISSING)
     ]
     if problems:
-        raise InventoryError(sorted(problems, key=_position))
+        problems.sort(key=_position)
+        raise InventoryError(problems)
     return Inventory.of(nodes, source=source)
 
 

@@ -1,4 +1,4 @@
-"""Nodes and inventories: plain frozen data, no I/O (fields as in DESIGN.md)."""
+"""Nodes and inventories: plain frozen data, no I/O (fields as in docs/design.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,36 @@ Kind = Literal["commune", "core", "aggregation"]
 KINDS: tuple[Kind, ...] = ("commune", "core", "aggregation")
 
 
+class NodeFacts:
+    """What any record of a node can tell (a loaded ``Node``, or the store's ``InventoryNode``): one definition
+    of "commune", "provisioned" and "active on a day" for both."""
+
+    __slots__ = ()
+    kind: str
+    address: str
+    active_from: date | None
+    active_until: date | None
+
+    @property
+    def is_commune(self) -> bool:
+        return self.kind == "commune"
+
+    @property
+    def provisioned(self) -> bool:
+        """A commune is provisioned when it has a TSLCD circuit (a management address)."""
+        return bool(self.address)
+
+    def active_on(self, day: date) -> bool:
+        """``active_from`` and ``active_until`` are inclusive; None is unbounded."""
+        if self.active_from is not None and day < self.active_from:
+            return False
+        if self.active_until is not None and day > self.active_until:
+            return False
+        return True
+
+
 @dataclass(frozen=True, slots=True)
-class Node:
+class Node(NodeFacts):
     """One monitored endpoint, usually the router at a commune People's Committee.
 
     ``address`` is empty for a commune with no TSLCD circuit yet: it is never probed
@@ -36,22 +64,6 @@ class Node:
     active_until: date | None = None
     # Where the node was defined ("inventory.yaml:12", "nodes.csv:row 7"), for messages.
     source: str = field(default="", compare=False)
-
-    @property
-    def is_commune(self) -> bool:
-        return self.kind == "commune"
-
-    @property
-    def provisioned(self) -> bool:
-        """A commune is provisioned when it has a TSLCD circuit (a management address)."""
-        return bool(self.address)
-
-    def active_on(self, day: date) -> bool:
-        if self.active_from is not None and day < self.active_from:
-            return False
-        if self.active_until is not None and day > self.active_until:
-            return False
-        return True
 
     def overlaps(self, other: Node) -> bool:
         """True when the two nodes' active intervals share at least one day."""

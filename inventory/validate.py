@@ -11,6 +11,7 @@ from datetime import date
 
 from inventory import units
 from inventory.model import KINDS, Node
+from monitor.errors import InventoryError
 
 __all__ = ["MISSING", "InventoryError", "Problem", "Where", "check", "validate"]
 
@@ -32,12 +33,6 @@ class Problem:
         return ": ".join(part for part in (self.source, self.key, self.message) if part)
 
 
-class InventoryError(ValueError):
-    """An inventory that cannot be used; ``problems`` holds all of them, in file order."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 @dataclass(frozen=True, slots=True)

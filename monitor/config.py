@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,13 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-
-class ConfigError(ValueError):
-    """Every problem found in a config file, one per line, each with file:line: key."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
+from monitor.errors import ConfigError
 
 
 class _Strict(BaseModel):
@@ -53,6 +48,9 @@ def _check_tz(value: str) -> str:
     return value
 
 
+Timezone = Annotated[str, AfterValidator(_check_tz)]
+
+
 class Icmp(_Strict):
     """ICMP sweeps: every node with an address, every ``interval_s``."""
 
@@ -74,7 +72,7 @@ class Icmp(_Strict):
 
 
 class States(_Strict):
-    """Hysteresis and flapping (DESIGN.md, States)."""
+    """Hysteresis and flapping (docs/design.md, States)."""
 
     down_after: int = Field(2, ge=1, le=100, description="failed sweeps before a node is down")
     up_after: int = Field(2, ge=1, le=100, description="good sweeps before a down node is up again")
@@ -150,7 +148,7 @@ class Snmp(_Strict):
 
 
 class Rates(_Strict):
-    """Thresholds of the definitions auditors rely on (DESIGN.md)."""
+    """Thresholds of the definitions auditors rely on (docs/design.md)."""
 
     target: float = Field(1.0, gt=0, le=1, description="the plan's target share of communes connected")
     connected_min_availability: float = Field(0.9, ge=0, le=1)
@@ -164,15 +162,144 @@ class Web(_Strict):
     public_url: str = Field("", description="where people reach the status page, for links in emails")
 
 
-from exporters.email import EmailSettings  # noqa: E402  (imports no monitor module at run time: no cycle)
-from monitor.store.settings import StoreSettings  # noqa: E402  (a leaf module: no cycle)
+# -- the daily email ---------------------------------------------------------------------------------
+
+
+def check_address(value: str) -> str:
+    name, addr = parseaddr(value)
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain or " " in addr or "." not in domain.strip("."):
+        raise ValueError(f"expected an email address such as tslcd@example.gov.vn or \"Name <addr>\", got {value!r}")
+    return value
+
+
+def _check_hhmm(value: str) -> str:
+    hh, sep, mm = value.partition(":")
+    if not sep or not (hh.isdigit() and mm.isdigit()) or not (0 <= int(hh) <= 23 and 0 <= int(mm) <= 59):
+        raise ValueError(f"expected a local time HH:MM such as 07:00, got {value!r}")
+    return f"{int(hh):02d}:{int(mm):02d}"
+
+
+class SmtpSettings(BaseModel):
+    """How to reach the mail server. The password comes from ``${ENV}`` or ``password_file``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(min_length=1)
+    port: int | None = Field(None, ge=1, le=65535, description="default: 25 plain, 587 starttls, 465 tls")
+    security: Literal["plain", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = Field(None, description="PEM bundle that signs the server's certificate (private CA)")
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    local_hostname: str | None = Field(None, description="name sent in EHLO (default: this machine's FQDN)")
+    allow_plain_auth: bool = Field(False, description="allow AUTH without TLS (the password crosses in clear)")
+
+    @model_validator(mode="after")
+    def _sane(self) -> SmtpSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password (or password_file), or neither")
+        if self.username is not None and self.security == "plain" and not self.allow_plain_auth:
+            raise ValueError("AUTH over plain SMTP sends the password in clear: use security starttls or tls "
+                             "(or set allow_plain_auth: true for a relay on a trusted network)")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"plain": 25, "starttls": 587, "tls": 465}[self.security]
+
+
+class EmailSettings(BaseModel):
+    """The ``email:`` section: who gets the daily report, when, in which language, through which server."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: bool = True
+    sender: str = Field(alias="from", description="From: address, e.g. \"TSLCD Đắk Lắk <tslcd@example.gov.vn>\"")
+    to: tuple[str, ...] = Field(min_length=1)
+    cc: tuple[str, ...] = ()
+    reply_to: str | None = None
+    send_at: str = Field("07:00", description="local time of the daily send (HH:MM)")
+    timezone: Timezone | None = Field(None, description="IANA zone of send_at (default: the config's); the "
+                                 "report's days are always the province's")
+    language: Literal["vi", "en"] = "vi"
+    templates_dir: Path | None = Field(None, description="folder whose email_daily.html/.txt override the shipped "
+                                                         "ones (relative to the config file)")
+    dashboard_url: str = Field("", description="link in the footer (default: web.public_url)")
+    trend_days: int = Field(30, ge=7, le=90)
+    max_rows: int = Field(100, ge=5, le=5000, description="rows per list before \"and N more\"")
+    catch_up_days: int = Field(7, ge=1, le=60, description="after a stop, send the missed days' reports, at most "
+                                                            "this many")
+    retry_initial_s: float = Field(60.0, ge=1, le=86_400, description="first retry after a failed send")
+    retry_max_s: float = Field(3600.0, ge=1, le=86_400, description="retries back off up to this")
+    smtp: SmtpSettings
+
+    @field_validator("sender", "reply_to")
+    @classmethod
+    def _one_address(cls, v: str | None) -> str | None:
+        return None if v is None else check_address(v)
+
+    @field_validator("to", "cc", mode="before")
+    @classmethod
+    def _list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("to", "cc")
+    @classmethod
+    def _addresses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_address(a) for a in v)
+
+    @field_validator("send_at")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        return _check_hhmm(v)
+
+    @model_validator(mode="after")
+    def _backoff(self) -> EmailSettings:
+        if self.retry_max_s < self.retry_initial_s:
+            raise ValueError("retry_max_s must be >= retry_initial_s")
+        return self
+
+    @property
+    def send_time(self) -> tuple[int, int]:
+        hh, mm = self.send_at.split(":")
+        return int(hh), int(mm)
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        """Envelope recipients: the bare addresses of To and Cc, without duplicates, in order."""
+        seen: dict[str, None] = {}
+        for _, addr in getaddresses(list(self.to + self.cc)):
+            seen.setdefault(addr, None)
+        return tuple(seen)
+
+
+# -- the history store -------------------------------------------------------------------------------
+
+
+class StoreSettings(BaseModel):
+    """History store: an SQLite file by default, or any SQLAlchemy URL (PostgreSQL for scale-out)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path = Field(Path("var/tslcd.sqlite"), description="SQLite file, relative to the config file")
+    url: SecretStr | None = Field(None, description="SQLAlchemy URL instead of path, e.g. "
+                                  "postgresql+psycopg://tslcd:${TSLCD_DB_PASSWORD}@db/tslcd")
+    events_retention_days: int = Field(400, ge=2, le=36_500,
+                                       description="raw state changes are kept this long (rollups, outages and "
+                                                   "seals forever)")
+    samples_flush_sweeps: int = Field(10, ge=1, le=1000,
+                                      description="RTT/loss/traffic sums are written every N sweeps (state "
+                                                  "changes and heartbeats every sweep)")
+
+
 
 
 class Config(_Strict):
     """The whole config.yaml."""
 
     province: str = Field(min_length=1)
-    timezone: Annotated[str, AfterValidator(_check_tz)] = "Asia/Ho_Chi_Minh"
+    timezone: Timezone = "Asia/Ho_Chi_Minh"
     inventory: Path
     web: Web = Web()
     icmp: Icmp = Icmp()

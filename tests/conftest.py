@@ -22,7 +22,7 @@ from monitor.config import Config, load_config
 
 @dataclass(frozen=True)
 class FakePing:
-    """Stands in for monitor.icmp.PingResult where the test scripts reachability."""
+    """Stands in for monitor.probes.icmp.PingResult where the test scripts reachability."""
 
     reachable: bool
     loss_ratio: float = 0.0
@@ -133,7 +133,7 @@ def _restore_environ() -> object:
 @pytest.fixture
 async def served() -> AsyncIterator[object]:
     """Start a Monitor's HTTP server on a free port; the test fills in `monitor` via the factory."""
-    from monitor.service import Monitor  # noqa: F401
+    from monitor.runtime.service import Monitor  # noqa: F401
 
     runners: list[object] = []
 

@@ -19,10 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from inventory.load import load_inventory
-from monitor import logs
 from monitor.config import load_config
-from monitor.recorder import Recorder
-from monitor.service import Monitor
+from monitor.runtime import app, logs
 from tests.conftest import FakePing
 
 
@@ -61,10 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config(args.config)
     logs.setup("info")
     inventory = load_inventory(cfg.inventory_path, default_province=cfg.province)
-    recorder = Recorder.open(cfg)
     sweeper = FileScriptedSweeper(Path(args.script), Path(args.markers), args.hold)
-    monitor = Monitor(cfg, inventory, sweeper, inventory_path=cfg.inventory_path)  # type: ignore[arg-type]
-    monitor.recorder = recorder  # as `tslcd run` does: the service starts, feeds and stops it
+    # As `tslcd run` does (monitor.runtime.app.build): the service starts, feeds and stops the recorder.
+    monitor = app.build(cfg, inventory, inventory_path=cfg.inventory_path, engine=sweeper)  # type: ignore[arg-type]
 
     async def go() -> None:
         await monitor.run(ready=lambda url: print(f"ready {url}", flush=True))  # closes the store at the end

@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from exporters.audit import add_parser, build_report, period_of, run, safe_text
+from exporters.audit import build_report, period_of, safe_text
 from inventory.model import Inventory, Node
+from monitor.cli.audit import add_parser, run
 from monitor.config import Config, load_config
-from monitor.history import day_of, day_span
-from monitor.recorder import Recorder, UplinkCounters
-from monitor.service import Monitor
+from monitor.core.history import day_of, day_span
+from monitor.runtime.recorder import Recorder, UplinkCounters
+from monitor.runtime.service import Monitor
 from monitor.store import open_store
 from tests.conftest import ScriptedSweeper
 
@@ -331,7 +332,7 @@ def test_usage_errors_exit_2(run_dir: Path, tmp_path: Path, capsys: pytest.Captu
 
 @pytest.fixture
 def lab() -> Iterator[Any]:
-    from monitor.netns import Lab, available
+    from monitor.lab.netns import Lab, available
 
     why = available()
     if why:
@@ -343,7 +344,7 @@ def lab() -> Iterator[Any]:
 @pytest.mark.netns
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and raw ICMP need root (CI runs as root)")
 async def test_a_real_run_reports_the_outage_the_test_caused(tmp_path: Path, lab: Any) -> None:
-    from monitor.icmp import IcmpEngine
+    from monitor.probes.icmp import IcmpEngine
 
     c1 = lab.add_host("c1", lab.allocate()[0])
     c2 = lab.add_host("c2", lab.allocate()[0])

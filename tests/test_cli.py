@@ -139,7 +139,7 @@ def test_inventory_import_writes_a_skeleton_that_checks(tmp_path: Path) -> None:
 
 @needs_root
 def test_inventory_reloads_on_file_change_and_sighup_keeping_the_last_good(tmp_path: Path) -> None:
-    from monitor.demo import demo_nodes, inventory_yaml
+    from monitor.lab.demo import demo_nodes, inventory_yaml
 
     nodes = demo_nodes(netns=False)
     inv = tmp_path / "inv.yaml"

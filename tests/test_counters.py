@@ -1,4 +1,4 @@
-"""monitor.counters: reboots from sysUpTime, monotonic totals across wraps and restarts, daily traffic."""
+"""monitor.core.counters: reboots from sysUpTime, monotonic totals across wraps and restarts, daily traffic."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from monitor.counters import (
+from monitor.core.counters import (
     KEEP_DAYS,
     TICKS_MODULUS,
     Counter,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_config
-from monitor.demo import inventory_yaml
-from monitor.history import day_of, day_span
-from monitor.recorder import max_gap_s
+from monitor.core.history import day_of, day_span
+from monitor.lab.demo import inventory_yaml
+from monitor.runtime.recorder import max_gap_s
 from monitor.store import SqlStore
 from tests.conftest import small_inventory
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.demo import demo_nodes, inventory_yaml
+from monitor.lab.demo import demo_nodes, inventory_yaml
 from tests.conftest import wait_for_url
 
 ROOT = Path(__file__).parent.parent
@@ -34,7 +34,7 @@ def test_demo_nodes_are_the_official_communes_with_some_without_circuit() -> Non
         assert next(n for n in communes if n.code == "24133").name == "Phường Buôn Ma Thuột"
         addresses = [n.address for n in nodes if n.address]
         assert len(addresses) == len(set(addresses))
-        for a in addresses:  # only loopback and the test ranges of DESIGN.md
+        for a in addresses:  # only loopback and the test ranges of docs/design.md
             assert a.startswith(("127.", "198.18.")), a
 
 
@@ -101,7 +101,7 @@ def test_demo_shows_outages_and_recoveries_then_cleans_up() -> None:
     assert proc.returncode == 0
     assert not any(n.startswith("tslcdemo") for n in _netns_names())
     # The demo's own blackhole guard (metric base + its pid) is gone too.
-    from monitor.netns import GUARD_METRIC_BASE
+    from monitor.lab.netns import GUARD_METRIC_BASE
 
     routes = subprocess.run(["ip", "route", "show", "type", "blackhole"], capture_output=True, text=True,
                             check=True).stdout

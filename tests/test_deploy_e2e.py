@@ -1,5 +1,5 @@
 """deploy/ end to end (issue 7): a real Prometheus and Alertmanager, started here on loopback,
-watching a real `tslcd run` whose nodes are network-namespace test hosts (monitor.netns.Lab).
+watching a real `tslcd run` whose nodes are network-namespace test hosts (monitor.lab.netns.Lab).
 
 The test takes links down and reads back, through Prometheus' HTTP API, what it caused:
 the recorded connection rate equal to the one tslcd computes, the alerts' states, one
@@ -70,7 +70,7 @@ REBOOT_EVERY_S = 60.0  # S1's router "reboots" (sysUpTime back to 0) this often:
 # Communes with a position in the inventory (the map shows these, and only these).
 LATLON = {C1: (12.9187, 108.2694), C3: (13.3921, 108.3126), D1: (13.2651, 109.3213)}
 # The history the test writes before tslcd starts (_seed_history): the day before yesterday D1
-# was down all day, yesterday every commune with a circuit was up. Per DESIGN.md a period's
+# was down all day, yesterday every commune with a circuit was up. Per docs/design.md a period's
 # rate is the mean of its daily rates; the commune with no circuit counts in every denominator.
 DAY_RATES = {
     "yesterday": {"": 6 / 7, AREA_A: 1.0, AREA_B: 3 / 4},
@@ -230,7 +230,7 @@ def _inventory(lab_hosts: dict[str, Any]) -> str:
     from dataclasses import replace
 
     from inventory.model import Kind, Node
-    from monitor.demo import inventory_yaml
+    from monitor.lab.demo import inventory_yaml
 
     def node(code: str, kind: Kind, area: str, parent: str | None, address: str) -> Node:
         lat, lon = LATLON.get(code, (None, None))
@@ -258,7 +258,7 @@ def _seed_history(cfg_path: Path) -> None:
 
     from inventory.load import load_inventory
     from monitor.config import load_config
-    from monitor.history import day_of, day_span
+    from monitor.core.history import day_of, day_span
     from monitor.store import ChangeRow, SweepBatch, open_store
 
     cfg = load_config(cfg_path)
@@ -284,7 +284,7 @@ def _seed_history(cfg_path: Path) -> None:
 def _recording(code: str) -> str:
     """S1: a router whose uplink carries traffic and which reboots every REBOOT_EVERY_S;
     S2: a router whose uplink is operationally down."""
-    from monitor.snmp_agents import Interface, router_recording
+    from monitor.lab.agents import Interface, router_recording
 
     wan = (Interface(2, UPLINK, descr="TSLCD uplink", in_octets=5 * 10**6, out_octets=2 * 10**6, in_rate=3000,
                      out_rate=1200, in_errors=4, out_errors=1) if code == S1 else
@@ -297,7 +297,7 @@ class Agents:
     """One snmpsim per SNMP node, on that node's loopback address; stop() and start() again by code."""
 
     def __init__(self, tmp: Path) -> None:
-        from monitor.snmp_agents import write_recording
+        from monitor.lab.agents import write_recording
 
         self.tmp = tmp
         self.running: dict[str, Any] = {}
@@ -308,7 +308,7 @@ class Agents:
             write_recording(data / f"ubnd-{code}.snmprec", _recording(code))
 
     def start(self, code: str) -> None:
-        from monitor.snmp_agents import start_snmpsim
+        from monitor.lab.agents import start_snmpsim
 
         agent = start_snmpsim(self.tmp / f"snmp-{code}", hosts=[SNMP_HOSTS[code]], port=self.ports.get(code),
                               workdir=self.tmp / f"agent-{code}", deadline_s=60)
@@ -410,7 +410,7 @@ def _start_prometheus(tmp: Path, tslcd_url: str, am_url: str) -> tuple[Proc, str
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    from monitor import netns
+    from monitor.lab import netns
 
     reason = netns.available()
     if reason:
@@ -604,7 +604,7 @@ def test_availability_rules_count_down_time_and_agree_with_the_raw_states(stack:
     wait_for("D1's 1-day availability below 1", lambda: {
         k: v for k, v in stack.prom.values(f'code:tslcd_node_availability:ratio_1d{{code="{D1}"}}', "code").items()
         if 0 < v < 1})
-    # DESIGN.md's definition straight from the raw states, over the seconds the slices cover
+    # docs/design.md's definition straight from the raw states, over the seconds the slices cover
     # (one slice a second here); the two differ by at most a sample at either end.
     slices = int(wait_for("15 slices of D1 recorded", lambda: {
         k: v for k, v in stack.prom.values(

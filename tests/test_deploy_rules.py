@@ -3,7 +3,7 @@
 promtool (Debian's `prometheus`, 2.42) checks the example config and the rule files and
 runs the unit tests under deploy/prometheus/tests/; these tests also make sure every
 alert and recording rule is covered there, that the upstream-failure grouping stays
-pinned, and that rules and dashboards only name metrics tslcd exports (or DESIGN.md's
+pinned, and that rules and dashboards only name metrics tslcd exports (or docs/design.md's
 SNMP names, whose poller is being built). amtool (`prometheus-alertmanager`) checks the
 Alertmanager example and its routes. End to end against a running Prometheus:
 tests/test_deploy_e2e.py.
@@ -35,7 +35,7 @@ UNIT_TESTS = sorted((PROM / "tests").glob("*_test.yml"))
 ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 GRAFANA = DEPLOY / "grafana"
 
-# DESIGN.md's SNMP metrics, which tslcd's SNMP poller exports (names in exporters/metrics.py).
+# docs/design.md's SNMP metrics, which tslcd's SNMP poller exports (names in exporters/metrics.py).
 SNMP_METRICS = {
     "tslcd_snmp_up", "tslcd_snmp_sys_uptime_seconds", "tslcd_node_reboots_total", "tslcd_uplink_oper_up",
     "tslcd_uplink_receive_bytes_total", "tslcd_uplink_transmit_bytes_total", "tslcd_uplink_errors_total",
@@ -72,7 +72,7 @@ def unit_tests() -> list[tuple[Path, dict[str, Any]]]:
 
 
 def exported_metrics() -> set[str]:
-    """Every metric name spelled in exporters/metrics.py (DESIGN.md's single place for them)."""
+    """Every metric name spelled in exporters/metrics.py (docs/design.md's single place for them)."""
     return {v for k, v in vars(metrics).items() if k.isupper() and isinstance(v, str) and v.startswith("tslcd_")}
 
 

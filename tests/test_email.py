@@ -28,17 +28,13 @@ from exporters.email import (
     LOW_AVAILABILITY,
     NO_CIRCUIT,
     NOT_OBSERVED,
-    AreaLine,
     CommuneLine,
     DailyReport,
-    EmailSettings,
-    Fmt,
     MailError,
     MailErrorKind,
     OutageLine,
     Rate,
     RebootLine,
-    SmtpSettings,
     TrendDay,
     backoff_s,
     build_message,
@@ -46,6 +42,9 @@ from exporters.email import (
     recipients_key,
     render,
 )
+from exporters.fmt import Fmt
+from monitor.config import EmailSettings, SmtpSettings
+from monitor.core.rates import RateRow
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY = date(2025, 11, 24)
@@ -80,8 +79,8 @@ def sample_report(*, traffic: bool = True, day: date = DAY) -> DailyReport:
         target=1.0, min_availability=0.9, in_use_min_bytes=1_000_000,
         connected=Rate(96, 102, 95 / 102), in_use=Rate(88, 102, 89 / 102), provisioned=Rate(99, 102, 99 / 102),
         coverage=0.97, traffic_known=traffic, trend=tuple(trend),
-        areas=(AreaLine("Buôn Ma Thuột", 40, 39, 38, 35), AreaLine("Ea Kar", 32, 31, 30, 27),
-               AreaLine("Phú Yên (cũ)", 30, 29, 28, 26)),
+        areas=(RateRow("Đắk Lắk", "Buôn Ma Thuột", 40, 39, 38, 35), RateRow("Đắk Lắk", "Ea Kar", 32, 31, 30, 27),
+               RateRow("Đắk Lắk", "Phú Yên (cũ)", 30, 29, 28, 26)),
         not_connected=(
             CommuneLine("24160", "Xã Ea Kao", "Buôn Ma Thuột", True, 0.62, 11_400, 0, 0, 0, 86_400, None,
                         LOW_AVAILABILITY),
@@ -538,6 +537,7 @@ async def test_the_html_reads_well_in_a_browser(tmp_path: Path, browser: Any, la
     assert all(u.startswith("file://") for u in requests)  # nothing fetched: no external images, fonts or CSS
 
 
+
 # -- from the history store -------------------------------------------------------------------------
 
 
@@ -616,7 +616,7 @@ def test_the_report_counts_a_history_the_test_built(tmp_path: Path) -> None:
 def test_report_daily_out_renders_without_sending(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from monitor import mail_cli
+    from monitor.cli import report as mail_cli
 
     history(tmp_path)[0].close()
     parser = argparse.ArgumentParser(prog="tslcd")
@@ -648,7 +648,7 @@ async def test_report_daily_send_goes_to_the_configured_list_once_or_to_to(
     import argparse
     import asyncio
 
-    from monitor import mail_cli
+    from monitor.cli import report as mail_cli
 
     inbox, port = smtp_server(auth_required=False)
     email_yaml = ("email:\n  from: tslcd@tslcd.example.gov.vn\n  to: [lanhdao@tslcd.example.gov.vn]\n  language: en\n"
@@ -681,8 +681,8 @@ def test_migration_0002_creates_the_outbox_table_the_mailer_uses(tmp_path: Path)
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import MetaData
 
-    from monitor.mailer import email_outbox
     from monitor.store import SqlStore
+    from monitor.store.schema import email_outbox
 
     store = SqlStore(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
     only = MetaData()
@@ -717,7 +717,7 @@ def mailer(tmp_path: Path, st: EmailSettings, clock: Clock) -> tuple[Any, Any]:
     from prometheus_client import CollectorRegistry
 
     from monitor.config import load_config
-    from monitor.mailer import Mailer
+    from monitor.runtime.mailer import Mailer
     from monitor.store import open_store
 
     registry = CollectorRegistry()

@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.demo import inventory_yaml
-from monitor.service import Monitor
+from monitor.lab.demo import inventory_yaml
+from monitor.runtime.service import Monitor
 from tests.conftest import ScriptedSweeper, small_inventory, write_config
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.history import (
+from monitor.core.history import (
     DOWN,
     ENDED_DAY_END,
     ENDED_NOT_OBSERVED,
@@ -20,7 +20,6 @@ from monitor.history import (
     Change,
     CommuneDay,
     CommuneTotals,
-    DayRate,
     Seconds,
     Window,
     day_of,
@@ -36,6 +35,7 @@ from monitor.history import (
     timeline,
     unit_key,
 )
+from monitor.core.rates import RateRow
 from monitor.store.model import DayHistory, DayRow, InventoryNode, commune_days
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -266,7 +266,7 @@ def history(day: date, rows: dict[int, Seconds]) -> DayHistory:
 
 def test_a_commune_that_became_active_mid_period_counts_only_from_then() -> None:
     nodes = [node(1, "24001", "Xã Cũ"), node(2, "24002", "Xã Mới", frm=D + timedelta(days=2))]
-    daily: list[DayRate] = []
+    daily: list[RateRow] = []
     totals: dict[object, CommuneTotals] = {}
     for d in days(D, D + timedelta(days=3)):
         cds = commune_days(history(d, {1: UP_DAY, 2: UP_DAY}), nodes)

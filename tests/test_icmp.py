@@ -1,4 +1,4 @@
-"""Tests of monitor.icmp against real sockets: loopback, blackholed test ranges and network namespaces."""
+"""Tests of monitor.probes.icmp against real sockets: loopback, blackholed test ranges and network namespaces."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import monitor.icmp
-from monitor.icmp import (
+import monitor.errors
+import monitor.probes.icmp
+from monitor.probes.icmp import (
     IcmpEngine,
     IcmpPermissionError,
     PingResult,
@@ -124,7 +125,7 @@ def engine() -> Iterator[IcmpEngine]:
 
 @pytest.fixture(scope="module")
 def readable_code() -> Iterator[str]:
-    """A world-readable copy of monitor/icmp.py and icmplib, for a child running as nobody.
+    """A world-readable copy of monitor/probes/icmp.py and icmplib, for a child running as nobody.
 
     The repo or the venv may sit under a directory nobody cannot read; the
     copy makes the child independent of that and of the rest of the package.
@@ -133,9 +134,11 @@ def readable_code() -> Iterator[str]:
     try:
         os.chmod(root, 0o755)
         pkg = Path(root, "monitor")
-        pkg.mkdir()
+        (pkg / "probes").mkdir(parents=True)
         (pkg / "__init__.py").write_text("")
-        shutil.copy(monitor.icmp.__file__, pkg / "icmp.py")
+        (pkg / "probes" / "__init__.py").write_text("")
+        shutil.copy(monitor.probes.icmp.__file__, pkg / "probes" / "icmp.py")
+        shutil.copy(monitor.errors.__file__, pkg / "errors.py")  # the one import icmp.py has of the project
         shutil.copytree(
             Path(icmplib.__file__).parent, Path(root, "icmplib"), ignore=shutil.ignore_patterns("__pycache__")
         )
@@ -169,7 +172,7 @@ def ping_ns() -> Iterator[Callable[[str], str]]:
 _CHILD = """
 import asyncio, json, os, sys
 sys.path.insert(0, {root!r})
-from monitor.icmp import IcmpEngine, IcmpPermissionError
+from monitor.probes.icmp import IcmpEngine, IcmpPermissionError
 
 async def main():
     try:
@@ -324,7 +327,7 @@ async def test_replies_slower_than_the_timeout_count_as_lost(engine: IcmpEngine)
 async def test_a_stalled_event_loop_does_not_turn_timely_replies_into_loss(engine: IcmpEngine) -> None:
     async def stall_the_loop() -> None:
         await asyncio.sleep(0)  # let the sweep send first: tasks start in creation order
-        # The stimulus, not synchronisation: a blocking render (MEASURED.md: a
+        # The stimulus, not synchronisation: a blocking render (docs/benchmarks.md: a
         # Prometheus exposition holds the loop 1.2-1.6 s) longer than the timeout.
         time.sleep(0.4)  # noqa: ASYNC251
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from inventory.model import Inventory, Node
-from monitor.demo import inventory_yaml
-from monitor.icmp import IcmpEngine
-from monitor.service import Monitor
-from monitor.snapshot import Snapshot
+from monitor.core.snapshot import Snapshot
+from monitor.lab.demo import inventory_yaml
+from monitor.probes.icmp import IcmpEngine
+from monitor.runtime.service import Monitor
 from tests.conftest import write_config
 
 pytestmark = [pytest.mark.netns,
@@ -24,7 +24,7 @@ UP_AFTER = 2
 
 @pytest.fixture
 def lab() -> Iterator[object]:
-    from monitor.netns import Lab
+    from monitor.lab.netns import Lab
 
     with Lab("tslcdt") as lab:
         yield lab
@@ -35,7 +35,7 @@ def states(snap: Snapshot) -> dict[str, tuple[str, str | None]]:
 
 
 async def test_link_down_then_up_and_children_behind_a_failed_parent(tmp_path: Path, lab: object) -> None:
-    from monitor.netns import Lab
+    from monitor.lab.netns import Lab
 
     assert isinstance(lab, Lab)
     agg4, agg6 = lab.allocate()

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from inventory.model import Inventory, Node
-from monitor.demo import inventory_yaml
-from monitor.service import Monitor
-from monitor.snmp_agents import Agent, Interface, router_recording, start_snmpsim, write_recording
+from monitor.lab.agents import Agent, Interface, router_recording, start_snmpsim, write_recording
+from monitor.lab.demo import inventory_yaml
+from monitor.runtime.service import Monitor
 from tests.conftest import ScriptedSweeper, write_config
 from tests.test_exporter import fetch, samples, value
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.netns import GUARD_METRIC_BASE, TEST_NET4, TEST_NET6, Host, Lab, available, cleanup_stale
+from monitor.lab.netns import GUARD_METRIC_BASE, TEST_NET4, TEST_NET6, Host, Lab, available, cleanup_stale
 
 pytestmark = [
     pytest.mark.netns,
@@ -203,7 +203,7 @@ def start_child_lab() -> tuple[subprocess.Popen[str], str, int]:
     """A process that opens a lab of three nodes, says its tag and guard metric, then waits forever."""
     script = (
         "import sys\n"
-        "from monitor.netns import Lab\n"
+        "from monitor.lab.netns import Lab\n"
         f"lab = Lab({PREFIX!r})\n"
         "router = lab.add_router('agg', *lab.allocate())\n"
         "lab.add_host('c', *lab.allocate(), behind=router)\n"

@@ -1,8 +1,8 @@
-"""Rate arithmetic by DESIGN.md's definitions."""
+"""Rate arithmetic by docs/design.md's definitions."""
 
 import pytest
 
-from monitor.rates import CommuneNow, availability, connected_on_day, current_rates, period_rate
+from monitor.core.rates import CommuneNow, availability, connected_on_day, current_rates, period_rate
 
 
 def test_availability_excludes_unknown_and_maintenance() -> None:

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.demo import inventory_yaml
-from monitor.service import Monitor, maintenance_codes
+from monitor.lab.demo import inventory_yaml
+from monitor.runtime.service import Monitor, maintenance_codes
 from tests.conftest import FakePing, ScriptedSweeper, small_inventory, write_config
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

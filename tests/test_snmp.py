@@ -1,4 +1,4 @@
-"""monitor.snmp against real agents on 127.0.0.1: snmpsim (recordings of real devices and our edge
+"""monitor.probes.snmp against real agents on 127.0.0.1: snmpsim (recordings of real devices and our edge
 cases) and net-snmp's snmpd (v3 authPriv SHA/AES, wrong users and keys). Every failure class has a test.
 
 No sleeps: agents are waited for by probing them (with a deadline), a slow agent is snmpsim's
@@ -32,26 +32,21 @@ from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel
 from pysnmp.smi.error import NoSuchInstanceError
 
 from exporters.metrics import snmp_families
+from exporters.status import snmp_row
 from inventory.model import Node
-from monitor import snmp_cli
+from monitor.cli import snmp as snmp_cli
 from monitor.config import SnmpProfile
-from monitor.snmp import (
-    _AUTH,
-    _PRIV,
+from monitor.core.snmp import (
     Reason,
-    SnmpPoller,
     SnmpReading,
     SnmpStatus,
-    _PeerKeysUsm,
     add_deltas,
-    describe_profile,
     fold_readings,
     plan_poll,
-    snmp_row,
     snmp_status,
     uplink_deltas,
 )
-from monitor.snmp_agents import (
+from monitor.lab.agents import (
     Agent,
     AgentError,
     Interface,
@@ -66,6 +61,10 @@ from monitor.snmp_agents import (
     start_snmpsim,
     write_recording,
 )
+from monitor.probes.snmp import SnmpPoller, describe_profile
+from monitor.probes.snmp.profiles import AUTH_PROTOCOLS as _AUTH
+from monitor.probes.snmp.profiles import PRIV_PROTOCOLS as _PRIV
+from monitor.probes.snmp.pysnmp_patches import PeerKeysUsm as _PeerKeysUsm
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 HERE = Path(__file__).parent
@@ -594,7 +593,7 @@ async def test_local_problems_are_readings_too() -> None:
 
 @dataclass(frozen=True)
 class _Status:
-    """Stands in for monitor.snapshot.NodeStatus with the ``snmp`` field integration adds."""
+    """Stands in for monitor.core.snapshot.NodeStatus with the ``snmp`` field integration adds."""
 
     node: Node
     state: str

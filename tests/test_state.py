@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.state import History, Link, Resolved, State, advance, is_flapping, observe, resolve
+from monitor.core.state import History, Link, Resolved, State, advance, is_flapping, observe, resolve
 
 
 def run(results: list[bool], down_after: int = 2, up_after: int = 2) -> list[bool | None]:

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event
 
 from inventory.model import Inventory, Node
-from monitor.history import DOWN, UNKNOWN, UP, Seconds, day_span
+from monitor.core.history import DOWN, UNKNOWN, UP, Seconds, day_span
 from monitor.store import ChangeRow, SampleRow, SqlStore, StoreError, SweepBatch
 from monitor.store import migrate as store_migrate
 from monitor.store.schema import metadata
@@ -248,9 +248,9 @@ def test_retention_purges_old_raw_events_but_keeps_each_units_state(store: SqlSt
 
 def recorded_monitor(tmp_path: Path, clock: list[float]) -> tuple[Any, Any, Any, Any]:
     from monitor.config import load_config
-    from monitor.demo import inventory_yaml
-    from monitor.recorder import Recorder
-    from monitor.service import Monitor
+    from monitor.lab.demo import inventory_yaml
+    from monitor.runtime.recorder import Recorder
+    from monitor.runtime.service import Monitor
     from tests.conftest import ScriptedSweeper, small_inventory
 
     inv = small_inventory()
@@ -280,7 +280,7 @@ async def test_recorder_keeps_today_and_past_days_for_the_page_and_metrics(tmp_p
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
-    from exporters.web import render_status_page
+    from exporters.status import render_status_page
 
     clock = [T0]
     mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock)
@@ -369,7 +369,7 @@ async def test_nothing_observed_today_yet_shows_no_rate_rather_than_zero(tmp_pat
 
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from exporters.web import render_status_page
+    from exporters.status import render_status_page
 
     clock = [T0 + 3600]
     mon, rec, _, inv = recorded_monitor(tmp_path, clock)

@@ -5,7 +5,7 @@
 
 Every PromQL query is declared here with the shape of data it must return
 (``Expect``); tests/test_deploy_e2e.py sends each one to a real Prometheus scraping a
-real tslcd and checks it. Metric names come from exporters/metrics.py (DESIGN.md) and
+real tslcd and checks it. Metric names come from exporters/metrics.py (docs/design.md) and
 recording-rule names from deploy/prometheus/rules/tslcd-recording.yml.
 """
 
@@ -179,7 +179,7 @@ def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
     ratio = Expect(labels=("province",), bounds=(0.0, 1.0))
     d = (db.Dashboard("TSLCD: tổng quan tỉnh / province overview").uid(b.uid)
          .tags(["tslcd"]).refresh("1m").time("now-24h", "now").timezone("browser")
-         .description("Tỷ lệ xã/phường kết nối mạng TSLCD so với mục tiêu 100% (DESIGN.md: kết nối = trạng thái up; "
+         .description("Tỷ lệ xã/phường kết nối mạng TSLCD so với mục tiêu 100% (design.md: kết nối = trạng thái up; "
                       "mẫu số gồm cả xã chưa có đường truyền). Connection rate against the 100% target.")
          .with_variable(_datasource_var()).with_variable(_province_var()).with_variable(area_var))
 
@@ -200,7 +200,7 @@ def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
     d = d.with_panel(b.panel(
         stat.Panel().reduce_options(_last()).span(6).height(8).unit("percentunit").decimals(1)
         .thresholds(_rate_thresholds()).color_mode(cm.BigValueColorMode.VALUE).graph_mode(cm.BigValueGraphMode.NONE)
-        .description("Từ lịch sử của tslcd (DESIGN.md): một xã được tính là kết nối trong ngày khi khả dụng ngày đó "
+        .description("Từ lịch sử của tslcd (design.md): một xã được tính là kết nối trong ngày khi khả dụng ngày đó "
                      ">= rates.connected_min_availability; tỷ lệ 30 ngày là trung bình các tỷ lệ ngày. Chưa có số "
                      "hôm qua và 30 ngày cho đến khi lịch sử có một ngày trọn. From tslcd's history: a commune is "
                      "connected on a day when its availability that day reaches rates.connected_min_availability; "

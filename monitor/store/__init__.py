@@ -1,13 +1,15 @@
-"""History store: rollups, state changes, inventory versions and the hash chain (DESIGN.md, issue 5).
+"""History store: rollups, state changes, inventory versions and the hash chain (docs/design.md, issue 5).
 
 ``open_store(cfg)`` gives the configured backend; everything else talks to it through
-``HistoryStore``. Pure rollup arithmetic lives in monitor.history.
+``HistoryStore``. Pure rollup arithmetic lives in monitor.core.history. The only SQL of the product is
+here, the email outbox included (outbox.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from monitor.errors import StoreError
 from monitor.store.model import (
     ChangeRow,
     DayHistory,
@@ -19,13 +21,15 @@ from monitor.store.model import (
     RunInfo,
     SampleRow,
     Seal,
-    StoreError,
     SweepBatch,
     VerifyResult,
     commune_days,
 )
-from monitor.store.settings import StoreSettings, describe_url, settings_of, store_url
 from monitor.store.sql import SqlStore
+from monitor.store.url import describe_url, store_url
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 __all__ = [
     "ChangeRow",
@@ -40,17 +44,15 @@ __all__ = [
     "Seal",
     "SqlStore",
     "StoreError",
-    "StoreSettings",
     "SweepBatch",
     "VerifyResult",
     "commune_days",
     "describe_url",
     "open_store",
-    "settings_of",
     "store_url",
 ]
 
 
-def open_store(cfg: Any, *, create: bool = True) -> SqlStore:
+def open_store(cfg: Config, *, create: bool = True) -> SqlStore:
     """Open (and migrate) the history store the config names; StoreError says which and why if it cannot."""
     return SqlStore(store_url(cfg), create=create)

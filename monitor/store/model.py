@@ -7,12 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, tzinfo
 from typing import Protocol
 
-from inventory.model import Inventory
-from monitor.history import CommuneDay, OutagePiece, Seconds, UnitKey
-
-
-class StoreError(RuntimeError):
-    """The history store cannot be opened or used; the message says which store and why."""
+from inventory.model import Inventory, NodeFacts
+from monitor.core.history import CommuneDay, OutagePiece, Seconds, UnitKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +62,7 @@ class RecordedInventory:
 
 
 @dataclass(frozen=True, slots=True)
-class InventoryNode:
+class InventoryNode(NodeFacts):
     """A node as an inventory version recorded it."""
 
     unit: int
@@ -80,17 +76,6 @@ class InventoryNode:
     parent: str | None
     active_from: date | None
     active_until: date | None
-
-    @property
-    def is_commune(self) -> bool:
-        return self.kind == "commune"
-
-    @property
-    def provisioned(self) -> bool:
-        return bool(self.address)
-
-    def active_on(self, day: date) -> bool:
-        return not ((self.active_from and day < self.active_from) or (self.active_until and day > self.active_until))
 
 
 @dataclass(frozen=True, slots=True)

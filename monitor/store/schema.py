@@ -49,7 +49,7 @@ windows = Table(
     Index(None, "run_id", "id"),
 )
 
-# A unit's identity: code AND first day of validity (DESIGN.md, Identity over time).
+# A unit's identity: code AND first day of validity (docs/design.md, Identity over time).
 units = Table(
     "units", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -164,7 +164,7 @@ seals = Table(
 email_outbox = Table(
     "email_outbox", metadata,
     Column("day", Date, primary_key=True),  # the local day the report is about
-    Column("recipients_key", String(64), primary_key=True),  # exporters.email.recipients_key of To + Cc
+    Column("recipients_key", String(64), primary_key=True),  # exporters.email.smtp.recipients_key of To + Cc
     Column("recipients", String(4000), nullable=False),  # To and Cc as configured, for people reading the table
     Column("status", String(16), nullable=False),  # pending | sending | sent | superseded
     Column("attempts", Integer, nullable=False),

@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from inventory.model import Inventory
-from monitor.history import (
+from monitor.core.history import (
     Change,
     OutagePiece,
     Seconds,
@@ -49,6 +49,8 @@ from monitor.history import (
     timeline,
     unit_key,
 )
+from monitor.errors import StoreError
+from monitor.procs import pid_alive
 from monitor.store import chain, migrate
 from monitor.store.model import (
     DayHistory,
@@ -59,10 +61,10 @@ from monitor.store.model import (
     RunInfo,
     SampleRow,
     Seal,
-    StoreError,
     SweepBatch,
     VerifyResult,
 )
+from monitor.store.outbox import Outbox
 from monitor.store.schema import (
     daily,
     day_samples,
@@ -75,7 +77,7 @@ from monitor.store.schema import (
     units,
     windows,
 )
-from monitor.store.settings import describe_url
+from monitor.store.url import describe_url
 
 log = logging.getLogger("tslcd.store")
 
@@ -97,19 +99,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
-
-
-def _alive(pid: int) -> bool:
-    """True when a process ``pid`` exists on this host (a killed monitor's run may be taken over)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _begin(conn: Connection) -> None:
@@ -150,6 +139,10 @@ class SqlStore:
             self.engine.dispose()
             raise StoreError(f"cannot open the history store {self.where}: {e}") from None
 
+    def outbox(self, *, lease_s: float = 900.0) -> Outbox:
+        """The daily email's outbox, in this store."""
+        return Outbox(self.engine, lease_s=lease_s)
+
     def close(self) -> None:
         """Release every connection (the SQLite file stays consistent whatever happens after)."""
         self.engine.dispose()
@@ -189,7 +182,7 @@ class SqlStore:
                  .join(windows, windows.c.run_id == runs.c.id).where(runs.c.stopped_at.is_(None))
                  .group_by(runs.c.id, runs.c.pid, runs.c.host, runs.c.max_gap_s))
             for other, pid, host, gap, last in conn.execute(q):
-                if at - last <= gap and (host != socket.gethostname()[:255] or _alive(pid)):
+                if at - last <= gap and (host != socket.gethostname()[:255] or pid_alive(pid)):
                     raise StoreError(f"another monitor (pid {pid} on {host}, run {other}) is writing to the history "
                                      f"store {self.where}; stop it, or give this one its own store")
             run = conn.execute(insert(runs).values(started_at=at, max_gap_s=max_gap_s, pid=os.getpid(),

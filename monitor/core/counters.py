@@ -18,7 +18,7 @@ boundaries come from the ``tz`` passed in.
   agent the new value is all new bytes. When the uplink moves to another ifIndex, or
   its counters change width (64-bit counters gone), the total is kept and the next
   increase is counted from the new baseline.
-- **Daily traffic** (bytes in and out per local day, for DESIGN.md's "in use") spreads
+- **Daily traffic** (bytes in and out per local day, for docs/design.md's "in use") spreads
   the increase between two readings over the days they span, in proportion to time.
 """
 
@@ -273,5 +273,5 @@ def fold_sample(state: NodeCounters, s: Sample, tz: tzinfo, *,
 
 
 def in_use(traffic: Traffic, day: date, min_bytes: int) -> bool:
-    """DESIGN.md's traffic half of "in use on day D": uplink bytes (in + out) on D >= ``min_bytes``."""
+    """docs/design.md's traffic half of "in use on day D": uplink bytes (in + out) on D >= ``min_bytes``."""
     return traffic.on(day).total >= min_bytes

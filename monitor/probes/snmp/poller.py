@@ -1,6 +1,6 @@
 """SNMP polling (pysnmp only): one engine, bounded requests, uplink discovery, failures classified as results.
 
-This is the only module that talks to pysnmp and catches its errors (STYLE.md 9). A poll
+This package is the only code that talks to pysnmp and catches its errors. A poll
 of a node returns one ``SnmpReading``; a failure is a reading with a ``Reason``, never an
 exception out of ``SnmpPoller.poll``.
 
@@ -27,19 +27,20 @@ What a poll does (issue 4):
   they cannot decrypt). v3 reports (usmStatsWrongDigests, UnknownUserNames,
   DecryptionErrors...) are classified directly.
 
-Scale (MEASURED.md, issue 4; docs/benchmarks.md): one SnmpEngine per process (one more per
+Scale (docs/benchmarks.md, "SNMP poll"): one SnmpEngine per process (one more per
 v3 user name reused with other keys), its UDP socket's receive buffer enlarged, requests
 in flight capped by one semaphore, one UdpTransportTarget per node created and registered
 once (all together, before the requests), numeric OIDs in pre-built ObjectTypes shared by
 every node, ``lookupMib=False``. Targets after the first of each credentials set are
-registered without SNMP-TARGET-MIB rows (``_fast_configure``), and more than
+registered without SNMP-TARGET-MIB rows (``fast_configure``), and more than
 ``discovery_batch`` new uplinks are discovered over the ``discovery_polls`` polls after the
 first, so that the first poll after a start fits the interval too. What pysnmp learns of
-each v3 agent (engine ID, localized keys) is kept in dicts (``_PeerKeysUsm``), not in
+each v3 agent (engine ID, localized keys) is kept in dicts (``PeerKeysUsm``), not in
 usmUserTable rows.
 
-Below the poller, pure helpers the service uses: ``plan_poll``, ``fold_readings``,
-``uplink_deltas``, ``snmp_status``/``snmp_row`` (exporters.metrics.snmp_families exports them).
+The readings, and the pure folding the service does with them (``plan_poll``,
+``fold_readings``, ``uplink_deltas``, ``snmp_status``), are in monitor.core.snmp; the pysnmp
+patches in monitor.probes.snmp.pysnmp_patches; profile handling in monitor.probes.snmp.profiles.
 """
 
 from __future__ import annotations
@@ -51,15 +52,12 @@ import time
 import traceback
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, tzinfo
-from enum import StrEnum
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pyasn1.type import univ
 from pysnmp.carrier.asyncio.dgram import udp, udp6
 from pysnmp.entity import config as pysnmp_config
-from pysnmp.entity.rfc3413 import config as target_config
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
@@ -71,197 +69,43 @@ from pysnmp.hlapi.v3arch.asyncio import (
     UsmUserData,
     bulk_cmd,
     get_cmd,
-    usm3DESEDEPrivProtocol,
-    usmAesBlumenthalCfb192Protocol,
-    usmAesBlumenthalCfb256Protocol,
-    usmAesCfb128Protocol,
-    usmAesCfb192Protocol,
-    usmAesCfb256Protocol,
-    usmDESPrivProtocol,
-    usmHMAC128SHA224AuthProtocol,
-    usmHMAC192SHA256AuthProtocol,
-    usmHMAC256SHA384AuthProtocol,
-    usmHMAC384SHA512AuthProtocol,
-    usmHMACMD5AuthProtocol,
-    usmHMACSHAAuthProtocol,
-    usmNoAuthProtocol,
-    usmNoPrivProtocol,
 )
-from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD, VB_PROCESSOR
+from pysnmp.hlapi.v3arch.asyncio.cmdgen import VB_PROCESSOR
 from pysnmp.proto import errind, rfc1902, rfc1905
-from pysnmp.proto import error as pysnmp_error
 from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel
 
-from monitor import counters
-from monitor.counters import NodeCounters, Sample
+from monitor.core import counters
+from monitor.core.snmp import Reason, SnmpReading, UplinkReading
+from monitor.probes.snmp.oids import (
+    IF_HC_IN_OCTETS,
+    IF_HC_OUT_OCTETS,
+    IF_IN_ERRORS,
+    IF_IN_OCTETS,
+    IF_NAME,
+    IF_OPER_STATUS,
+    IF_OUT_ERRORS,
+    IF_OUT_OCTETS,
+    NAME_COLUMNS,
+    NAMES,
+    OID,
+    SCALARS,
+    SYS_DESCR,
+    SYS_NAME,
+    SYS_OBJECT_ID,
+    SYS_UPTIME,
+    oid_name,
+)
+from monitor.probes.snmp.profiles import AUTH_PROTOCOLS, PRIV_PROTOCOLS, PROBE_USER, profile_secrets, usm_groups
+from monitor.probes.snmp.pysnmp_patches import PeerKeysUsm, fast_configure
+from monitor.text import scrub
 
 if TYPE_CHECKING:
-
     from inventory.model import Node
     from monitor.config import SnmpProfile
 
 log = logging.getLogger("tslcd.snmp")
 
-__all__ = [
-    "Reason",
-    "Reboot",
-    "SnmpPoller",
-    "SnmpReading",
-    "SnmpStatus",
-    "SnmpTrack",
-    "UplinkReading",
-    "add_deltas",
-    "fold_reading",
-    "fold_readings",
-    "plan_poll",
-    "snmp_row",
-    "snmp_status",
-    "uplink_deltas",
-]
-
-# ---------------------------------------------------------------- OIDs (numeric: no MIB lookups)
-
-OID = tuple[int, ...]
-SYS_DESCR: OID = (1, 3, 6, 1, 2, 1, 1, 1)
-SYS_OBJECT_ID: OID = (1, 3, 6, 1, 2, 1, 1, 2)
-SYS_UPTIME: OID = (1, 3, 6, 1, 2, 1, 1, 3)
-SYS_NAME: OID = (1, 3, 6, 1, 2, 1, 1, 5)
-IF_DESCR: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 2)
-IF_OPER_STATUS: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 8)
-IF_IN_OCTETS: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 10)
-IF_IN_ERRORS: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 14)
-IF_OUT_OCTETS: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 16)
-IF_OUT_ERRORS: OID = (1, 3, 6, 1, 2, 1, 2, 2, 1, 20)
-IF_NAME: OID = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
-IF_HC_IN_OCTETS: OID = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6)
-IF_HC_OUT_OCTETS: OID = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 10)
-IF_ALIAS: OID = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 18)
-# v3 USM report counters (RFC 3414), as agents name them in Reports.
-USM_STATS: OID = (1, 3, 6, 1, 6, 3, 15, 1, 1)
-
-_NAMES: dict[OID, str] = {
-    SYS_DESCR: "sysDescr", SYS_OBJECT_ID: "sysObjectID", SYS_UPTIME: "sysUpTime", SYS_NAME: "sysName",
-    IF_DESCR: "ifDescr", IF_OPER_STATUS: "ifOperStatus", IF_IN_OCTETS: "ifInOctets", IF_IN_ERRORS: "ifInErrors",
-    IF_OUT_OCTETS: "ifOutOctets", IF_OUT_ERRORS: "ifOutErrors", IF_NAME: "ifName",
-    IF_HC_IN_OCTETS: "ifHCInOctets", IF_HC_OUT_OCTETS: "ifHCOutOctets", IF_ALIAS: "ifAlias",
-}
-SCALARS: tuple[OID, ...] = (SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME)  # GETBULK non-repeaters
-# How the uplink is looked for, in order of preference.
-NAME_COLUMNS: tuple[OID, ...] = (IF_NAME, IF_ALIAS, IF_DESCR)
-OPER_STATUS = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
-
-
-def oid_name(oid: Iterable[int]) -> str:
-    """``ifName.3`` for a known column or scalar, else the dotted OID."""
-    t = tuple(oid)
-    for n in range(len(t) - 1, 6, -1):
-        name = _NAMES.get(t[:n])
-        if name:
-            return name + "".join(f".{x}" for x in t[n:])
-    return ".".join(str(x) for x in t)
-
-
-# ---------------------------------------------------------------- results
-
-
-class Reason(StrEnum):
-    """Why a poll failed (a bounded label value: tslcd_snmp_reason{reason})."""
-
-    OK = "ok"
-    TIMEOUT = "timeout"  # nothing answered (for v2c, a wrong community looks exactly like this)
-    WRONG_COMMUNITY = "wrong_community"  # v2c: the agent answers v3 discovery but ignores our community
-    AUTH_FAILURE = "auth_failure"  # v3: usmStatsWrongDigests (wrong auth key or protocol)
-    UNKNOWN_USER = "unknown_user"  # v3: usmStatsUnknownUserNames
-    PRIVACY_FAILURE = "privacy_failure"  # v3: usmStatsDecryptionErrors, or silence after discovery (authPriv)
-    V3_REPORT = "v3_report"  # v3: another USM report (unsupported security level, time window, engine ID)
-    NO_SUCH_OBJECT = "no_such_object"  # a required object is noSuchObject/noSuchInstance/endOfMibView
-    UPLINK_NOT_FOUND = "uplink_not_found"  # no ifName/ifAlias/ifDescr is the node's uplink
-    UNEXPECTED_TYPE = "unexpected_type"  # e.g. sysUpTime that is not TimeTicks
-    AGENT_ERROR = "agent_error"  # the agent answered an error-status (authorizationError, genErr, tooBig...)
-    LOCAL_ERROR = "local_error"  # our side: no profile, bad address, ciphering unavailable
-    NOT_POLLED = "not_polled"  # the service did not poll it (e.g. the node does not answer ping)
-
-
-REASONS: tuple[Reason, ...] = tuple(Reason)
-
-# What each reason means, for the status page (Vietnamese) next to the precise detail.
-REASON_LABELS_VI: dict[Reason, str] = {
-    Reason.OK: "SNMP bình thường",
-    Reason.TIMEOUT: "không trả lời SNMP",
-    Reason.WRONG_COMMUNITY: "sai community SNMP",
-    Reason.AUTH_FAILURE: "sai khóa xác thực SNMPv3",
-    Reason.UNKNOWN_USER: "không có người dùng SNMPv3",
-    Reason.PRIVACY_FAILURE: "sai khóa mã hóa SNMPv3",
-    Reason.V3_REPORT: "thiết bị từ chối SNMPv3",
-    Reason.NO_SUCH_OBJECT: "thiếu đối tượng MIB",
-    Reason.UPLINK_NOT_FOUND: "không thấy cổng uplink",
-    Reason.UNEXPECTED_TYPE: "kiểu dữ liệu lạ",
-    Reason.AGENT_ERROR: "thiết bị báo lỗi SNMP",
-    Reason.LOCAL_ERROR: "lỗi phía máy giám sát",
-    Reason.NOT_POLLED: "không hỏi SNMP",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class UplinkReading:
-    """The uplink interface as read in one poll."""
-
-    name: str  # the inventory's uplink name
-    if_index: int
-    matched_by: str  # ifName, ifAlias or ifDescr
-    oper_status: int
-    bits: int  # 64 (ifHC*Octets) or 32 (ifIn/OutOctets)
-    in_octets: int
-    out_octets: int
-    in_errors: int | None = None
-    out_errors: int | None = None
-
-    @property
-    def oper_up(self) -> bool:
-        return self.oper_status == 1
-
-    @property
-    def oper_text(self) -> str:
-        return OPER_STATUS.get(self.oper_status, str(self.oper_status))
-
-
-@dataclass(frozen=True, slots=True)
-class SnmpReading:
-    """One node's poll: what was read, or why it failed (``reason`` and a precise, secret-free ``detail``).
-
-    A failed reading may still carry what was read before the failure (e.g. sysUpTime
-    when the uplink is not found).
-    """
-
-    code: str
-    at: float
-    reason: Reason
-    detail: str = ""
-    uptime_ticks: int | None = None
-    sys_name: str | None = None
-    sys_descr: str | None = None  # only when (re)read by this poll
-    sys_object_id: str | None = None  # idem
-    uplink: UplinkReading | None = None
-    requests: int = 0
-    duration_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.reason is Reason.OK
-
-    def sample(self) -> Sample | None:
-        """The plain values monitor.counters folds, or None when sysUpTime was not read."""
-        if self.uptime_ticks is None:
-            return None
-        u = self.uplink
-        if u is None:
-            return Sample(self.at, self.uptime_ticks)
-        return Sample(self.at, self.uptime_ticks, u.if_index, u.bits, u.in_octets, u.out_octets,
-                      u.in_errors, u.out_errors)
-
-    @classmethod
-    def not_polled(cls, code: str, at: float, why: str) -> SnmpReading:
-        return cls(code, at, Reason.NOT_POLLED, why)
+__all__ = ["SnmpPoller"]
 
 
 class _Failed(Exception):
@@ -273,59 +117,6 @@ class _Failed(Exception):
         self.detail = detail
         self.sent = sent  # requests a diagnosis sent
 
-
-# ---------------------------------------------------------------- profiles -> pysnmp
-
-
-_AUTH = {
-    "none": usmNoAuthProtocol, "md5": usmHMACMD5AuthProtocol, "sha": usmHMACSHAAuthProtocol,
-    "sha224": usmHMAC128SHA224AuthProtocol, "sha256": usmHMAC192SHA256AuthProtocol,
-    "sha384": usmHMAC256SHA384AuthProtocol, "sha512": usmHMAC384SHA512AuthProtocol,
-}
-_PRIV = {
-    "none": usmNoPrivProtocol, "des": usmDESPrivProtocol, "3des": usm3DESEDEPrivProtocol,
-    "aes128": usmAesCfb128Protocol,
-    # net-snmp's and snmp_exporter's AES-192/256 use the Blumenthal key extension;
-    # Cisco's use the Reeder one (pysnmp's plain usmAesCfb192/256Protocol).
-    "aes192": usmAesBlumenthalCfb192Protocol, "aes256": usmAesBlumenthalCfb256Protocol,
-    "aes192c": usmAesCfb192Protocol, "aes256c": usmAesCfb256Protocol,
-}
-PROBE_USER = "tslcd-probe"  # the unknown v3 user a discovery probe asks for
-
-
-def _secrets(profile: SnmpProfile) -> tuple[str, ...]:
-    found = []
-    for s in (profile.community, profile.auth_key, profile.priv_key):
-        if s is not None and s.get_secret_value():
-            found.append(s.get_secret_value())
-    return tuple(found)
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***`` (longest first)."""
-    for s in sorted(secrets, key=len, reverse=True):
-        if s:
-            text = text.replace(s, "***")
-    return text
-
-
-def describe_profile(name: str, p: SnmpProfile) -> str:
-    """A one-line, secret-free description of a profile."""
-    if p.version == "2c":
-        what = "v2c community ***"
-    else:
-        level = "authPriv" if p.priv_protocol != "none" else ("authNoPriv" if p.auth_protocol != "none"
-                                                              else "noAuthNoPriv")
-        what = f"v3 user {p.user!r} {level}"
-        if p.auth_protocol != "none":
-            what += f" auth {p.auth_protocol}"
-        if p.priv_protocol != "none":
-            what += f" priv {p.priv_protocol}"
-        if p.context:
-            what += f" context {p.context!r}"
-    tries = p.retries + 1
-    return (f"profile {name!r}: {what}, port {p.port}, "
-            f"timeout {p.timeout_s:g} s x {tries} tr{'y' if tries == 1 else 'ies'}")
 
 
 # ---------------------------------------------------------------- the poller
@@ -359,25 +150,6 @@ class _Names:
 Trace = Callable[[str], None]
 
 
-def _usm_groups(profiles: Mapping[str, SnmpProfile]) -> dict[str, int]:
-    """Engine number for each profile: 0, unless it reuses a v3 user name of another group with other keys."""
-    groups: list[dict[str, tuple[Any, ...]]] = [{}]
-    out: dict[str, int] = {}
-    for name in sorted(profiles):
-        p = profiles[name]
-        if p.version != "3" or not p.user:
-            out[name] = 0
-            continue
-        keys = (p.auth_protocol, p.auth_key, p.priv_protocol, p.priv_key)
-        free = [i for i, users in enumerate(groups) if users.get(p.user, keys) == keys]
-        if not free:
-            groups.append({})
-            free = [len(groups) - 1]
-        groups[free[0]][p.user] = keys
-        out[name] = free[0]
-    return out
-
-
 def _vb(oid: OID) -> ObjectType:
     return ObjectType(ObjectIdentity(rfc1902.ObjectName(oid)))
 
@@ -406,152 +178,6 @@ def _show(v: Any) -> str:
         return f"{_type_name(v)} {int(v)}"
     return _type_name(v)
 
-
-_TARGETS = "tslcdTargets"  # engine user context: target name -> get_target_address's answer
-_TEMPLATES = "tslcdTargetTemplates"  # engine user context: (params name, domain) -> a real row's answer
-_original_get_target_address = target_config.get_target_address
-
-
-def _get_target_address(snmp_engine: Any, name: Any) -> Any:
-    """pysnmp's get_target_address, answering first for the targets ``_fast_configure`` registered."""
-    found = (snmp_engine.get_user_context(_TARGETS) or {}).get(name)
-    return found if found is not None else _original_get_target_address(snmp_engine, name)
-
-
-def _fast_configure(engine: SnmpEngine, auth: CommunityData | UsmUserData,
-                    target: UdpTransportTarget | Udp6TransportTarget, context_name: bytes) -> None:
-    """What hlapi's ``LCD.configure`` does for a target, without writing SNMP-TARGET-MIB rows for each.
-
-    Writing a target's rows through pysnmp's MIB instrumentation costs about 1.7 ms of CPU
-    (34 s for 20,000 targets, more than half the first poll). The first target of each
-    credentials set and transport is configured by LCD (real rows); every other one is put
-    straight into the map pysnmp's command generator reads targets from (the same values
-    pysnmp would have derived from its rows), and into LCD's own cache, so get_cmd/bulk_cmd
-    find it and write nothing. Anything unexpected falls back to ``LCD.configure``.
-    """
-    if target_config.get_target_address is not _get_target_address:
-        target_config.get_target_address = _get_target_address  # looked up at call time by get_target_info
-    lcd = LCD._get_cache(engine)
-    params = lcd["parm"].get((auth.securityName, auth.security_level, auth.message_processing_model))
-    templates = engine.get_user_context(_TEMPLATES) or {}
-    template = templates.get((params[0], target.TRANSPORT_DOMAIN)) if params else None
-    key = (params[0] if params else None, target.TRANSPORT_DOMAIN, target.transport_address, target.timeout,
-           target.retries, target.tagList, target.iface)
-    auth_key = auth.communityIndex if isinstance(auth, CommunityData) else (auth.userName, auth.securityEngineId)
-    known = lcd["auth"].get(auth_key)
-    if known is auth or known is None:
-        same = known is auth
-    elif isinstance(auth, UsmUserData):
-        same = isinstance(known, UsmUserData) and not LCD._usm_auth_changed(known, auth)
-    else:  # another profile's CommunityData with the same community
-        same = isinstance(known, CommunityData) and (known.communityName, known.tag, known.securityName) == (
-            auth.communityName, auth.tag, auth.securityName)
-    if template is None or not same:  # the first target of its kind, or other keys: LCD, with rows
-        addr_name, params_name = LCD.configure(engine, auth, target, context_name)
-        if (params_name, target.TRANSPORT_DOMAIN) not in templates:
-            templates[(params_name, target.TRANSPORT_DOMAIN)] = _original_get_target_address(engine, addr_name)
-            engine.set_user_context(**{_TEMPLATES: templates})
-        return
-    if key in lcd["addr"]:
-        return
-    domain, addr, timeout, retries, params_name = template
-    targets = engine.get_user_context(_TARGETS)
-    if targets is None:
-        targets = {}
-        engine.set_user_context(**{_TARGETS: targets})
-    name = f"tslcd{len(targets) + 1}"
-    fast = type(addr)(target.transport_address).set_local_address(addr.get_local_address())
-    targets[name] = (domain, fast, type(timeout)(int(target.timeout * 100)), type(retries)(target.retries),
-                     params_name)
-    lcd["addr"][key] = name, 1
-
-
-_USM = "_SnmpUSMSecurityModel__"  # the prefix of SnmpUSMSecurityModel's private (name-mangled) methods
-
-
-def _octets(v: Any) -> bytes:
-    return v.encode() if isinstance(v, str) else bytes(v.asOctets() if hasattr(v, "asOctets") else v)
-
-
-class _PeerKeysUsm(SnmpUSMSecurityModel):  # type: ignore[misc]  # pysnmp has no type hints here
-    """pysnmp's USM, keeping what it learns of each agent (engine ID, localized keys) in dicts, not MIB rows.
-
-    At its first exchange with an agent's SNMP engine, pysnmp copies the user's row in
-    usmUserTable into a new row for that engine (keys localized to it), through its MIB
-    instrumentation: about 0.9 ms of CPU each. Worse, any new row makes the next request
-    rebuild pysnmp's (engine ID, security name) -> user map by walking every row: with one
-    engine per commune router, a first poll is quadratic (15 ms per new agent at 2,000
-    agents, 33 ms at 4,000: about 28 minutes of CPU for 20,000; bench/usm_engines.py). Here
-    the per-agent user entry is the same tuple pysnmp would have made (same protocols, keys
-    localized by pysnmp's own services), kept in a dict: about 0.05 ms per agent, no walks. The
-    configured users (the local rows, the wildcard, user changes) stay pysnmp's: the dicts
-    are dropped whenever usmUserTable changes.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.peers: dict[tuple[bytes, bytes], tuple[Any, ...]] = {}  # (agent engine ID, user name) -> user info
-        self._names: dict[tuple[bytes, bytes], Any] = {}  # (agent engine ID, security name) -> user name
-        self._version: Any = None
-
-    @staticmethod
-    def usable() -> bool:
-        """pysnmp still has the private methods this class replaces (checked before each engine is made)."""
-        return all(callable(getattr(SnmpUSMSecurityModel, _USM + m, None))
-                   for m in ("sec2usr", "get_user_info", "clone_user_info"))
-
-    def _current(self, mib_builder: Any) -> None:
-        (column,) = mib_builder.import_symbols("SNMP-USER-BASED-SM-MIB", "usmUserEngineID")
-        if column.branchVersionId != self._version:  # users were (re)configured: forget what was derived
-            self._version = column.branchVersionId
-            self.peers.clear()
-            self._names.clear()
-
-    def _SnmpUSMSecurityModel__sec2usr(self, snmpEngine: Any, securityName: Any,  # noqa: N802, N803
-                                       securityEngineID: Any = None) -> Any:  # noqa: N803
-        if securityEngineID is not None:
-            self._current(snmpEngine.get_mib_builder())
-            found = self._names.get((_octets(securityEngineID), _octets(securityName)))
-            if found is not None:
-                return found
-        return getattr(SnmpUSMSecurityModel, _USM + "sec2usr")(self, snmpEngine, securityName, securityEngineID)
-
-    def _SnmpUSMSecurityModel__get_user_info(self, mibInstrumController: Any, securityEngineID: Any,  # noqa: N802, N803
-                                             userName: Any) -> Any:  # noqa: N803
-        self._current(mibInstrumController.get_mib_builder())
-        found = self.peers.get((_octets(securityEngineID), _octets(userName)))
-        if found is not None:
-            return found
-        return getattr(SnmpUSMSecurityModel, _USM + "get_user_info")(mibInstrumController, securityEngineID, userName)
-
-    def _SnmpUSMSecurityModel__clone_user_info(self, snmpEngine: Any, securityEngineID: Any,  # noqa: N802, N803
-                                               userName: Any) -> Any:  # noqa: N803
-        """What pysnmp's __clone_user_info returns, from the local user's row, without writing a row."""
-        builder = snmpEngine.get_mib_builder()
-        self._current(builder)
-        (local_id,) = builder.import_symbols("__SNMP-FRAMEWORK-MIB", "snmpEngineID")
-        (users,) = builder.import_symbols("SNMP-USER-BASED-SM-MIB", "usmUserEntry")
-        (keys,) = builder.import_symbols("PYSNMP-USM-MIB", "pysnmpUsmKeyEntry")
-        row = users.getInstIdFromIndices(local_id.syntax, userName)  # NoSuchInstanceError: pysnmp's answer too
-
-        def col(entry: Any, n: int) -> Any:
-            return entry.getNode(entry.name + (n,) + row).syntax
-
-        name, security_name, auth, priv = col(users, 2), col(users, 3), col(users, 5), col(users, 8)
-        if auth not in self.AUTH_SERVICES:
-            raise pysnmp_error.StatusInformation(errorIndication=errind.unsupportedAuthProtocol)
-        if priv not in self.PRIV_SERVICES:
-            raise pysnmp_error.StatusInformation(errorIndication=errind.unsupportedPrivProtocol)
-        auth_key = self.AUTH_SERVICES[auth].localize_key(col(keys, 3), securityEngineID)
-        priv_key = self.PRIV_SERVICES[priv].localize_key(auth, col(keys, 4), securityEngineID)
-        # A protocol that localizes nothing (noAuth, noPriv) leaves the column as a new row has it.
-        auth_key = col(keys, 1) if auth_key is None else col(keys, 1).clone(auth_key)
-        priv_key = col(keys, 2) if priv_key is None else col(keys, 2).clone(priv_key)
-        info = (name, security_name, auth, auth_key, priv, priv_key)
-        engine_id = _octets(securityEngineID)
-        self.peers[(engine_id, _octets(name))] = info
-        self._names.setdefault((engine_id, _octets(security_name)), name)
-        return info
 
 
 class SnmpPoller:
@@ -585,7 +211,7 @@ class SnmpPoller:
         self.rcvbuf_bytes = rcvbuf_bytes
         self.clock = clock
         self.rcvbuf_effective: int | None = None
-        self._group = _usm_groups(self.profiles)
+        self._group = usm_groups(self.profiles)
         self._engines: dict[int, asyncio.Future[SnmpEngine]] = {}
         self._v6: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -595,7 +221,7 @@ class SnmpPoller:
         self._contexts: dict[str, ContextData] = {}
         self._nodes: dict[str, _NodeCache] = {}
         self._vb_cache: dict[OID, ObjectType] = {}
-        self._secrets = tuple(s for p in self.profiles.values() for s in _secrets(p))
+        self._secrets = tuple(s for p in self.profiles.values() for s in profile_secrets(p))
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -626,8 +252,8 @@ class SnmpPoller:
 
     async def _make_engine(self) -> SnmpEngine:
         engine = SnmpEngine()
-        if _PeerKeysUsm.usable():
-            engine.security_models[SnmpUSMSecurityModel.SECURITY_MODEL_ID] = _PeerKeysUsm()
+        if PeerKeysUsm.usable():
+            engine.security_models[SnmpUSMSecurityModel.SECURITY_MODEL_ID] = PeerKeysUsm()
         else:  # a pysnmp without these internals: correct, but each new agent costs a walk of its users
             log.warning("pysnmp's USM internals changed: keeping its own USM (slow with many v3 agents)")
         await self._open_transport(engine, udp.DOMAIN_NAME, udp.UdpAsyncioTransport, socket.AF_INET)
@@ -774,7 +400,7 @@ class SnmpPoller:
         """Add the nodes' targets (or probe targets) to pysnmp's LCD now, all together (see ``poll``).
 
         get_cmd would write each target as SNMP-TARGET-MIB rows on its first use (about 1.7 ms
-        of CPU each: 34 s for 20,000 targets); ``_fast_configure`` writes rows only for the first
+        of CPU each: 34 s for 20,000 targets); ``fast_configure`` writes rows only for the first
         target of each credentials set and registers the others directly (about 0.05 ms each).
         The loop gets a turn every 50 targets.
         """
@@ -791,9 +417,9 @@ class SnmpPoller:
                 target = await self._target(engine, node.address, profile.port, profile.timeout_s,
                                             0 if probes else profile.retries)
                 auth = self._auth_for(node.snmp or "", profile)
-                _fast_configure(engine, auth, target, self._context(profile).contextName)
+                fast_configure(engine, auth, target, self._context(profile).contextName)
                 if probes:
-                    _fast_configure(engine, self._probe_auth, target, b"")
+                    fast_configure(engine, self._probe_auth, target, b"")
             except Exception:  # left for the poll itself to report, node by node
                 continue
             if probes:
@@ -814,7 +440,7 @@ class SnmpPoller:
         requests = [0]
         got: dict[str, Any] = {}
         profile = self.profiles.get(node.snmp or "")
-        secrets = _secrets(profile) if profile else ()
+        secrets = profile_secrets(profile) if profile else ()
         try:
             if not node.address:
                 raise _Failed(Reason.NOT_POLLED, "the node has no address")
@@ -853,7 +479,7 @@ class SnmpPoller:
             raise
         except Exception as e:
             failed = _Failed(reading.reason, f"{reading.detail} (diagnosis failed: {type(e).__name__})")
-        return replace(reading, reason=failed.reason, detail=scrub(failed.detail, _secrets(profile)),
+        return replace(reading, reason=failed.reason, detail=scrub(failed.detail, profile_secrets(profile)),
                        requests=reading.requests + failed.sent,
                        duration_s=reading.duration_s + time.monotonic() - t0)
 
@@ -875,7 +501,7 @@ class SnmpPoller:
                     p.user or "",
                     authKey=p.auth_key.get_secret_value() if p.auth_key and p.auth_protocol != "none" else None,
                     privKey=p.priv_key.get_secret_value() if p.priv_key and p.priv_protocol != "none" else None,
-                    authProtocol=_AUTH[p.auth_protocol], privProtocol=_PRIV[p.priv_protocol])
+                    authProtocol=AUTH_PROTOCOLS[p.auth_protocol], privProtocol=PRIV_PROTOCOLS[p.priv_protocol])
             self._auth[name] = auth
         return auth
 
@@ -923,7 +549,7 @@ class SnmpPoller:
                                               profile.retries)
         auth = self._auth_for(node.snmp or "", profile)
         ctx = self._context(profile)
-        secrets = _secrets(profile)
+        secrets = profile_secrets(profile)
 
         async def request(kind: str, oids: Sequence[OID], vbs: Sequence[ObjectType], *,
                           bulk: tuple[int, int] | None = None) -> list[tuple[OID, Any]]:
@@ -1193,7 +819,7 @@ class SnmpPoller:
         else:
             rx = need(IF_IN_OCTETS, rfc1902.Counter32, "Counter32")
             tx = need(IF_OUT_OCTETS, rfc1902.Counter32, "Counter32")
-        return UplinkReading(uplink, i, _NAMES[cache.column], int(oper), cache.bits, rx, tx,
+        return UplinkReading(uplink, i, NAMES[cache.column], int(oper), cache.bits, rx, tx,
                              optional(IF_IN_ERRORS), optional(IF_OUT_ERRORS))
 
     # -- failures -------------------------------------------------------------------------------
@@ -1210,7 +836,7 @@ class SnmpPoller:
         waited = _waited(node, profile, kind)
         if cache.probe_target is None:
             cache.probe_target = await self._target(engine, node.address, profile.port, profile.timeout_s, 0)
-        secrets = _secrets(profile)
+        secrets = profile_secrets(profile)
         if trace:
             trace("-> diagnosis: a small GET (sysUpTime.0) with the same credentials, one try")
         small, _, _, _ = await self._send(engine, auth, cache.probe_target, ctx, [_vb(SYS_UPTIME + (0,))], None,
@@ -1303,181 +929,3 @@ def _match(rows: Mapping[OID, Mapping[int, str]], uplink: str) -> tuple[OID, int
                 return col, hits[0], how
     return None
 
-
-# ---------------------------------------------------------------- folding readings (pure)
-
-
-@dataclass(frozen=True, slots=True)
-class Reboot:
-    """An agent restart seen by sysUpTime (an event for the log and the store)."""
-
-    code: str
-    at: float  # when it was noticed
-    booted_at: float  # when the agent started again, by our clock
-    uptime_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class SnmpTrack:
-    """One node's SNMP history the service keeps between polls."""
-
-    counters: NodeCounters = field(default_factory=NodeCounters)
-    last: SnmpReading | None = None
-    last_ok_at: float | None = None
-    sys_name: str | None = None
-    sys_descr: str | None = None
-    sys_object_id: str | None = None
-    uplink: UplinkReading | None = None  # from the last poll that read it
-
-
-def fold_reading(track: SnmpTrack | None, reading: SnmpReading, tz: tzinfo) -> tuple[SnmpTrack, Reboot | None]:
-    """Fold one reading into a node's track; return it and the reboot it revealed, if any. Pure."""
-    track = track or SnmpTrack()
-    c, reboot = track.counters, None
-    sample = reading.sample()
-    if sample is not None:
-        c, rebooted = counters.fold_sample(c, sample, tz)
-        if rebooted and c.uptime is not None:
-            reboot = Reboot(reading.code, reading.at, c.uptime.booted_at, c.uptime.seconds)
-    return SnmpTrack(
-        counters=c,
-        last=reading,
-        last_ok_at=reading.at if reading.ok else track.last_ok_at,
-        sys_name=reading.sys_name if reading.sys_name is not None else track.sys_name,
-        sys_descr=reading.sys_descr if reading.sys_descr is not None else track.sys_descr,
-        sys_object_id=reading.sys_object_id if reading.sys_object_id is not None else track.sys_object_id,
-        uplink=reading.uplink if reading.uplink is not None else track.uplink,
-    ), reboot
-
-
-def fold_readings(tracks: Mapping[str, SnmpTrack], readings: Iterable[SnmpReading],
-                  tz: tzinfo) -> tuple[dict[str, SnmpTrack], list[Reboot]]:
-    """Fold a poll's readings into the tracks (a new dict; tracks of nodes not read are kept). Pure."""
-    out = dict(tracks)
-    reboots: list[Reboot] = []
-    for r in readings:
-        out[r.code], reboot = fold_reading(out.get(r.code), r, tz)
-        if reboot:
-            reboots.append(reboot)
-    return out, reboots
-
-
-Delta = tuple[int | None, int | None, int]  # bytes in, bytes out (None: no uplink counters), reboots
-
-
-def uplink_deltas(before: Mapping[str, SnmpTrack], after: Mapping[str, SnmpTrack]) -> dict[str, Delta]:
-    """What each node polled between ``before`` and ``after`` added: uplink bytes in and out, reboots. Pure.
-
-    For the history store's per-sweep counters (monitor.recorder.UplinkCounters). The first
-    reading of a counter is a baseline, not traffic: it adds 0.
-    """
-    out: dict[str, Delta] = {}
-    for code, t in after.items():
-        b = before.get(code)
-        if t.last is None or (b is not None and b.last is t.last):
-            continue  # not polled in between
-        bc = b.counters if b is not None else NodeCounters()
-        c = t.counters
-        if c.rx.raw is None:
-            out[code] = (None, None, c.reboots - bc.reboots)
-            continue
-        rx = c.rx.total - bc.rx.total if bc.rx.raw is not None else 0
-        tx = c.tx.total - bc.tx.total if bc.tx.raw is not None else 0
-        out[code] = (rx, tx, c.reboots - bc.reboots)
-    return out
-
-
-def add_deltas(pending: Mapping[str, Delta], more: Mapping[str, Delta]) -> dict[str, Delta]:
-    """Sum deltas (an SNMP poll every 60 s, history written every 30 s sweep: keep them until written)."""
-    out = dict(pending)
-    for code, (rx, tx, rb) in more.items():
-        if code not in out:
-            out[code] = (rx, tx, rb)
-            continue
-        prx, ptx, prb = out[code]
-        out[code] = (None if prx is None and rx is None else (prx or 0) + (rx or 0),
-                     None if ptx is None and tx is None else (ptx or 0) + (tx or 0), prb + rb)
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class SnmpStatus:
-    """What the status page, the JSON API and /metrics show of a node's SNMP (plain values)."""
-
-    up: bool
-    reason: str  # a Reason value
-    reason_label: str  # Vietnamese, for the page
-    detail: str
-    polled_at: float | None
-    last_ok_at: float | None
-    sys_name: str | None
-    sys_descr: str | None
-    sys_object_id: str | None
-    uptime_s: float | None
-    reboots: int
-    last_reboot_at: float | None
-    uplink_name: str | None
-    uplink_if_index: int | None
-    uplink_oper_up: bool | None
-    uplink_oper_status: str | None
-    uplink_counter_bits: int | None
-    rx_bytes_total: int | None
-    tx_bytes_total: int | None
-    rx_errors_total: int | None
-    tx_errors_total: int | None
-    bytes_today: int | None
-
-
-def snmp_status(track: SnmpTrack | None, now: float, tz: tzinfo) -> SnmpStatus | None:
-    """The node's SNMP status for the snapshot, None when it was never polled."""
-    if track is None or track.last is None:
-        return None
-    r, c, u = track.last, track.counters, track.uplink
-    has_octets = c.rx.raw is not None
-    today = datetime.fromtimestamp(now, tz).date()
-    return SnmpStatus(
-        up=r.ok, reason=r.reason.value, reason_label=REASON_LABELS_VI[r.reason], detail=r.detail,
-        polled_at=r.at, last_ok_at=track.last_ok_at,
-        sys_name=track.sys_name, sys_descr=track.sys_descr, sys_object_id=track.sys_object_id,
-        uptime_s=c.uptime.seconds if c.uptime else None, reboots=c.reboots, last_reboot_at=c.last_reboot_at,
-        uplink_name=u.name if u else None, uplink_if_index=u.if_index if u else None,
-        uplink_oper_up=u.oper_up if u is not None and r.ok else None,
-        uplink_oper_status=u.oper_text if u else None, uplink_counter_bits=u.bits if u else None,
-        rx_bytes_total=c.rx.total if has_octets else None, tx_bytes_total=c.tx.total if has_octets else None,
-        rx_errors_total=c.in_errors.total if c.in_errors.raw is not None else None,
-        tx_errors_total=c.out_errors.total if c.out_errors.raw is not None else None,
-        bytes_today=c.traffic.on(today).total if has_octets else None,
-    )
-
-
-SKIP_STATES = frozenset({"down", "unreachable"})
-
-
-def plan_poll(nodes: Iterable[Node], states: Mapping[str, str], at: float, *,
-              skip_states: frozenset[str] = SKIP_STATES) -> tuple[list[Node], list[SnmpReading]]:
-    """The nodes to poll now, and NOT_POLLED readings for the ones skipped. Pure.
-
-    Polled: nodes with an address and an ``snmp`` profile, except those whose state
-    (``states``: code -> ICMP state) is down or unreachable: they would only time out,
-    holding request slots (2,000 dead nodes x 2 s x 2 tries = 8,000 slot-seconds).
-    """
-    poll: list[Node] = []
-    skipped: list[SnmpReading] = []
-    for n in nodes:
-        if not n.address or not n.snmp:
-            continue
-        state = states.get(n.code, "unknown")
-        if state in skip_states:
-            skipped.append(SnmpReading.not_polled(n.code, at, f"not polled: the node is {state} (ping)"))
-        else:
-            poll.append(n)
-    return poll, skipped
-
-
-def snmp_row(s: SnmpStatus | None, state: str) -> dict[str, Any] | None:
-    """A node's SNMP status as plain values for the status page and /api/status.json."""
-    if s is None:
-        return None
-    from dataclasses import asdict
-
-    return {**asdict(s), "ping_only": state == "up" and not s.up}

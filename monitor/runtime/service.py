@@ -11,19 +11,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from exporters.metrics import MetricsCache, SelfMetrics, render_snapshot
+from exporters.web import start_server
 from inventory.load import InventoryError, load_inventory
 from inventory.model import Inventory, Node
 from monitor.config import Config
-from monitor.rates import CommuneNow, current_rates
-from monitor.snapshot import NodeStatus, Snapshot, SweepStats
-from monitor.snmp import (
+from monitor.core.rates import CommuneNow, current_rates
+from monitor.core.snapshot import NodeStatus, Snapshot, SweepStats
+from monitor.core.snmp import (
     Delta,
-    SnmpPoller,
     SnmpTrack,
     add_deltas,
     fold_readings,
@@ -31,7 +31,7 @@ from monitor.snmp import (
     snmp_status,
     uplink_deltas,
 )
-from monitor.state import (
+from monitor.core.state import (
     NO_CIRCUIT,
     Event,
     History,
@@ -43,16 +43,15 @@ from monitor.state import (
     observe,
     resolve,
 )
-
-if TYPE_CHECKING:
-    from monitor.recorder import Recorder
-    from monitor.store import SqlStore
+from monitor.probes.snmp import SnmpPoller
+from monitor.runtime.mailer import Mailer
+from monitor.runtime.recorder import Recorder, UplinkCounters
 
 log = logging.getLogger("tslcd.service")
 
 
 class PingStats(Protocol):
-    """What the service reads of one ICMP result (monitor.icmp.PingResult)."""
+    """What the service reads of one ICMP result (monitor.probes.icmp.PingResult)."""
 
     @property
     def reachable(self) -> bool: ...
@@ -69,7 +68,7 @@ class PingStats(Protocol):
 
 
 class Sweeper(Protocol):
-    """The ICMP engine as the service uses it (monitor.icmp.IcmpEngine)."""
+    """The ICMP engine as the service uses it (monitor.probes.icmp.IcmpEngine)."""
 
     async def sweep(self, addresses: Sequence[str], *, count: int, timeout_s: float, pps: int,
                     interval_s: float) -> dict[str, PingStats]: ...
@@ -106,14 +105,17 @@ class Monitor:
 
     def __init__(self, cfg: Config, inventory: Inventory, engine: Sweeper, *,
                  clock: Callable[[], float] = time.time,
-                 inventory_path: Path | None = None) -> None:
+                 inventory_path: Path | None = None,
+                 self_metrics: SelfMetrics | None = None,
+                 recorder: Recorder | None = None,
+                 mailer: Mailer | None = None) -> None:
         self.cfg = cfg
         self.inventory = inventory
         self.engine = engine
         self.clock = clock
         self.inventory_path = inventory_path
         self._inventory_mtime = self._mtime()
-        self.self_metrics = SelfMetrics()
+        self.self_metrics = self_metrics or SelfMetrics()
         self.metrics = MetricsCache(self.self_metrics)
         self.self_metrics.inventory_nodes.set(len(inventory.nodes))
         self.self_metrics.reload_ok.set(1)
@@ -122,7 +124,8 @@ class Monitor:
             self.self_metrics.sweep_interval.labels("snmp").set(cfg.snmp.interval_s)
         self._tracks: dict[str, _NodeTrack] = {}
         self.event_sinks: list[Callable[[Sequence[Event]], None]] = []
-        self.recorder: Recorder | None = None  # history store; None: nothing is kept
+        self.recorder = recorder  # history store; None: nothing is kept
+        self.mailer = mailer  # the daily email; None: none is sent
         self.snmp: SnmpPoller | None = (
             SnmpPoller(cfg.snmp_profiles, max_in_flight=cfg.snmp.max_in_flight) if cfg.snmp_profiles else None)
         self._snmp: dict[str, SnmpTrack] = {}
@@ -230,8 +233,6 @@ class Monitor:
         for sink in self.event_sinks:
             sink(events)
         if self.recorder is not None:
-            from monitor.recorder import UplinkCounters
-
             pending, self._snmp_pending = self._snmp_pending, {}
             try:
                 await self.recorder.on_sweep(now, snap, events, self.inventory,
@@ -242,7 +243,7 @@ class Monitor:
                 log.exception("history write failed; states are still published", extra={"probe": "icmp"})
             snap = replace(snap, history=self.recorder.recent())
         self.snapshot = snap
-        # Rendering 10^5 samples costs about a second of CPU: never in the event loop (MEASURED.md).
+        # Rendering 10^5 samples costs about a second of CPU: never in the event loop (docs/benchmarks.md).
         self.metrics.update(await asyncio.to_thread(render_snapshot, snap))
         return snap
 
@@ -294,8 +295,6 @@ class Monitor:
         A store that cannot start (StoreError) or an address that cannot be bound (ListenError)
         raise before anything runs, and whatever was started is stopped again.
         """
-        from exporters.web import start_server  # the web layer imports this module
-
         loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
         installed: list[signal.Signals] = []
@@ -328,8 +327,8 @@ class Monitor:
                 first = datetime.fromtimestamp(self.clock() + self.cfg.icmp.interval_s / 2, self.cfg.tz)
                 scheduler.add_job(self._snmp_job, "interval", seconds=self.cfg.snmp.interval_s, id="snmp-poll",
                                   max_instances=1, coalesce=True, next_run_time=first, misfire_grace_time=None)
-            if self.recorder is not None:
-                self._attach_mailer(scheduler)
+            if self.mailer is not None:
+                self.mailer.attach(scheduler)
             scheduler.start()
             log.info("monitor running", extra={"url": url, "nodes": len(self.inventory.nodes), "pid": os.getpid()})
             if ready:
@@ -354,17 +353,6 @@ class Monitor:
             for sig in installed:
                 loop.remove_signal_handler(sig)
             self.engine.close()
-
-    def _attach_mailer(self, scheduler: AsyncIOScheduler) -> None:
-        """The daily email (issue 6): its cron and retry jobs, its outbox in the history store."""
-        from exporters.email import email_settings_of
-        from monitor.mailer import Mailer
-
-        email = email_settings_of(self.cfg)
-        if email is None or not email.enabled or self.recorder is None:
-            return
-        store = cast("SqlStore", self.recorder.store)  # the outbox needs the SQL engine, not just HistoryStore
-        Mailer(self.cfg, email, store, registry=self.self_metrics.registry).attach(scheduler)
 
     async def _sweep_job(self) -> None:
         self._sweeping = asyncio.current_task()

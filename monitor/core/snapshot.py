@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import date
 
 from inventory.model import Node
-from monitor.rates import AreaRate
-
-if TYPE_CHECKING:
-    from monitor.recorder import RecentRates
-    from monitor.snmp import SnmpStatus
+from monitor.core.history import PeriodRate
+from monitor.core.rates import R, RateRow, province_row
+from monitor.core.snmp import SnmpStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +44,31 @@ class SweepStats:
 
 
 @dataclass(frozen=True, slots=True)
+class DaySummary:
+    """One day's rates per province and area, with the share of the day the monitor observed."""
+
+    day: date
+    rates: tuple[RateRow, ...]
+    coverage: float
+    sealed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecentRates:
+    """Today so far, and the last complete days (at most 30, since monitoring began), oldest first."""
+
+    computed_at: float
+    province: str
+    today: DaySummary
+    days: tuple[DaySummary, ...]
+    period: tuple[PeriodRate, ...]  # mean of the daily rates of ``days``
+
+    def province_row(self, rates: Sequence[R]) -> R | None:
+        """The whole-province row (area "") of a day or of the period."""
+        return province_row(rates, self.province)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything a scrape, the status page or the JSON API shows, taken after one sweep."""
 
@@ -53,15 +77,12 @@ class Snapshot:
     timezone: str
     target: float
     nodes: tuple[NodeStatus, ...] = ()
-    rates: tuple[AreaRate, ...] = ()
+    rates: tuple[RateRow, ...] = ()
     sweep: SweepStats = field(default_factory=SweepStats)
     sweeps: int = 0
     history: RecentRates | None = None  # today and the last 30 days, when a store is configured
 
-    def province_rate(self, province: str | None = None) -> AreaRate:
+    def province_rate(self, province: str | None = None) -> RateRow:
         """The whole-province row (area ""), or zeros when the province has no commune."""
         province = province or self.province
-        for r in self.rates:
-            if r.province == province and r.area == "":
-                return r
-        return AreaRate(province, "", 0, 0, 0)
+        return province_row(self.rates, province) or RateRow(province, "", 0, 0, 0)

@@ -20,6 +20,8 @@ from typing import Any, Final, Self
 
 import icmplib
 
+from monitor.errors import IcmpPermissionError
+
 __all__ = ["IcmpEngine", "IcmpPermissionError", "PingResult"]
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ _PACKET_SIZE: Final = 8 + _PAYLOAD_SIZE
 _SEQ_SPACE: Final = 0x10000
 
 # Batching sends per timer tick keeps the timer cost per packet negligible
-# (MEASURED.md: a timer per packet cost more than the packet itself).
+# (docs/benchmarks.md: a timer per packet cost more than the packet itself).
 _TICK_S: Final = 0.005
 # The token bucket never holds more than this many ticks' worth of sends, so a
 # late wakeup of the event loop does not turn into a burst larger than planned.
@@ -74,8 +76,6 @@ _TIMESPEC = struct.Struct("=qq")
 _ANCBUF: Final = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
-class IcmpPermissionError(RuntimeError):
-    """Neither a raw nor a datagram ("ping") ICMP socket may be opened; the message says how to fix it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.errors import LabError
+from monitor.procs import pid_alive
+
 __all__ = [
     "GUARD_METRIC_BASE",
     "ROOT_GW4",
@@ -64,8 +67,6 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _OWNER_RE = re.compile(r"tslcd-lab-(\d+)")
 
 
-class LabError(RuntimeError):
-    """A command of the lab failed; the message names the command and gives its stderr."""
 
 
 @dataclass(frozen=True)
@@ -139,16 +140,6 @@ def _root_links() -> list[dict[str, Any]]:
 
 def _root_routes() -> list[dict[str, Any]]:
     return _json(["ip", "-j", "-4", "route", "show"]) + _json(["ip", "-j", "-6", "route", "show"])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- guard routes ------------------------------------------------------------------------------
@@ -524,17 +515,17 @@ def cleanup_stale(prefix: str = "tslcd") -> int:
     links = []
     for li in _root_links():
         owner = _link_owner(li)
-        if link_re.fullmatch(str(li.get("ifname", ""))) and owner is not None and not _alive(owner):
+        if link_re.fullmatch(str(li.get("ifname", ""))) and owner is not None and not pid_alive(owner):
             links.append(str(li["ifname"]))
     spaces = []
     for name in _netns_names():
         m = ns_re.fullmatch(name)
-        if m and not _alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             spaces.append(name)
     if links or spaces:
         _batch([f"link del dev {n}" for n in links] + [f"netns del {n}" for n in spaces], force=True)
         removed += len(links) + len(spaces)
-    guards = [r for r in _root_routes() if (pid := _guard_owner(r)) is not None and not _alive(pid)]
+    guards = [r for r in _root_routes() if (pid := _guard_owner(r)) is not None and not pid_alive(pid)]
     if guards:
         _batch([f"route del blackhole {r['dst']} metric {r['metric']}" for r in guards], force=True)
         removed += len(guards)

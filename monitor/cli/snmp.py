@@ -17,11 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from exporters.fmt import clock_duration
 from inventory.model import Node
-from monitor.config import Config, ConfigError, load_config
+from monitor.cli.common import handles_errors, load_inventory_for
+from monitor.config import Config, load_config
+from monitor.text import scrub
 
 if TYPE_CHECKING:  # pysnmp is imported only when a probe runs: `tslcd --help` stays fast
-    from monitor.snmp import SnmpPoller, SnmpReading
+    from monitor.core.snmp import SnmpReading
+    from monitor.probes.snmp import SnmpPoller
 
 __all__ = ["add_parser", "run"]
 
@@ -57,6 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     probe.add_argument("--retries", type=int, metavar="N", help="retries per request (default: the profile's)")
     probe.add_argument("--uplink", metavar="NAME", help="the uplink's ifName/ifAlias/ifDescr, instead of the "
                                                         "inventory's")
+    probe.set_defaults(func=run)
     return snmp
 
 
@@ -69,39 +74,15 @@ def _find(nodes: tuple[Node, ...], code: str, today: datetime) -> Node | None:
     return max(same, key=lambda n: n.active_until or n.active_from or today.date(), default=None)
 
 
-def _duration(seconds: float) -> str:
-    s = int(seconds)
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return (f"{d} d " if d else "") + f"{h}:{m:02d}:{s:02d}"
-
-
+@handles_errors(2)
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run ``tslcd snmp probe``; return the exit status."""
     out = out or sys.stdout
     err = err or sys.stderr
-    from inventory.load import InventoryError, load_inventory
-    from monitor.snmp import SnmpPoller, describe_profile, scrub
+    from monitor.probes.snmp import SnmpPoller, describe_profile
 
-    try:
-        cfg: Config = load_config(args.config, inventory=args.inventory)
-    except ConfigError as e:
-        print(f"tslcd: invalid configuration ({len(e.problems)} problem(s)):", file=err)
-        for p in e.problems:
-            print(f"  {p}", file=err)
-        return 2
-    try:
-        inventory = load_inventory(cfg.inventory_path, snmp_profiles=set(cfg.snmp_profiles),
-                                   default_province=cfg.province)
-    except InventoryError as e:
-        print(f"tslcd: invalid inventory ({len(e.problems)} problem(s)):", file=err)
-        for problem in e.problems:
-            print(f"  {problem}", file=err)
-        return 2
-    except OSError as e:
-        print(f"tslcd: cannot read the inventory {cfg.inventory_path}: {e.strerror}", file=err)
-        return 2
+    cfg: Config = load_config(args.config, inventory=args.inventory)
+    inventory = load_inventory_for(cfg)
     node = _find(inventory.nodes, args.code, datetime.now(cfg.tz))
     if node is None:
         print(f"tslcd: no node with code {args.code!r} in {Path(cfg.inventory_path)}", file=err)
@@ -154,7 +135,7 @@ def _summary(r: SnmpReading, say: Callable[[str], None]) -> None:
     if r.sys_object_id is not None:
         say(f"  sysObjectID  {r.sys_object_id}")
     if r.uptime_ticks is not None:
-        say(f"  sysUpTime    {_duration(r.uptime_ticks / 100)} ({r.uptime_ticks} ticks)")
+        say(f"  sysUpTime    {clock_duration(r.uptime_ticks / 100)} ({r.uptime_ticks} ticks)")
     u = r.uplink
     if u is not None:
         say(f"  uplink       {u.name} = ifIndex {u.if_index} (by {u.matched_by}), ifOperStatus "

@@ -109,7 +109,7 @@ def snmp_demo(nodes: Sequence[Node], port: int, v3_keys: tuple[str, str] | None
     v3 context): traffic counters that move, one router that reboots every two minutes,
     one uplink down, and one commune whose profile has the wrong community.
     """
-    from monitor.snmp_agents import Interface, router_recording
+    from monitor.lab.agents import Interface, router_recording
 
     loop_communes = [n for n in nodes if n.is_commune and n.address.startswith("127.")]
     wrong, reboots, linkdown = (loop_communes[i].code for i in (1, 2, 3))
@@ -165,7 +165,7 @@ class _Flapper:
 
 def _start_snmp(nodes: list[Node], tmp: Path, agents: contextlib.ExitStack) -> tuple[list[Node], dict[str, Any]]:
     """Start one snmpsim for all loopback communes (v2c and v3); it is stopped with ``agents``."""
-    from monitor.snmp_agents import UsmUser, free_udp_port, start_snmpsim, write_recording
+    from monitor.lab.agents import UsmUser, free_udp_port, start_snmpsim, write_recording
 
     hosts = [n.address for n in nodes if n.is_commune and n.address.startswith("127.")]
     port = free_udp_port(*hosts)
@@ -184,16 +184,18 @@ def _start_snmp(nodes: list[Node], tmp: Path, agents: contextlib.ExitStack) -> t
 
 def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: float, interval_s: float = 5.0,
              duration_s: float | None = None, snmp: bool = True) -> int:
-    """Build the simulated province, monitor it until Ctrl-C (or ``duration_s``), remove everything."""
-    from monitor.cli import _engine
-    from monitor.service import Monitor
+    """Build the simulated province, monitor it until Ctrl-C (or ``duration_s``), remove everything.
+
+    A store, address or ICMP permission problem raises its TslcdError (after the cleanup).
+    """
+    from monitor.runtime import app
 
     # SIGTERM before the event loop takes over must still run the cleanup below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     lab = None
     reason = None
     if netns:
-        from monitor import netns as nsmod
+        from monitor.lab import netns as nsmod
 
         reason = nsmod.available()
         if reason is None:
@@ -237,19 +239,8 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
             from inventory.load import load_inventory
 
             inventory = load_inventory(path, default_province=PROVINCE)
-            monitor = Monitor(demo_cfg, inventory, _engine(), inventory_path=path)  # type: ignore[arg-type]
-            from monitor.cli import attach_recorder
-
-            if not attach_recorder(monitor, demo_cfg):
-                return 1
-            from exporters.web import ListenError
-            from monitor.store import StoreError
-
-            try:
-                asyncio.run(_serve(monitor, listen, flapper, flap_every_s, duration_s))
-            except (ListenError, StoreError) as e:
-                print(f"tslcd demo: {e}", file=sys.stderr)
-                return 1
+            monitor = app.build(demo_cfg, inventory, inventory_path=path)
+            asyncio.run(_serve(monitor, listen, flapper, flap_every_s, duration_s))
     finally:
         if lab is not None:
             lab.close()

@@ -11,28 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
-from exporters.metrics import (
-    HISTORY_SEALED,
-    HISTORY_WRITE_DURATION,
-    HISTORY_WRITE_FAILURES,
-    MONITOR_COVERAGE,
-    RATE_CONNECTED,
-    RATE_IN_USE,
-    RATE_PROVISIONED,
-)
+from exporters.metrics import HistoryCollector
 from inventory.model import Inventory
 from monitor.config import Config
-from monitor.history import DayRate, PeriodRate, UnitKey, day_of, day_rates, day_span, days, period_rates, unit_key
-from monitor.snapshot import Snapshot
-from monitor.state import NO_CIRCUIT, Event, State
+from monitor.core.history import UnitKey, day_of, day_rates, days, period_rates, unit_key
+from monitor.core.snapshot import DaySummary, RecentRates, Snapshot
+from monitor.core.state import NO_CIRCUIT, Event, State
 from monitor.store import (
     ChangeRow,
     DayHistory,
@@ -42,7 +32,6 @@ from monitor.store import (
     SweepBatch,
     commune_days,
     open_store,
-    settings_of,
 )
 
 log = logging.getLogger("tslcd.recorder")
@@ -69,31 +58,6 @@ class UplinkCounters:
     reboots: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DaySummary:
-    """One day's rates per province and area, with the share of the day the monitor observed."""
-
-    day: date
-    rates: tuple[DayRate, ...]
-    coverage: float
-    sealed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RecentRates:
-    """Today so far, and the last complete days (at most 30, since monitoring began), oldest first."""
-
-    computed_at: float
-    province: str
-    today: DaySummary
-    days: tuple[DaySummary, ...]
-    period: tuple[PeriodRate, ...]  # mean of the daily rates of ``days``
-
-    def province_row(self, rates: Sequence[DayRate] | Sequence[PeriodRate]) -> DayRate | PeriodRate | None:
-        """The whole-province row (area "") of a day or of the period."""
-        return next((r for r in rates if r.province == self.province and r.area == ""), None)
-
-
 class Recorder:
     """Writes what the monitor sees to the history store and keeps today's and recent rates at hand."""
 
@@ -102,7 +66,7 @@ class Recorder:
         self.store = store
         self.cfg = cfg
         self.tz = cfg.tz
-        self.settings = settings_of(cfg)
+        self.settings = cfg.store
         self.max_gap_s = max_gap_s(cfg)
         self.clock = clock
         self.today_refresh_s = today_refresh_s
@@ -162,6 +126,10 @@ class Recorder:
             await self._call(self._stop, self.clock())
         finally:
             self._pool.shutdown(wait=True)
+
+    def collector(self) -> HistoryCollector:
+        """A Prometheus collector of today's and recent rates: ``self_metrics.registry.register(...)``."""
+        return HistoryCollector(self)
 
     def recent(self) -> RecentRates | None:
         """Today's and the last 30 days' rates, as of the last sweep (None before the first)."""
@@ -340,89 +308,3 @@ class Recorder:
             self._recent_at = now
         except Exception:
             log.exception("computing recent rates failed")
-
-    # -- metrics ---------------------------------------------------------------------------------------
-
-    def collector(self) -> HistoryCollector:
-        """A Prometheus collector of today's and recent rates: ``self_metrics.registry.register(...)``."""
-        return HistoryCollector(self)
-
-
-class HistoryCollector:
-    """Day rates (today, yesterday, last 30 days), coverage and store health; reads cached values only."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self._rec = recorder
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        rec = self._rec
-        labels = ["province", "area", "period"]
-        conn = GaugeMetricFamily(RATE_CONNECTED, "Share of active communes connected (availability that day >= "
-                                 "rates.connected_min_availability); last_30d is the mean of daily rates.",
-                                 labels=labels)
-        used = GaugeMetricFamily(RATE_IN_USE, "Share of active communes connected and with uplink traffic >= "
-                                 "rates.in_use_min_bytes that day.", labels=labels)
-        prov = GaugeMetricFamily(RATE_PROVISIONED, "Share of active communes with a TSLCD circuit that day.",
-                                 labels=labels)
-        cov = GaugeMetricFamily(MONITOR_COVERAGE, "Share of the period the monitor was observing.",
-                                labels=["period"])
-        recent = rec.recent()
-        if recent is not None:
-            periods: list[tuple[str, Sequence[DayRate] | Sequence[PeriodRate], float | None]] = [
-                ("today", recent.today.rates, recent.today.coverage)]
-            if recent.days:
-                y = recent.days[-1]
-                periods.append(("yesterday", y.rates, y.coverage))
-                periods.append(("last_30d", recent.period,
-                                sum(s.coverage for s in recent.days) / len(recent.days)))
-            for period, rates, coverage in periods:
-                if not coverage:
-                    # Nothing observed yet (just started): a rate of 0 would be a false alarm.
-                    rates = ()
-                for r in rates:
-                    key = [r.province, r.area, period]
-                    conn.add_metric(key, r.connected_rate)
-                    used.add_metric(key, r.in_use_rate)
-                    prov.add_metric(key, r.provisioned_rate)
-                if coverage is not None:
-                    cov.add_metric([period], coverage)
-        yield from (conn, used, prov, cov)
-        if rec.sealed_through is not None:
-            yield GaugeMetricFamily(HISTORY_SEALED, "End of the last day sealed into the hash chain.",
-                                    value=day_span(rec.sealed_through, rec.tz)[1])
-        yield CounterMetricFamily(HISTORY_WRITE_FAILURES, "History writes that failed (retried with the next "
-                                  "sweep).", value=rec.write_failures)
-        yield GaugeMetricFamily(HISTORY_WRITE_DURATION, "Wall time of the last sweep's history write.",
-                                value=rec.last_write_s)
-
-
-# -- the status page ---------------------------------------------------------------------------------
-
-
-def history_view(recent: RecentRates | None) -> dict[str, Any] | None:
-    """Today and the last days as plain values for the status page (add as ``"history"`` in status_view)."""
-    if recent is None:
-        return None
-
-    def row(s: DaySummary) -> dict[str, Any]:
-        r = recent.province_row(s.rates)
-        return {"day": s.day.isoformat(), "coverage": s.coverage, "sealed": s.sealed,
-                "communes": getattr(r, "communes", 0), "connected": getattr(r, "connected", 0),
-                "in_use": getattr(r, "in_use", 0),
-                "connected_rate": r.connected_rate if r else 0.0, "in_use_rate": r.in_use_rate if r else 0.0,
-                "provisioned_rate": r.provisioned_rate if r else 0.0}
-
-    p = recent.province_row(recent.period)
-    return {
-        "today": row(recent.today),
-        "days": [row(s) for s in reversed(recent.days)],  # newest first
-        "period_days": len(recent.days),
-        "period_connected_rate": p.connected_rate if p else None,
-        "period_in_use_rate": p.in_use_rate if p else None,
-        "period_provisioned_rate": p.provisioned_rate if p else None,
-    }
-
-

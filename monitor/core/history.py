@@ -4,7 +4,7 @@ Pure: values in, values out (no SQL, no clock). The store feeds it what it recor
 the recorder, the status page and the audit report all count with these functions,
 so a figure on the page and the same figure in a report cannot disagree.
 
-Model (DESIGN.md, "Definitions auditors rely on"):
+Model (docs/design.md, "Definitions auditors rely on"):
 
 - The monitor observes only inside *windows*: a window opens at a sweep and is
   extended by each later sweep of the same run that comes within the run's maximum
@@ -23,9 +23,11 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from monitor.rates import availability, connected_on_day, period_rate
+from monitor.core.rates import RateRow, availability, connected_on_day, count_rows, period_rate
+from monitor.core.state import State
 
-UP, DOWN, UNREACHABLE, UNKNOWN, MAINTENANCE = "up", "down", "unreachable", "unknown", "maintenance"
+# The states, by their one definition (monitor.core.state.State; a StrEnum, so equal to the stored text).
+UP, DOWN, UNREACHABLE, UNKNOWN, MAINTENANCE = State.UP, State.DOWN, State.UNREACHABLE, State.UNKNOWN, State.MAINTENANCE
 OUTAGE_STATES = frozenset({DOWN, UNREACHABLE})
 
 # The valid_from of a unit whose node has no active_from: unbounded in the past.
@@ -190,7 +192,7 @@ def timeline(windows: Iterable[Window], changes: Iterable[Change], start: float,
 
 def fold(segments: Iterable[Segment], start: float, end: float) -> Seconds:
     """Seconds per state over [start, end); time in no segment is unknown."""
-    acc = {UP: 0.0, DOWN: 0.0, UNREACHABLE: 0.0, UNKNOWN: 0.0, MAINTENANCE: 0.0}
+    acc: dict[str, float] = {UP: 0.0, DOWN: 0.0, UNREACHABLE: 0.0, UNKNOWN: 0.0, MAINTENANCE: 0.0}
     seen = 0.0
     for seg in segments:
         d = min(seg.end, end) - max(seg.start, start)
@@ -327,52 +329,17 @@ def is_in_use(seconds: Seconds, traffic_bytes: int | None, *, min_availability: 
             and traffic_bytes >= in_use_min_bytes)
 
 
-@dataclass(frozen=True, slots=True)
-class DayRate:
-    """Counts of one day for one province (area "") or one area of it."""
-
-    day: date
-    province: str
-    area: str
-    communes: int
-    provisioned: int
-    connected: int
-    in_use: int
-
-    @property
-    def provisioned_rate(self) -> float:
-        return self.provisioned / self.communes if self.communes else 0.0
-
-    @property
-    def connected_rate(self) -> float:
-        """Connected / all communes active that day, provisioned or not."""
-        return self.connected / self.communes if self.communes else 0.0
-
-    @property
-    def in_use_rate(self) -> float:
-        return self.in_use / self.communes if self.communes else 0.0
-
-
 def day_rates(day: date, communes: Iterable[CommuneDay], *, min_availability: float,
-              in_use_min_bytes: int) -> tuple[DayRate, ...]:
+              in_use_min_bytes: int) -> tuple[RateRow, ...]:
     """One day's rates per province (area "") and per area, sorted by province then area."""
-    counts: dict[tuple[str, str], list[int]] = {}
-    for c in communes:
-        conn = is_connected(c.seconds, min_availability)
-        used = is_in_use(c.seconds, c.traffic_bytes, min_availability=min_availability,
-                         in_use_min_bytes=in_use_min_bytes)
-        for key in ((c.province, ""), (c.province, c.area)) if c.area else ((c.province, ""),):
-            row = counts.setdefault(key, [0, 0, 0, 0])
-            row[0] += 1
-            row[1] += c.provisioned
-            row[2] += conn
-            row[3] += used
-    return tuple(DayRate(day, p, a, *row) for (p, a), row in sorted(counts.items()))
+    return count_rows(((c.province, c.area, c.provisioned, is_connected(c.seconds, min_availability),
+                        is_in_use(c.seconds, c.traffic_bytes, min_availability=min_availability,
+                                  in_use_min_bytes=in_use_min_bytes)) for c in communes), day)
 
 
 @dataclass(frozen=True, slots=True)
 class PeriodRate:
-    """A period's rates for one province or area: the mean of its daily rates (DESIGN.md).
+    """A period's rates for one province or area: the mean of its daily rates (docs/design.md).
 
     Days on which the group had no active commune are not in the mean; ``days`` counts
     the days that are.
@@ -388,9 +355,9 @@ class PeriodRate:
     connected_max: float
 
 
-def period_rates(daily: Iterable[DayRate]) -> tuple[PeriodRate, ...]:
+def period_rates(daily: Iterable[RateRow]) -> tuple[PeriodRate, ...]:
     """Mean of the daily rates per province and area, over the days each had communes."""
-    groups: dict[tuple[str, str], list[DayRate]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[RateRow]] = defaultdict(list)
     for r in daily:
         if r.communes:
             groups[(r.province, r.area)].append(r)

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 
 class State(StrEnum):
-    """The states of DESIGN.md. A commune with no address has none of them (see ``NO_CIRCUIT``)."""
+    """The states of docs/design.md. A commune with no address has none of them (see ``NO_CIRCUIT``)."""
 
     UP = "up"
     DOWN = "down"

@@ -6,9 +6,14 @@ import argparse
 import sys
 import textwrap
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from monitor.cli.common import handles_errors, iso_date
+from monitor.config import check_address, load_config
+from monitor.errors import MailError
+from monitor.files import atomic_write_text
 
 _EPILOG = """\
 examples:
@@ -18,13 +23,6 @@ examples:
   tslcd report daily --send                            send yesterday's report now to email.to and email.cc
   tslcd report daily --send --to me@example.gov.vn     a test send to one address (the outbox is not touched)
 """
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -41,7 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "send that day again. Exit status 0 on success, 1 on a problem (config, store, SMTP).", 100),
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     daily.add_argument("--config", default="config.yaml", metavar="F", help="config file (default: %(default)s)")
-    daily.add_argument("--date", type=_day, metavar="YYYY-MM-DD",
+    daily.add_argument("--date", type=iso_date, metavar="YYYY-MM-DD",
                        help="the day to report on (default: yesterday, in the report's timezone)")
     daily.add_argument("--out", metavar="F", help="write the report to F (HTML; .txt or '-': plain text)")
     daily.add_argument("--lang", choices=["vi", "en"], help="language (default: email.language, else vi)")
@@ -49,6 +47,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     daily.add_argument("--to", action="append", metavar="ADDR", help="send to ADDR instead of email.to/cc "
                        "(repeatable)")
     daily.add_argument("--cc", action="append", metavar="ADDR", help="with --to: copy to ADDR (repeatable)")
+    daily.set_defaults(func=run)
     return rep  # type: ignore[no-any-return]
 
 
@@ -57,21 +56,18 @@ def _fail(text: str) -> int:
     return 1
 
 
+@handles_errors(1)
 def run(args: argparse.Namespace) -> int:
     """Run ``report daily``; return the exit status."""
     from exporters.email import (
-        MailError,
         build_message,
-        check_address,
-        email_settings_of,
         recipients_key,
         render_for,
         report_from_store,
         report_tz,
         send_blocking,
     )
-    from monitor.config import ConfigError, load_config
-    from monitor.store import StoreError, open_store
+    from monitor.store import open_store
 
     if getattr(args, "report_command", None) != "daily":
         return _fail(f"unknown report {getattr(args, 'report_command', None)!r}")
@@ -84,14 +80,8 @@ def run(args: argparse.Namespace) -> int:
             check_address(a)
     except ValueError as e:
         return _fail(f"--to/--cc: {e}")
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        print(f"tslcd: invalid configuration ({len(e.problems)} problem(s)):", file=sys.stderr)
-        for p in e.problems:
-            print(f"  {p}", file=sys.stderr)
-        return 1
-    settings = email_settings_of(cfg)
+    cfg = load_config(args.config)
+    settings = cfg.email
     if args.send and settings is None:
         return _fail(f"{args.config} has no email: section (sender and SMTP server), so nothing can be sent")
     tz = report_tz(cfg, settings)
@@ -99,10 +89,7 @@ def run(args: argparse.Namespace) -> int:
     day = args.date or today - timedelta(days=1)
     if day > today:
         return _fail(f"--date {day.isoformat()} is in the future (today is {today.isoformat()} in {tz})")
-    try:
-        store = open_store(cfg, create=False)
-    except StoreError as e:
-        return _fail(str(e))
+    store = open_store(cfg, create=False)
     try:
         report = report_from_store(store, cfg, day, settings=settings, tz=tz)
         rendered = render_for(report, settings, base=cfg.source.parent, language=args.lang)
@@ -125,9 +112,7 @@ def run(args: argparse.Namespace) -> int:
         except MailError as e:
             return _fail(f"not sent: {e}")
         if not args.to:
-            from monitor.mailer import Outbox
-
-            Outbox(store.engine).mark_sent(day, recipients_key(to, cc), now, sent.message_id,
+            store.outbox().mark_sent(day, recipients_key(to, cc), now, sent.message_id,
                                            recipients="To: " + ", ".join(to) + ("; Cc: " + ", ".join(cc) if cc else ""))
         print(f"sent {rendered.subject!r} to {len(sent.recipients)} recipient(s), Message-ID {sent.message_id}")
         for rcpt, (code, text) in sent.refused.items():
@@ -141,10 +126,4 @@ def _write(out: str, text: str) -> None:
     if out == "-":
         sys.stdout.write(text)
         return
-    path = Path(out)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(Path(out), text)

@@ -2,7 +2,7 @@
 
 Product code: ``tslcd demo`` serves its communes' SNMP through these agents, and the
 tests use them as fixtures. Every agent listens on 127.0.0.0/8 only, and every probe
-this module sends goes there too (DESIGN.md, "Tests touch only our own hosts").
+this module sends goes there too (docs/design.md, "Tests touch only our own hosts").
 
 Two facts measured for issue 4 shape it:
 
@@ -33,6 +33,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from monitor.errors import AgentError
+from monitor.files import atomic_path
+
 __all__ = [
     "Agent",
     "AgentError",
@@ -56,8 +59,6 @@ LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 SNMPD = "snmpd"
 
 
-class AgentError(RuntimeError):
-    """An agent could not be started or did not answer in time; says which, where, and its last log lines."""
 
 
 def require_loopback(host: str) -> str:
@@ -356,7 +357,7 @@ _NETSNMP_PRIV = {"des": "DES", "aes128": "AES", "aes192": "AES-192", "aes256": "
 
 def _snmpd_conf(communities: Iterable[str], users: Iterable[UsmUser], sys_name: str, sys_descr: str,
                 extra: str) -> str:
-    lines = ["# written by tslcd (monitor/snmp_agents.py); removed when the agent stops",
+    lines = ["# written by tslcd (monitor/lab/agents.py); removed when the agent stops",
              f"sysName {sys_name}", f"sysDescr {sys_descr}", "sysLocation loopback test agent",
              "dontLogTCPWrappersConnects yes"]
     for c in communities:
@@ -510,11 +511,10 @@ def write_recording(path: Path, text: str) -> Path:
             old = path.stat().st_mtime
         except FileNotFoundError:
             old = 0.0
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        stamp = float(int(max(old, time.time())) + 1)
-        os.utime(tmp, (stamp, stamp))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+            stamp = float(int(max(old, time.time())) + 1)
+            os.utime(tmp, (stamp, stamp))
     return path
 
 

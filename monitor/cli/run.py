@@ -1,0 +1,95 @@
+"""`tslcd run` (the monitor) and `tslcd check` (config and inventory validated together)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from monitor.cli.common import DEFAULT_CONFIG, handles_errors, load_inventory_for
+from monitor.config import Config, load_config
+from monitor.errors import ConfigError, InventoryError
+
+
+def add_run_parser(sub: Any) -> None:
+    """Add ``run`` to the ``tslcd`` command's subparsers."""
+    run = sub.add_parser(
+        "run", help="run the monitor: ICMP sweeps, states, /metrics and the status page",
+        description="Load the config and inventory, sweep every node on schedule, and serve /metrics, the "
+                    "status page (/), /api/status.json and /healthz. SIGHUP (or editing the inventory file) "
+                    "reloads the inventory; a bad file keeps the last good one. SIGTERM/Ctrl-C stop cleanly.",
+    )
+    run.add_argument("--config", default=DEFAULT_CONFIG, metavar="F", help="config file (default: %(default)s)")
+    run.add_argument("--inventory", metavar="F", help="inventory file (YAML or CSV), instead of the config's")
+    run.add_argument("--listen", metavar="HOST:PORT", help="HTTP address, instead of the config's web.listen")
+    run.set_defaults(func=cmd_run)
+
+
+def add_check_parser(sub: Any) -> None:
+    """Add ``check`` to the ``tslcd`` command's subparsers."""
+    check = sub.add_parser(
+        "check", help="validate the config and the inventory, listing every problem",
+        description="Parse the config and the inventory it names (or --inventory) and print every problem "
+                    "found, each with its file and line (or CSV row). Exit status 0 when both are valid, 1 "
+                    "otherwise.",
+    )
+    check.add_argument("--config", default=DEFAULT_CONFIG, metavar="F", help="config file (default: %(default)s)")
+    check.add_argument("--inventory", metavar="F", help="inventory file, instead of the config's")
+    check.set_defaults(func=cmd_check)
+
+
+@handles_errors(1)
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the monitor until SIGTERM or Ctrl-C."""
+    from monitor.runtime import app, logs
+
+    cfg = load_config(args.config, inventory=args.inventory)
+    logs.setup(cfg.log_level)
+    inventory = load_inventory_for(cfg)
+    monitor = app.build(cfg, inventory, inventory_path=cfg.inventory_path)
+
+    def ready(url: str) -> None:
+        print(f"tslcd: monitoring {len(inventory.nodes)} nodes of {cfg.province}; status page {url} "
+              f"(metrics {url}metrics). Ctrl-C stops.", file=sys.stderr, flush=True)
+
+    asyncio.run(monitor.run(args.listen, ready=ready))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate config and inventory together; print every problem of both."""
+    from inventory.load import load_inventory
+
+    problems: list[str] = []
+    cfg: Config | None = None
+    try:
+        cfg = load_config(args.config, inventory=args.inventory)
+    except ConfigError as e:
+        problems += e.problems
+    inv_path = Path(args.inventory) if args.inventory else (cfg.inventory_path if cfg else None)
+    inventory = None
+    if inv_path is None:
+        problems.append(f"{args.config}: the inventory could not be located (fix the config or pass --inventory)")
+    else:
+        try:
+            inventory = load_inventory(inv_path, snmp_profiles=set(cfg.snmp_profiles) if cfg else None,
+                                       default_province=cfg.province if cfg else None)
+        except InventoryError as e:
+            problems += [str(p) for p in e.problems]
+        except OSError as e:
+            problems.append(f"{inv_path}: cannot read: {e.strerror}")
+    if problems:
+        print(f"{len(problems)} problem(s):")
+        for p in problems:
+            print(f"  {p}")
+        return 1
+    assert cfg is not None and inventory is not None
+    today = datetime.now(cfg.tz).date()
+    active = inventory.active(today)
+    communes = [n for n in active if n.is_commune]
+    print(f"OK: {args.config} and {inv_path}: {len(inventory.nodes)} nodes, {len(active)} active today "
+          f"({len(communes)} communes, {sum(1 for n in communes if n.address)} with a circuit)")
+    return 0

@@ -1,0 +1,1 @@
+"""The pure domain: states, rates, history rollups, SNMP counters and folding, the snapshot. No clock, no I/O."""
