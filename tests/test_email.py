@@ -537,6 +537,27 @@ async def test_the_html_reads_well_in_a_browser(tmp_path: Path, browser: Any, la
     assert all(u.startswith("file://") for u in requests)  # nothing fetched: no external images, fonts or CSS
 
 
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+@pytest.mark.parametrize("language", ["vi", "en"])
+async def test_the_html_fits_a_phone_whatever_the_fonts(tmp_path: Path, browser: Any, language: str) -> None:
+    """Fonts differ from machine to machine: with every letter 15% wider than here, and a long unbroken
+    dashboard URL, a commune name and a digest, the email still fits 390 px (long strings wrap)."""
+    long = "https://tslcd.example.gov.vn/grafana/d/tslcd-province/tong-quan?orgId=1&var-area=" + "x" * 80
+    report = replace(sample_report(), dashboard_url=long, seal_digest="f" * 64)
+    report = replace(report, not_connected=(replace(report.not_connected[0], name="Xã" + "Ê" * 40),
+                                            *report.not_connected[1:]))
+    page_file = tmp_path / f"email-wide-{language}.html"
+    page_file.write_text(render(report, language=language).html.replace(
+        "</head>", "<style>* { letter-spacing: 0.15em !important; }</style></head>"), encoding="utf-8")
+    page = await browser.new_page(viewport={"width": 390, "height": 900}, java_script_enabled=False)
+    try:
+        await page.goto(page_file.as_uri(), wait_until="load")
+        assert "</style>" not in await page.inner_text("body")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+    finally:
+        await page.close()
+    assert width <= 390
 
 # -- from the history store -------------------------------------------------------------------------
 
