@@ -52,3 +52,44 @@ def test_nothing_in_the_repository_points_outside_it() -> None:
     needle = "../" + "shared/"
     found = [f for f in tracked if (ROOT / f).is_file() and needle in (ROOT / f).read_text("utf-8", "ignore")]
     assert found == []
+
+
+def test_no_import_cycle_among_modules() -> None:
+    """No module reaches itself through imports (type-only imports count: they are dependencies too)."""
+    import grimp
+
+    graph = grimp.build_graph(*PRODUCT, cache_dir=None)
+    mods = sorted(m for m in graph.modules if ".migrations" not in m)
+    edges = {m: {d for d in graph.find_modules_directly_imported_by(m) if d in mods
+                 and not m.startswith(d + ".")} for m in mods}  # a package re-exporting is not its child's parent
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for m in mods:
+        if m not in index:
+            visit(m)
+    assert cycles == []

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, TypeVar
-
-if TYPE_CHECKING:
-    from monitor.core.history import PeriodRate
+from typing import Protocol, TypeVar
 
 
 def availability(up_s: float, down_s: float, unreachable_s: float) -> float | None:
@@ -85,7 +82,16 @@ def count_rows(communes: Iterable[tuple[str, str, bool, bool, bool]], day: date 
     return tuple(RateRow(p, a, n, prov, conn, used, day) for (p, a), (n, prov, conn, used) in sorted(counts.items()))
 
 
-R = TypeVar("R", bound="RateRow | PeriodRate")
+class AreaKeyed(Protocol):
+    """A row of a province (area "") or of one of its areas: a RateRow, or a period's PeriodRate."""
+
+    @property
+    def province(self) -> str: ...
+    @property
+    def area(self) -> str: ...
+
+
+R = TypeVar("R", bound=AreaKeyed)
 
 
 def province_row(rows: Iterable[R], province: str) -> R | None:
