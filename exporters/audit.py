@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from exporters.fmt import page_pct
 from exporters.labels import ENDED_BY
 from monitor.config import Config
 from monitor.core.history import (
@@ -89,6 +90,7 @@ class Report:
     target: float
     min_availability: float
     in_use_min_bytes: int
+    min_coverage: float
     max_gaps_s: tuple[float, ...]
     store: str
     versions: tuple[VersionUse, ...]
@@ -110,6 +112,11 @@ class Report:
     @property
     def seals(self) -> tuple[Seal, ...]:
         return tuple(d.seal for d in self.daily if d.seal is not None)
+
+    @property
+    def days_without_inventory(self) -> int:
+        """Days of the period before any inventory version was recorded: no active commune, no data."""
+        return len(self.daily) - sum(v.days for v in self.versions)
 
     @property
     def unsealed(self) -> tuple[date, ...]:
@@ -171,9 +178,11 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
                               in_use_min_bytes=rates_cfg.in_use_min_bytes)
             if area is not None:
                 rates = tuple(r for r in rates if r.area == area)
+            main = next((r for r in rates if r.area == (area or "")), None)
+            if main is None:  # no commune that day (no inventory recorded yet): a day without data, said so
+                main = RateRow(cfg.province, area or "", 0, 0, 0, 0, day=h.day)
+                rates = (*rates, main)
             all_rates.extend(rates)
-            main = next((r for r in rates if r.area == (area or "")),
-                        RateRow(cfg.province, area or "", 0, 0, 0, 0, h.day))
             elapsed = max(0.0, min(now, h.end) - h.start)
             daily.append(DailyLine(main, h.observed_s / elapsed if elapsed > 0 else 0.0, h.seal))
             observed += h.observed_s
@@ -201,7 +210,8 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
         province=cfg.province, area=area, first=first, last=last, requested_last=requested_last,
         timezone=cfg.timezone, generated_at=now, target=rates_cfg.target,
         min_availability=rates_cfg.connected_min_availability, in_use_min_bytes=rates_cfg.in_use_min_bytes,
-        max_gaps_s=tuple(sorted({r.max_gap_s for r in store.runs()})), store=store_name,
+        min_coverage=rates_cfg.min_day_coverage, max_gaps_s=tuple(sorted({r.max_gap_s for r in store.runs()})),
+        store=store_name,
         versions=tuple(VersionUse(versions[v], n) for v, n in sorted(used.items()) if v in versions),
         observed_s=observed, period_s=period, summary=period_rates(all_rates), daily=tuple(daily),
         communes=communes, outages=tuple((o, totals[o.unit]) for o in merged), longest=longest, counts=counts,
@@ -242,19 +252,28 @@ def definitions(r: Report) -> list[str]:
         "inventory in effect on D). This is a registration, not a measurement; the official indicator may "
         "mean it, so it is shown beside the measured rates.",
         f"Connected on day D (measured): availability on D >= {r.min_availability:.2%} "
-        "(rates.connected_min_availability). A commune never observed on D is not connected on D.",
+        "(rates.connected_min_availability). A commune with a circuit that was never observed on D (the "
+        "monitor was not running, or the commune was in maintenance all day) has no data on D: it is neither "
+        "connected nor not connected, and is left out of D's measured rates. A commune without a circuit is "
+        "known not to be connected.",
         f"Connected and in use on day D (measured): connected on D, and uplink traffic (bytes in + out, read by "
         f"SNMP) on D >= {r.in_use_min_bytes:,} bytes (rates.in_use_min_bytes). A commune without traffic data "
         "is not counted as in use.",
-        "Rate on day D = communes provisioned / connected / connected and in use, divided by all communes "
-        "active in the inventory on D, provisioned or not. A period's rate is the mean of its daily rates "
-        "(over the days with at least one active commune); each commune's days connected are listed.",
+        "Rate on day D: communes provisioned divided by all communes active in the inventory on D (a "
+        "registration); communes connected, and connected and in use, divided by the communes active on D "
+        "with data (provisioned or not). A day on which no commune has data has no measured rate. A period's "
+        "measured rate is the mean of the daily rates of the days with data (the days without data are "
+        "counted beside it); each commune's days connected are listed.",
+        f"Representative: a day whose monitor coverage (share of the day the monitor was observing) is below "
+        f"{r.min_coverage:.0%} (rates.min_day_coverage) is marked as not representative in the daily rates; "
+        "its figures still count.",
         f"Days run from local midnight to midnight in {r.timezone}.",
         f"Observation: the monitor probes every node each sweep. Sweeps further apart than the run's maximum "
         f"gap ({gaps}) leave a gap, and so does any time the monitor was not running: that time is unknown.",
         "Identity: communes are identified by official code and first day of validity, never by name, so a "
         "code reused by a new unit after a reform is a different commune. The inventory version in effect at "
-        "the end of each day decides which communes are active that day.",
+        "the end of each day decides which communes are active that day; a day before the first version "
+        "was recorded has none (none recorded), so no data.",
         "Tamper evidence: once a day is over it is sealed: a SHA-256 digest over its rollup rows, outages, "
         "coverage, inventory version and the previous day's digest (a hash chain). `tslcd audit verify` "
         "recomputes the digests and names the first day whose data no longer matches; compare the chain head "
@@ -285,6 +304,7 @@ def tables(r: Report) -> list[Table]:
         ("Target (rates.target)", r.target),
         ("Connected threshold (rates.connected_min_availability)", r.min_availability),
         ("In use threshold, bytes/day (rates.in_use_min_bytes)", r.in_use_min_bytes),
+        ("Representative day, minimum coverage (rates.min_day_coverage)", r.min_coverage),
         ("Maximum gap between sweeps, s", ", ".join(f"{g:g}" for g in r.max_gaps_s) or "n/a"),
         ("Coverage (share of the period the monitor was observing)", r.coverage),
         ("Days in the period", len(r.daily)),
@@ -296,6 +316,9 @@ def tables(r: Report) -> list[Table]:
         v = vu.info
         method_rows.append((f"Inventory version {v.id}", f"loaded {_local(v.loaded_at, tz):%Y-%m-%d %H:%M:%S}, "
                             f"{v.nodes} nodes, sha256 {v.digest}, used on {vu.days} day(s)"))
+    if r.days_without_inventory:
+        method_rows.append(("Inventory version before the first one recorded",
+                            f"none recorded: {r.days_without_inventory} day(s) with no active commune (no data)"))
     method_rows += [
         ("Chain head", f"{r.head.day} {r.head.digest}" if r.head else "no day sealed yet"),
         ("Generated at", _local(r.generated_at, tz)),
@@ -314,10 +337,12 @@ def tables(r: Report) -> list[Table]:
         Column("gap", "Connected rate short of target", "rate"),
         Column("connected_min", "Lowest daily connected rate", "rate"),
         Column("connected_max", "Highest daily connected rate", "rate"),
+        Column("days_no_data", "Days without data (left out of the measured rates)", "int"),
     )
     summary_rows = tuple(
         (p.province, p.area, p.days, p.provisioned_rate, p.connected_rate, p.in_use_rate, r.target,
-         max(0.0, r.target - p.connected_rate), p.connected_min, p.connected_max) for p in r.summary)
+         None if p.connected_rate is None else max(0.0, r.target - p.connected_rate), p.connected_min,
+         p.connected_max, p.days_no_data) for p in r.summary)
 
     daily_cols = (
         Column("day", "Day", "date"), Column("communes", "Communes active", "int"),
@@ -326,11 +351,15 @@ def tables(r: Report) -> list[Table]:
         Column("provisioned_rate", "Provisioned rate", "rate"), Column("connected_rate", "Connected rate", "rate"),
         Column("in_use_rate", "In use rate", "rate"), Column("coverage", "Monitor coverage", "rate"),
         Column("sealed", "Sealed"), Column("digest", "Day digest (sha256)"),
+        Column("no_data", "Communes without data (not observed)", "int"),
+        Column("representative", f"Representative (coverage >= {r.min_coverage:.0%})"),
     )
     daily_rows = tuple(
         (d.rate.day, d.rate.communes, d.rate.provisioned, d.rate.connected, d.rate.in_use, d.rate.provisioned_rate,
          d.rate.connected_rate, d.rate.in_use_rate, d.coverage, "yes" if d.seal else "no",
-         d.seal.digest if d.seal else "") for d in r.daily)
+         d.seal.digest if d.seal else "", d.rate.no_data,
+         "no data" if not d.rate.has_data else ("yes" if d.coverage >= r.min_coverage else "no"))
+        for d in r.daily)
 
     commune_cols = (
         Column("code", "Code"), Column("name", "Name"), Column("area", "Area"),
@@ -481,6 +510,7 @@ def write_xlsx(r: Report, path: Path) -> None:
 
 _env = Environment(loader=PackageLoader("exporters", "templates"), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
+_env.filters["pct"] = lambda x, digits=2: page_pct(x, digits, "no data")
 
 
 def _html_value(value: Any, kind: str) -> str:

@@ -19,6 +19,11 @@ def page_bytes(n: float | None) -> str:
     return f"{n:.1f} TB"
 
 
+def page_pct(x: float | None, digits: int = 1, no_data: str = "—") -> str:
+    """A share as a percentage with ``digits`` decimals (96.0%); ``no_data`` for None (nothing observed)."""
+    return no_data if x is None else f"{x * 100:.{digits}f}%"
+
+
 def local_time(ts: float | None, tz: ZoneInfo) -> str:
     """An instant as local time YYYY-MM-DD HH:MM:SS ("" for None)."""
     return "" if ts is None else datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")

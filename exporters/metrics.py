@@ -326,8 +326,11 @@ class HistoryCollector:
                     rates = ()
                 for r in rates:
                     key = [r.province, r.area, period]
-                    conn.add_metric(key, r.connected_rate)
-                    used.add_metric(key, r.in_use_rate)
+                    # No data (nothing of the group observed): no series, never a 0 that would alarm.
+                    if r.connected_rate is not None:
+                        conn.add_metric(key, r.connected_rate)
+                    if r.in_use_rate is not None:
+                        used.add_metric(key, r.in_use_rate)
                     prov.add_metric(key, r.provisioned_rate)
                 if coverage is not None:
                     cov.add_metric([period], coverage)

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from exporters.fmt import local_time, page_bytes, page_duration
+from exporters.fmt import local_time, page_bytes, page_duration, page_pct
 from exporters.labels import REASON_LABELS_VI, STATE_LABELS
+from monitor.core.rates import RateRow
 from monitor.core.snapshot import DaySummary, NodeStatus, RecentRates, Snapshot
 from monitor.core.snmp import SnmpStatus
 
@@ -20,6 +21,7 @@ _env = Environment(loader=PackageLoader("exporters", "templates"), autoescape=se
 
 
 _env.filters["bytes"] = page_bytes
+_env.filters["pct"] = lambda x, digits=1: page_pct(x, digits, "chưa có số liệu / no data")
 _env.filters["duration"] = lambda s: "–" if s is None else page_duration(s)
 
 
@@ -95,9 +97,10 @@ def history_view(recent: RecentRates | None) -> dict[str, Any] | None:
     def row(s: DaySummary) -> dict[str, Any]:
         r = recent.province_row(s.rates)
         return {"day": s.day.isoformat(), "coverage": s.coverage, "sealed": s.sealed,
-                "communes": getattr(r, "communes", 0), "connected": getattr(r, "connected", 0),
+                "communes": r.with_data if isinstance(r, RateRow) else 0, "connected": getattr(r, "connected", 0),
+                "no_data": r.no_data if isinstance(r, RateRow) else 0,
                 "in_use": getattr(r, "in_use", 0),
-                "connected_rate": r.connected_rate if r else 0.0, "in_use_rate": r.in_use_rate if r else 0.0,
+                "connected_rate": r.connected_rate if r else None, "in_use_rate": r.in_use_rate if r else None,
                 "provisioned_rate": r.provisioned_rate if r else 0.0}
 
     p = recent.province_row(recent.period)

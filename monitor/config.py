@@ -153,6 +153,8 @@ class Rates(_Strict):
     target: float = Field(1.0, gt=0, le=1, description="the plan's target share of communes connected")
     connected_min_availability: float = Field(0.9, ge=0, le=1)
     in_use_min_bytes: int = Field(1_000_000, ge=0)
+    min_day_coverage: float = Field(0.5, ge=0, le=1, description="a day the monitor observed less of is marked as "
+                                    "not representative in reports (its figures still count)")
 
 
 class Web(_Strict):

@@ -312,8 +312,10 @@ def test_month_with_area_and_progress_bar_on_request(run_dir: Path, capsys: pyte
     codes = {row[0] for row in s["Communes"][1:] if len(row) > 3}
     assert codes == {"24133", "24121", "24154"}
     daily = [r for r in s["Daily rates"][1:] if len(r) > 3]
-    # June 1-27: before the monitor ran, the communes count and are not connected (coverage 0).
-    assert len(daily) == 30 and daily[0][1:4] == ["3", "3", "0"] and daily[0][8] == "0.000000"
+    # June 1-27: before the first inventory was recorded: no commune active, no data, no rate (coverage 0).
+    # (Until issue 16 these days used the first version and counted its communes as not connected.)
+    assert len(daily) == 30 and daily[0][1:4] == ["0", "0", "0"] and daily[0][8] == "0.000000"
+    assert daily[0][6] == "" and daily[0][-1] == "no data"
     assert daily[27][1:4] == ["3", "3", "3"]
 
 
@@ -392,3 +394,47 @@ async def test_a_real_run_reports_the_outage_the_test_caused(tmp_path: Path, lab
     t2 = next(t for t in r.communes if t.code == "24002")
     assert abs(t1.seconds.down - caused) <= interval + cfg.icmp.timeout_s
     assert t2.seconds.down == 0 and t2.seconds.up > 9
+
+
+def test_a_month_the_monitor_saw_only_3_days_of_has_the_rate_of_those_3_days(run_dir: Path) -> None:
+    """June for a monitor started on 28 June: the 27 days before are "no data", not 0% (issue: unobserved is
+    not disconnected), with the coverage 3/30 stated; CSV, XLSX and HTML say the same."""
+    from openpyxl import load_workbook
+
+    cfg = load_config(run_dir / "config.yaml")
+    store = open_store(cfg, create=False)
+    try:
+        june = build_report(store, cfg, date(2025, 6, 1), date(2025, 6, 30))
+        seen = build_report(store, cfg, D, date(2025, 6, 30))
+    finally:
+        store.close()
+    month = next(p for p in june.summary if p.area == "")
+    last3 = next(p for p in seen.summary if p.area == "")
+    assert (month.days, month.days_no_data) == (3, 27) and (last3.days, last3.days_no_data) == (3, 0)
+    assert month.connected_rate == pytest.approx(last3.connected_rate) and month.connected_rate > 0.6
+    assert month.in_use_rate == pytest.approx(last3.in_use_rate)
+    assert june.coverage == pytest.approx(3 / 30, abs=0.002)
+    # Before the first inventory was recorded (28 June): no commune, no data, "none recorded".
+    assert all(d.rate.communes == 0 and d.rate.connected_rate is None for d in june.daily[:27])
+    assert [v.days for v in june.versions] == [3] and june.days_without_inventory == 27
+
+    out = run_dir / "june.csv"
+    assert run(args(run_dir, "--month", "2025-06", "--out", str(out))) == 0
+    s = sections(out.read_text(encoding="utf-8-sig"))
+    head, row = s["Summary against the target"][0], next(r for r in s["Summary against the target"][1:] if r[1] == "")
+    assert row[head.index("Days counted")] == "3" and row[-1] == "27"
+    assert float(row[head.index("Connected rate (measured)")]) == pytest.approx(last3.connected_rate, abs=1e-6)
+    daily = [r for r in s["Daily rates"][1:] if len(r) > 3]
+    assert daily[0][6] == "" and daily[0][-1] == "no data" and daily[27][-1] == "yes"
+    assert float(dict(s["Method"][1:])["Coverage (share of the period the monitor was observing)"]) == pytest.approx(
+        3 / 30, abs=0.002)
+
+    xlsx = run_dir / "june.xlsx"
+    assert run(args(run_dir, "--month", "2025-06", "--out", str(xlsx))) == 0
+    summary = load_workbook(xlsx)["Summary against the target"]
+    assert summary["E2"].value == pytest.approx(last3.connected_rate) and summary["K2"].value == 27
+
+    html = run_dir / "june.html"
+    assert run(args(run_dir, "--month", "2025-06", "--out", str(html))) == 0
+    text = html.read_text(encoding="utf-8")
+    assert f"{last3.connected_rate * 100:.2f}%" in text and "no data" in text

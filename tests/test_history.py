@@ -27,6 +27,7 @@ from monitor.core.history import (
     day_span,
     days,
     fold,
+    is_connected,
     merge_outages,
     observed_seconds,
     outage_pieces,
@@ -317,3 +318,65 @@ def test_commune_days_filters_one_area_and_skips_network_nodes() -> None:
     nodes = [node(1, "1", "a", "A"), node(2, "2", "b", "B"), core]
     assert [c.code for c in commune_days(history(D, {}), nodes, "B")] == ["2"]
     assert len(commune_days(history(D, {}), nodes)) == 2
+
+
+# -- unobserved is not disconnected -------------------------------------------------------------------
+
+_SECONDS = st.builds(lambda up, down, unr: Seconds(up=up, down=down, unreachable=unr, unknown=86_400 - up - down - unr),
+                     st.integers(0, 28_800), st.integers(0, 28_800), st.integers(0, 28_800))
+
+
+def _days(per_day: list[dict[int, Seconds]], nodes: list[InventoryNode]) -> list[RateRow]:
+    rows: list[RateRow] = []
+    for i, day_rows in enumerate(per_day):
+        d = D + timedelta(days=i)
+        rows.extend(day_rates(d, commune_days(history(d, day_rows), nodes), min_availability=0.9,
+                              in_use_min_bytes=1))
+    return rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), _SECONDS), min_size=3, max_size=3), min_size=1, max_size=6),
+       st.lists(st.integers(0, 6), max_size=4))
+def test_time_the_monitor_did_not_run_never_changes_a_verdict_or_lowers_a_rate(
+        observed: list[list[Seconds | None]], gaps: list[int]) -> None:
+    """Three communes (one without a circuit) over some days; then days on which the monitor did not run are
+    inserted. Each commune's verdict on the days with data stays, and no period rate goes down (it stays)."""
+    nodes = [node(1, "1", "a"), node(2, "2", "b", "B"), node(3, "3", "c", address="")]
+    per_day = [{u: s for u, s in zip((1, 2, 3), day, strict=True) if s is not None} for day in observed]
+    with_gaps = list(per_day)
+    for at in sorted(gaps, reverse=True):
+        with_gaps.insert(min(at, len(with_gaps)), {})  # a whole day unobserved: no row for any commune
+
+    def verdicts(days: list[dict[int, Seconds]]) -> list[dict[str, bool]]:
+        out = []
+        for i, rows in enumerate(days):
+            if not rows:
+                continue
+            d = D + timedelta(days=i)
+            out.append({c.code: is_connected(c.seconds, 0.9) for c in commune_days(history(d, rows), nodes)})
+        return out
+
+    assert verdicts(with_gaps) == verdicts(per_day)
+    before = {(p.province, p.area): p for p in period_rates(_days(per_day, nodes))}
+    after = {(p.province, p.area): p for p in period_rates(_days(with_gaps, nodes))}
+    assert before.keys() == after.keys()
+    for key, b in before.items():
+        a = after[key]
+        assert a.days == b.days
+        if b.connected_rate is None:
+            assert a.connected_rate is None
+        else:
+            assert a.connected_rate is not None and a.connected_rate == pytest.approx(b.connected_rate)
+    for r in _days(with_gaps, nodes):
+        if r.day is not None and not with_gaps[(r.day - D).days] and r.provisioned:
+            assert r.connected_rate is None and r.no_data == r.provisioned  # a day without data has no rate
+
+
+def test_a_day_nobody_observed_has_no_rate_but_a_commune_without_circuit_is_known_not_connected() -> None:
+    nodes = [node(1, "1", "a"), node(2, "2", "b", address="")]
+    row = day_rates(D, commune_days(history(D, {}), nodes), min_availability=0.9, in_use_min_bytes=1)[0]
+    assert (row.area, row.communes, row.provisioned, row.no_data, row.connected_rate) == ("", 2, 1, 1, None)
+    up = Seconds(up=86_400)
+    row = day_rates(D, commune_days(history(D, {1: up}), nodes), min_availability=0.9, in_use_min_bytes=1)[0]
+    assert (row.no_data, row.connected_rate) == (0, 0.5)  # the commune without a circuit counts, not connected

@@ -393,3 +393,47 @@ async def test_nothing_observed_today_yet_shows_no_rate_rather_than_zero(tmp_pat
     assert 'tslcd_connected_day_rate_ratio{area="",period="today",province="Đắk Lắk"} 0.8' in \
         generate_latest(registry).decode()
     await rec.on_stop()
+
+
+async def test_a_day_the_monitor_did_not_run_is_no_data_on_metrics_and_the_page(tmp_path: Path) -> None:
+    """Day D observed (22015 down 3 h: 3 of 5 connected), D+1 the monitor stopped all day, D+2 observed
+    (all connected): yesterday (D+1) has no rate series, the 30-day rate is the mean of D and D+2 only,
+    and the page says "no data" for D+1 (issue 16: unobserved is not disconnected)."""
+    from dataclasses import replace
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from exporters.status import render_status_page
+
+    clock = [T0]
+    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock)
+    await rec.on_start(inv)
+    for k in range(24 * 12):  # day D, a sweep every 5 min; 22015 down 01:00-04:00
+        t = T0 + 300 * (k + 1)
+        sweeper.down = {"127.0.0.6"} if 3600 <= t - T0 < 4 * 3600 else set()
+        await sweep(mon, rec, inv, clock, t)
+    await rec.on_stop()
+    rec.store.close()
+    # D+1: not running. D+2: a new start at 00:00, a morning observed.
+    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock)
+    clock[0] = T0 + 2 * 86_400
+    await rec.on_start(inv)
+    for k in range(12 * 12):
+        await sweep(mon, rec, inv, clock, T0 + 2 * 86_400 + 300 * k)
+    rec._recent_at = float("-inf")  # the refresh is throttled to once a minute; force it
+    await sweep(mon, rec, inv, clock, T0 + 2 * 86_400 + 12 * 3600)
+    recent = rec.recent()
+    assert recent is not None and [d.day for d in recent.days] == [D, D + timedelta(days=1)]
+    gap = recent.province_row(recent.days[1].rates)
+    assert gap is not None and gap.connected_rate is None and gap.no_data == 4  # 4 with a circuit, 1 without
+    period = recent.province_row(recent.period)
+    assert period is not None and (period.days, period.days_no_data) == (1, 1)
+    assert period.connected_rate == pytest.approx(3 / 5)  # D only: the day without data is not a 0
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(rec.collector())
+    text = generate_latest(registry).decode()
+    assert 'tslcd_connected_day_rate_ratio{area="",period="yesterday"' not in text
+    assert 'tslcd_connected_day_rate_ratio{area="",period="last_30d",province="Đắk Lắk"} 0.6' in text
+    html = render_status_page(replace(mon.snapshot, history=recent))
+    assert "chưa có số liệu / no data" in html
+    await rec.on_stop()

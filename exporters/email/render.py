@@ -116,7 +116,8 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
                 "of": labels["of_communes"].format(count=r.count, total=r.total) if measured else labels["no_traffic"],
                 "change": f.pp(r.change, labels) if measured else "",
                 "trend": "" if r.change is None or abs(r.change) < 0.0005 else ("up" if r.change > 0 else "down"),
-                "met": measured and r.rate >= report.target - 1e-9, "ratio": r.rate if measured else 0.0}
+                "met": measured and r.rate is not None and r.rate >= report.target - 1e-9,
+                "ratio": (r.rate or 0.0) if measured else 0.0}
 
     need = max(0, math.ceil(report.target * report.connected.total - 1e-9) - report.connected.count)
     gap = labels["gap"].format(count=need, target=target) if need else labels["gap_met"].format(target=target)
@@ -174,10 +175,11 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
         "coverage_warn": labels["coverage_warn"].format(coverage=f.pct(report.coverage))
         if report.coverage < 0.9995 else "",
         "trend": _trend_view(report, f, labels),
-        "areas": [{"area": a.area, "communes": a.communes, "connected": a.connected,
-                   "rate": f.pct(a.connected_rate), "ratio": a.connected_rate,
+        "areas": [{"area": a.area, "communes": a.with_data, "connected": a.connected,
+                   "rate": f.pct(a.connected_rate), "ratio": a.connected_rate or 0.0,
                    "in_use": f.pct(a.in_use_rate) if report.traffic_known else "—",
-                   "met": a.connected_rate >= report.target - 1e-9} for a in report.areas],
+                   "met": a.connected_rate is not None and a.connected_rate >= report.target - 1e-9}
+                  for a in report.areas],
         "traffic_known": report.traffic_known,
         "not_connected": not_connected, "not_connected_more": nc_more,
         "not_in_use": not_in_use, "not_in_use_more": nu_more,

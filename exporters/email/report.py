@@ -36,19 +36,20 @@ def send_tz(cfg: Any, settings: EmailSettings | None) -> ZoneInfo:
 
 @dataclass(frozen=True, slots=True)
 class Rate:
-    """``count`` of ``total`` communes; ``previous`` is the same rate the day before (None: no data then)."""
+    """``count`` of ``total`` communes (with data, for a measured rate); ``previous`` is the same rate the day
+    before (None: no data then). ``rate`` is None when no commune has data: "no data", never 0%."""
 
     count: int
     total: int
     previous: float | None = None
 
     @property
-    def rate(self) -> float:
-        return self.count / self.total if self.total else 0.0
+    def rate(self) -> float | None:
+        return self.count / self.total if self.total else None
 
     @property
     def change(self) -> float | None:
-        return None if self.previous is None else self.rate - self.previous
+        return None if self.previous is None or self.rate is None else self.rate - self.previous
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +203,7 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
         cds = commune_days(h, nodes_of(h.inventory_version).values())
         rows = day_rates(d, cds, min_availability=min_av, in_use_min_bytes=min_bytes)
         prov = _main_row(rows, cfg.province)
-        seen = h.observed_s > 0 and prov is not None and prov.communes > 0
+        seen = h.observed_s > 0 and prov is not None and prov.has_data
         province_rates[d] = prov if seen else None
         # No commune with uplink figures (no SNMP): "in use" was not measured that day, which is not 0%.
         traffic_on[d] = any(c.traffic_bytes is not None for c in cds)
@@ -219,8 +220,10 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
     traffic_known = traffic_on.get(day, False)
 
     total = today.communes if today else len(communes)
-    connected = Rate(today.connected if today else 0, total, before.connected_rate if before else None)
-    in_use = Rate(today.in_use if today else 0, total,
+    # Measured rates are over the communes with data; a commune not observed that day is neither (docs/design.md).
+    measured = today.with_data if today and today.has_data else 0
+    connected = Rate(today.connected if today else 0, measured, before.connected_rate if before else None)
+    in_use = Rate(today.in_use if today else 0, measured,
                   before.in_use_rate if before and traffic_on.get(day - timedelta(days=1)) else None)
     provisioned = Rate(today.provisioned if today else 0, total, before.provisioned_rate if before else None)
     areas = tuple(r for r in rows if r.area and (today is None or r.province == today.province))

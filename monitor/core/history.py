@@ -318,8 +318,16 @@ class CommuneDay:
     traffic_bytes: int | None = None  # uplink in + out that day; None when SNMP gave nothing
 
 
+def has_data(c: CommuneDay) -> bool:
+    """Whether the day says anything of the commune: it was observed (up, down or unreachable), or it has no
+    circuit (known not connected). A provisioned commune never observed that day is "no data": neither
+    connected nor not connected, and out of the day's rates."""
+    return not c.provisioned or c.seconds.observed > 0
+
+
 def is_connected(seconds: Seconds, min_availability: float) -> bool:
-    """Connected on a day: availability that day >= the threshold (nothing observed: not connected)."""
+    """Connected on a day: availability that day >= the threshold (nothing observed: not connected, and the
+    day has no data for the commune: see ``has_data``)."""
     return connected_on_day(seconds.availability, min_availability)
 
 
@@ -334,42 +342,48 @@ def day_rates(day: date, communes: Iterable[CommuneDay], *, min_availability: fl
     """One day's rates per province (area "") and per area, sorted by province then area."""
     return count_rows(((c.province, c.area, c.provisioned, is_connected(c.seconds, min_availability),
                         is_in_use(c.seconds, c.traffic_bytes, min_availability=min_availability,
-                                  in_use_min_bytes=in_use_min_bytes)) for c in communes), day)
+                                  in_use_min_bytes=in_use_min_bytes), has_data(c)) for c in communes), day)
 
 
 @dataclass(frozen=True, slots=True)
 class PeriodRate:
     """A period's rates for one province or area: the mean of its daily rates (docs/design.md).
 
-    Days on which the group had no active commune are not in the mean; ``days`` counts
-    the days that are.
+    The measured rates (connected, in use) are the mean over the days with data (some commune
+    observed, or without a circuit), ``days`` of them; ``days_no_data`` days had active communes
+    but no data, and are left out (None: no day had data). The provisioned rate, a registration,
+    is the mean over every day with active communes.
     """
 
     province: str
     area: str
     days: int
     provisioned_rate: float
-    connected_rate: float
-    in_use_rate: float
-    connected_min: float
-    connected_max: float
+    connected_rate: float | None
+    in_use_rate: float | None
+    connected_min: float | None
+    connected_max: float | None
+    days_no_data: int = 0
 
 
 def period_rates(daily: Iterable[RateRow]) -> tuple[PeriodRate, ...]:
-    """Mean of the daily rates per province and area, over the days each had communes."""
+    """Mean of the daily rates per province and area: measured rates over the days with data, the provisioned
+    rate over the days with active communes."""
     groups: dict[tuple[str, str], list[RateRow]] = defaultdict(list)
-    for r in daily:
-        if r.communes:
-            groups[(r.province, r.area)].append(r)
+    for r in daily:  # a row of no commune (a day before any inventory was recorded) is a day without data
+        groups[(r.province, r.area)].append(r)
     out = []
     for (p, a), rs in sorted(groups.items()):
-        conn = [r.connected_rate for r in rs]
+        seen = [r for r in rs if r.has_data]
+        if not any(r.communes for r in rs):
+            continue
+        conn = [r.connected_rate for r in seen if r.connected_rate is not None]
+        used = [r.in_use_rate for r in seen if r.in_use_rate is not None]
         out.append(PeriodRate(
-            p, a, len(rs),
-            period_rate([r.provisioned_rate for r in rs]) or 0.0,
-            period_rate(conn) or 0.0,
-            period_rate([r.in_use_rate for r in rs]) or 0.0,
-            min(conn), max(conn)))
+            p, a, len(seen),
+            period_rate([r.provisioned_rate for r in rs if r.communes]) or 0.0,
+            period_rate(conn), period_rate(used),
+            min(conn, default=None), max(conn, default=None), len(rs) - len(seen)))
     return tuple(out)
 
 

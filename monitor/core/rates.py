@@ -38,7 +38,11 @@ class CommuneNow:
 class RateRow:
     """Counts of the communes of one province (area "") or one area of it: now (``day`` None) or on one day.
 
-    The denominator is every active commune, provisioned or not (docs/design.md).
+    ``no_data`` counts the provisioned communes of which nothing was observed (that day): they
+    are neither connected nor not connected. The connected and in-use rates are over the
+    communes with data (observed, or without a circuit: known not connected), None when no
+    commune has data; the provisioned rate, a registration, is over every active commune
+    (docs/design.md, "Definitions auditors rely on").
     """
 
     province: str
@@ -47,39 +51,62 @@ class RateRow:
     provisioned: int
     connected: int
     in_use: int = 0
+    no_data: int = 0
     day: date | None = None
 
     @property
-    def connected_rate(self) -> float:
-        """Connected / all active communes (provisioned or not); 0 when there are none."""
-        return self.connected / self.communes if self.communes else 0.0
+    def with_data(self) -> int:
+        """Active communes with data: observed, or without a circuit (known not connected)."""
+        return self.communes - self.no_data
+
+    @property
+    def has_data(self) -> bool:
+        """Some commune with a circuit was observed (or there is none to observe): the measured rates exist."""
+        return self.communes > 0 and (self.provisioned > self.no_data or self.provisioned == 0)
+
+    @property
+    def connected_rate(self) -> float | None:
+        """Connected / active communes with data (provisioned or not); None without data (``has_data``)."""
+        return self.connected / self.with_data if self.has_data else None
+
+    @property
+    def in_use_rate(self) -> float | None:
+        """Connected and in use / active communes with data; None without data (``has_data``)."""
+        return self.in_use / self.with_data if self.has_data else None
 
     @property
     def rate(self) -> float:
-        """The connection rate: ``connected_rate``."""
-        return self.connected_rate
+        """The connection rate now (rows of now have no ``no_data``): 0 when there is no commune."""
+        return self.connected_rate or 0.0
 
     @property
     def provisioned_rate(self) -> float:
+        """Provisioned / all active communes: a registration, known whether observed or not."""
         return self.provisioned / self.communes if self.communes else 0.0
 
     @property
-    def in_use_rate(self) -> float:
-        return self.in_use / self.communes if self.communes else 0.0
+    def data_coverage(self) -> float:
+        """Share of the active communes with data (1.0 when there is no commune)."""
+        return self.with_data / self.communes if self.communes else 1.0
 
 
-def count_rows(communes: Iterable[tuple[str, str, bool, bool, bool]], day: date | None = None) -> tuple[RateRow, ...]:
+CommuneFacts = tuple[str, str, bool, bool, bool, bool]  # province, area, provisioned, connected, in use, has data
+
+
+def count_rows(communes: Iterable[CommuneFacts], day: date | None = None) -> tuple[RateRow, ...]:
     """Rows per province (area "") and per area, sorted by province then area, from one
-    (province, area, provisioned, connected, in use) per active commune."""
+    (province, area, provisioned, connected, in use, has data) per active commune."""
     counts: dict[tuple[str, str], list[int]] = {}
-    for province, area, provisioned, connected, in_use in communes:
+    for province, area, provisioned, connected, in_use, has_data in communes:
         for key in ((province, ""), (province, area)) if area else ((province, ""),):
-            row = counts.setdefault(key, [0, 0, 0, 0])
+            row = counts.setdefault(key, [0, 0, 0, 0, 0])
             row[0] += 1
             row[1] += provisioned
             row[2] += connected
             row[3] += in_use
-    return tuple(RateRow(p, a, n, prov, conn, used, day) for (p, a), (n, prov, conn, used) in sorted(counts.items()))
+            row[4] += not has_data
+    return tuple(RateRow(p, a, n, prov, conn, used, none, day)
+                 for (p, a), (n, prov, conn, used, none) in sorted(counts.items()))
 
 
 class AreaKeyed(Protocol):
@@ -101,4 +128,4 @@ def province_row(rows: Iterable[R], province: str) -> R | None:
 
 def current_rates(communes: Iterable[CommuneNow]) -> tuple[RateRow, ...]:
     """Connection rate now, per province (area "") and per area, sorted by province then area."""
-    return count_rows((c.province, c.area, c.provisioned, c.provisioned and c.up, False) for c in communes)
+    return count_rows((c.province, c.area, c.provisioned, c.provisioned and c.up, False, True) for c in communes)

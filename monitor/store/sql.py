@@ -302,7 +302,8 @@ class SqlStore:
                                    r.parent, r.active_from, r.active_until) for r in conn.execute(q))
 
     def version_for(self, day: date, tz: tzinfo) -> int | None:
-        """The inventory version in effect at the end of ``day`` (the first version, for days before it)."""
+        """The inventory version in effect at the end of ``day``; None for days before the first one was recorded
+        ("none recorded": those days have no active commune, hence no data)."""
         with self._read() as conn:
             return self._version_for(conn, day_span(day, tz)[1])
 
@@ -310,8 +311,6 @@ class SqlStore:
         v = conn.execute(select(inventory_versions.c.id).where(inventory_versions.c.loaded_at < end)
                          .order_by(inventory_versions.c.loaded_at.desc(), inventory_versions.c.id.desc())
                          .limit(1)).scalar()
-        if v is None:
-            v = conn.execute(select(func.min(inventory_versions.c.id))).scalar()
         return None if v is None else int(v)
 
     # -- days: computed from raw data, or sealed ---------------------------------------------------
