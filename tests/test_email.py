@@ -907,3 +907,40 @@ def test_email_timezone_moves_the_send_time_never_the_days() -> None:
     assert str(report_tz(cfg, settings)) == "Asia/Ho_Chi_Minh"  # type: ignore[arg-type]
     assert str(send_tz(cfg, settings)) == "Asia/Tokyo"  # type: ignore[arg-type]
     assert str(send_tz(cfg, None)) == "Asia/Ho_Chi_Minh"
+
+
+async def test_a_day_goes_out_once_unless_resent_on_purpose(
+        tmp_path: Path, smtp_server: ServerFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second --send of a day already delivered to the configured list refuses and says when it went;
+    --resend sends it again, with a new Message-ID, and the outbox records it."""
+    import argparse
+    import asyncio
+
+    from monitor.cli import report as mail_cli
+    from monitor.store import open_store
+
+    inbox, port = smtp_server(auth_required=False)
+    email_yaml = ("email:\n  from: tslcd@tslcd.example.gov.vn\n  to: [lanhdao@tslcd.example.gov.vn]\n"
+                  f"  smtp:\n    host: 127.0.0.1\n    port: {port}\n    security: plain\n")
+    history(tmp_path, email_yaml)[0].close()
+    parser = argparse.ArgumentParser(prog="tslcd")
+    mail_cli.add_parser(parser.add_subparsers(dest="command"))
+    base = ["report", "daily", "--config", str(tmp_path / "config.yaml"), "--date", "2025-11-24"]
+    assert await asyncio.to_thread(mail_cli.run, parser.parse_args([*base, "--send"])) == 0
+    capsys.readouterr()
+    assert await asyncio.to_thread(mail_cli.run, parser.parse_args([*base, "--send"])) == 1
+    err = capsys.readouterr().err
+    assert "already sent" in err and "--resend" in err and inbox.count() == 1
+    assert await asyncio.to_thread(mail_cli.run, parser.parse_args([*base, "--resend"])) == 0
+    assert inbox.count() == 2
+    first, second = (m.parsed()["Message-ID"] for m in inbox.messages)
+    assert first != second
+    from monitor.config import load_config
+
+    store = open_store(load_config(tmp_path / "config.yaml"), create=False)
+    try:
+        (row,) = store.outbox().rows()
+    finally:
+        store.close()
+    assert row.status == "sent" and row.attempts == 2 and row.message_id == second
+    assert row.last_error is not None and first in row.last_error and "resent by hand" in row.last_error

@@ -22,6 +22,7 @@ examples:
   tslcd report daily --out -                           the plain-text part on standard output
   tslcd report daily --send                            send yesterday's report now to email.to and email.cc
   tslcd report daily --send --to me@example.gov.vn     a test send to one address (the outbox is not touched)
+  tslcd report daily --date 2025-11-24 --resend        send a day already delivered again, on purpose (recorded)
 """
 
 
@@ -36,7 +37,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "scheduled email says it: render it to a file (--out, HTML; a name ending in .txt or '-' gives "
                     "the plain-text part), and/or send it now (--send) to the configured recipients or to --to. "
                     "A send to the configured recipients is recorded in the outbox, so the scheduler does not "
-                    "send that day again. Exit status 0 on success, 1 on a problem (config, store, SMTP).", 100),
+                    "send that day again, and a second --send of a day already delivered to them refuses (saying "
+                    "when it went); --resend sends it again on purpose and records that. Exit status 0 on success, "
+                    "1 on a problem (config, store, SMTP, a day already sent).", 100),
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     daily.add_argument("--config", default="config.yaml", metavar="F", help="config file (default: %(default)s)")
     daily.add_argument("--date", type=iso_date, metavar="YYYY-MM-DD",
@@ -47,6 +50,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     daily.add_argument("--to", action="append", metavar="ADDR", help="send to ADDR instead of email.to/cc "
                        "(repeatable)")
     daily.add_argument("--cc", action="append", metavar="ADDR", help="with --to: copy to ADDR (repeatable)")
+    daily.add_argument("--resend", action="store_true", help="like --send, also for a day already delivered to the "
+                       "configured recipients (recorded in the outbox)")
     daily.set_defaults(func=run)
     return rep  # type: ignore[no-any-return]
 
@@ -69,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from monitor.store import open_store
 
+    args.send = args.send or args.resend
     if getattr(args, "report_command", None) != "daily":
         return _fail(f"unknown report {getattr(args, 'report_command', None)!r}")
     if not args.out and not args.send:
@@ -104,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
         assert settings is not None
         to = tuple(args.to) if args.to else settings.to
         cc = tuple(args.cc or ()) if args.to else settings.cc
+        key = recipients_key(to, cc)
+        before = None if args.to else store.outbox().sent(day, key)
+        if before is not None and not args.resend:
+            when = datetime.fromtimestamp(before.sent_at or before.last_try or 0, tz).strftime("%Y-%m-%d %H:%M")
+            return _fail(f"the report of {day.isoformat()} was already sent to these recipients at {when} ({tz}), "
+                         f"Message-ID {before.message_id}; pass --resend to send it again")
         now = time.time()
         msg = build_message(rendered, sender=settings.sender, to=to, cc=cc, reply_to=settings.reply_to, day=day,
                             now=now, tz=tz)
@@ -111,9 +123,13 @@ def run(args: argparse.Namespace) -> int:
             sent = send_blocking(settings.smtp, msg)
         except MailError as e:
             return _fail(f"not sent: {e}")
-        if not args.to:
-            store.outbox().mark_sent(day, recipients_key(to, cc), now, sent.message_id,
-                                           recipients="To: " + ", ".join(to) + ("; Cc: " + ", ".join(cc) if cc else ""))
+        if before is not None:
+            first = datetime.fromtimestamp(before.sent_at or 0, tz).strftime("%Y-%m-%d %H:%M")
+            store.outbox().mark_resent(day, key, now, sent.message_id,
+                                       f"resent by hand; before: {first} ({tz}) as {before.message_id}")
+        elif not args.to:
+            store.outbox().mark_sent(day, key, now, sent.message_id,
+                                     recipients="To: " + ", ".join(to) + ("; Cc: " + ", ".join(cc) if cc else ""))
         print(f"sent {rendered.subject!r} to {len(sent.recipients)} recipient(s), Message-ID {sent.message_id}")
         for rcpt, (code, text) in sent.refused.items():
             print(f"tslcd: the server refused {rcpt}: {code} {text}", file=sys.stderr)

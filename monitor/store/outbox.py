@@ -135,6 +135,23 @@ class Outbox:
                 except IntegrityError:  # PostgreSQL: another process inserted it meanwhile; it is sent either way
                     pass
 
+    def sent(self, day: date, key: str) -> OutboxRow | None:
+        """The row of ``day`` for ``key`` when that report was delivered, else None."""
+        c = email_outbox.c
+        with self.engine.connect() as conn:
+            r = conn.execute(select(email_outbox).where(c.day == day, c.recipients_key == key,
+                                                        c.status == SENT)).first()
+        return None if r is None else _row(r)
+
+    def mark_resent(self, day: date, key: str, now: float, message_id: str, note: str) -> None:
+        """Record a delivery sent again on purpose (``tslcd report daily --resend``): one more attempt, the new
+        Message-ID and time, and ``note`` (which says when and as what it had been sent before)."""
+        c = email_outbox.c
+        with self._write() as conn:
+            conn.execute(update(email_outbox).where(c.day == day, c.recipients_key == key).values(
+                status=SENT, sent_at=now, last_try=now, attempts=c.attempts + 1, message_id=message_id,
+                last_error=note[:500]))
+
     def mark_failed(self, day: date, key: str, now: float, error: str, next_try: float) -> None:
         c = email_outbox.c
         with self._write() as conn:
