@@ -58,6 +58,7 @@ SWEEP_INTERVAL = "tslcd_sweep_interval_seconds"
 PROBES = "tslcd_probes_total"
 INVENTORY_NODES = "tslcd_inventory_nodes"
 INVENTORY_RELOAD_OK = "tslcd_inventory_last_reload_success"
+INVENTORY_WARNINGS = "tslcd_inventory_warnings"
 
 # SNMP, per node (monitor/probes/snmp polls; snmp_families below exports).
 SNMP_UP = "tslcd_snmp_up"
@@ -185,6 +186,9 @@ class SelfMetrics:
         self.inventory_nodes = Gauge(INVENTORY_NODES, "Nodes in the loaded inventory.", registry=self.registry)
         self.reload_ok = Gauge(INVENTORY_RELOAD_OK, "1 when the last inventory (re)load succeeded.",
                                registry=self.registry)
+        self.inventory_warnings = Gauge(INVENTORY_WARNINGS, "Warnings of the loaded inventory (e.g. commune codes "
+                                        "the bundled list of units lacks); its nodes are monitored all the same.",
+                                        registry=self.registry)
         ProcessCollector(registry=self.registry)
 
     def render(self) -> bytes:

@@ -9,13 +9,14 @@ import io
 import re
 import unicodedata
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Literal, cast
 
 import yaml
 
+from inventory import units
 from inventory.model import Inventory, Kind, Node
 from inventory.validate import MISSING, InventoryError, Problem, Where, check
 
@@ -59,6 +60,7 @@ def load_inventory(
     *,
     snmp_profiles: Collection[str] | None = None,
     default_province: str | None = None,
+    province: str | None = None,
 ) -> Inventory:
     """Load and validate an inventory file (.yaml, .yml or .csv).
 
@@ -72,6 +74,11 @@ def load_inventory(
     :class:`InventoryError` with every problem found (not just the first) otherwise.
     ``snmp_profiles`` are the profile names defined in config (None: not checked);
     ``default_province`` applies to nodes that set none, after the file's own default.
+    ``province`` is the config's province: a node naming the same province otherwise ("Thành phố
+    Hà Nội" for "Hà Nội", "ha noi", "01") takes the config's spelling, so that every figure
+    groups them together; a warning says so when the config's province has no node, or when
+    nodes belong to provinces the config does not name. Problems that do not stop the monitor
+    (an unknown commune code, those provinces) are ``Inventory.warnings``.
     """
     name = str(path)
     p = Path(path)
@@ -93,7 +100,8 @@ def load_inventory(
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise InventoryError([Problem(f"{name}:{line}", "", "not valid UTF-8 (save the file as UTF-8)")]) from None
-    return parse_inventory(text, source=name, fmt=fmt, snmp_profiles=snmp_profiles, default_province=default_province)
+    return parse_inventory(text, source=name, fmt=fmt, snmp_profiles=snmp_profiles, default_province=default_province,
+                           province=province)
 
 
 def parse_inventory(
@@ -103,6 +111,7 @@ def parse_inventory(
     fmt: Format,
     snmp_profiles: Collection[str] | None = None,
     default_province: str | None = None,
+    province: str | None = None,
 ) -> Inventory:
     """Like :func:`load_inventory`, from text already read; ``source`` names it in messages."""
     if fmt == "yaml":
@@ -126,10 +135,36 @@ def parse_inventory(
         # CSV header) is reported once, not again as missing.
         if not (p.key in rejected and p.message == MISSING)
     ]
-    if problems:
-        problems.sort(key=_position)
-        raise InventoryError(problems)
-    return Inventory.of(nodes, source=source)
+    errors = sorted((p for p in problems if not p.warning), key=_position)
+    if errors:
+        raise InventoryError(errors)
+    warnings = [p for p in problems if p.warning]
+    if province is not None and nodes:
+        nodes, more = _align_province(nodes, province, source)
+        warnings += more
+    return Inventory.of(nodes, source=source, warnings=[str(p) for p in sorted(warnings, key=_position)])
+
+
+def _align_province(nodes: list[Node], province: str, source: str) -> tuple[list[Node], list[Problem]]:
+    """Nodes of the config's ``province`` written another way take its spelling; warnings for the rest."""
+    same: dict[str, bool] = {}
+    out: list[Node] = []
+    others: dict[str, Node] = {}
+    for n in nodes:
+        if n.province not in same:
+            same[n.province] = units.same_province(n.province, province)
+        if same[n.province]:
+            out.append(n if n.province == province else replace(n, province=province))
+        else:
+            out.append(n)
+            others.setdefault(n.province, n)
+    warnings = [Problem(n.source or source, "province", f"{n.province!r} is not the config's province {province!r}: "
+                        "its communes count in that province's own figures, not in the config's", True)
+                for n in others.values()]
+    if len(others) == len(same):
+        warnings.insert(0, Problem(source, "", f"no node belongs to the config's province {province!r} "
+                                   f"(the inventory names {', '.join(sorted(repr(p) for p in others))})", True))
+    return out, warnings
 
 
 def _position(p: Problem) -> tuple[int, int]:

@@ -78,6 +78,8 @@ class Inventory:
 
     nodes: tuple[Node, ...]
     source: str = ""
+    # What loading found worth saying but not worth refusing ("file:line: key: warning: ..."), in file order.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def active(self, day: date) -> tuple[Node, ...]:
         """The nodes active on ``day``; their codes are unique (validation ensures it)."""
@@ -91,5 +93,5 @@ class Inventory:
         return tuple(sorted({n.province for n in self.nodes}))
 
     @classmethod
-    def of(cls, nodes: Iterable[Node], source: str = "") -> Inventory:
-        return cls(tuple(nodes), source)
+    def of(cls, nodes: Iterable[Node], source: str = "", warnings: Iterable[str] = ()) -> Inventory:
+        return cls(tuple(nodes), source, tuple(warnings))

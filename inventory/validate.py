@@ -28,9 +28,11 @@ class Problem:
     source: str
     key: str
     message: str
+    warning: bool = False  # the node is monitored and counted; `tslcd check --strict` makes it an error
 
     def __str__(self) -> str:
-        return ": ".join(part for part in (self.source, self.key, self.message) if part)
+        return ": ".join(part for part in (self.source, self.key, "warning" if self.warning else "", self.message)
+                         if part)
 
 
 
@@ -78,8 +80,8 @@ def check(
 def _check_node(node: Node, w: Where, snmp_profiles: Collection[str] | None) -> list[Problem]:
     out: list[Problem] = []
 
-    def add(name: str, message: str) -> None:
-        out.append(Problem(w.source(node, name), w.key(name), message))
+    def add(name: str, message: str, *, warning: bool = False) -> None:
+        out.append(Problem(w.source(node, name), w.key(name), message, warning))
 
     for name in ("code", "name"):
         if not getattr(node, name).strip():
@@ -110,7 +112,9 @@ def _check_node(node: Node, w: Where, snmp_profiles: Collection[str] | None) -> 
     if node.kind == "commune" and node.code.strip():
         message = _commune_code_problem(node)
         if message:
-            add("code", message)
+            # A well-formed code the bundled list lacks informs, it does not stop the monitor: the list may be
+            # behind the official one (units change by resolution), or the code a draft one.
+            add("code", message, warning=_CODE_RE.fullmatch(node.code) is not None)
     return out
 
 
@@ -125,7 +129,7 @@ def _commune_code_problem(node: Node) -> str | None:
         return (
             f"{node.code!r} is not the code of a current commune or ward of {node.province}"
             f" ({len(official)} units since {units.DIVISION_DATE}; a unit that ended before then"
-            " needs active_until)"
+            " needs active_until); it is monitored and counted"
         )
     return None
 

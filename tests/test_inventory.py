@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from inventory import units
 from inventory.load import InventoryError, load_inventory, parse_inventory
 from inventory.model import Node
 from inventory.validate import Problem, validate
@@ -97,7 +98,8 @@ BAD_FILES = {
     ],
     "bad-commune-code.yaml": [
         "bad-commune-code.yaml:3: nodes[0].code: '2413' is not a valid administrative code (5 digits)",
-        f"bad-commune-code.yaml:5: nodes[1].code: '99999' {NOT_CURRENT}",
+        # nodes[1] (99999, well-formed but not in the bundled list) is a warning, not a problem: see
+        # test_a_code_the_bundled_list_lacks_is_a_warning_and_the_node_is_monitored.
         # nodes[2] (24136, ended 2025-06-30) is a pre-reform unit: only its format is checked.
         "bad-commune-code.yaml:10: nodes[3].code: '2413X' is not a valid administrative code (5 digits)",
     ],
@@ -403,3 +405,45 @@ def test_duplicate_code_is_reported_iff_intervals_overlap_in_either_order(
         return sum("duplicate code" in p.message for p in validate(nodes))
 
     assert duplicates([x, y]) == duplicates([y, x]) == int(x.overlaps(y))
+
+
+def test_a_code_the_bundled_list_lacks_is_a_warning_and_the_node_is_monitored() -> None:
+    """Validation informs; only broken input stops (issue 16): the node loads, the warning names file and line."""
+    inv = load_inventory("warn-unknown-code.yaml", snmp_profiles=PROFILES)
+    assert [n.code for n in inv.nodes] == ["24133", "99999"]
+    assert inv.warnings == (f"warn-unknown-code.yaml:6: nodes[1].code: warning: '99999' {NOT_CURRENT}; "
+                            "it is monitored and counted",)
+
+
+def test_check_lists_warnings_with_exit_0_and_strict_refuses_them(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "config.yaml").write_text(f"province: Đắk Lắk\ninventory: {DATA / 'warn-unknown-code.yaml'}\n",
+                                          encoding="utf-8")
+    tslcd = [sys.executable, "-m", "monitor.cli", "check", "--config", str(tmp_path / "config.yaml")]
+    r = subprocess.run(tslcd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 warning(s)" in r.stdout and "warn-unknown-code.yaml:6: nodes[1].code: warning: '99999'" in r.stdout
+    r = subprocess.run([*tslcd, "--strict"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "1 problem(s)" in r.stdout and "'99999'" in r.stdout
+
+
+@pytest.mark.skipif(not units.full_list_available(), reason="Hà Nội's units need vietnam-provinces")
+def test_one_province_however_it_is_written() -> None:
+    """An inventory written by `tslcd inventory import --province "ha noi"` ("Thành phố Hà Nội") under a config
+    saying "Hà Nội": every commune is the config's province, so the status page counts all 126."""
+    from inventory.importer import build_skeleton
+    from inventory.load import parse_inventory
+
+    text = build_skeleton("ha noi")
+    assert 'province: "Thành phố Hà Nội"' in text or "Thành phố Hà Nội" in text
+    inv = parse_inventory(text, source="hanoi.yaml", fmt="yaml", province="Hà Nội")
+    communes = [n for n in inv.nodes if n.is_commune]
+    assert len(communes) == 126 and {n.province for n in inv.nodes} == {"Hà Nội"}
+    assert inv.warnings == ()
+    other = parse_inventory(text, source="hanoi.yaml", fmt="yaml", province="Đắk Lắk")
+    assert {n.province for n in other.nodes} == {"Thành phố Hà Nội"}
+    assert other.warnings[0].startswith("hanoi.yaml: warning: no node belongs to the config's province 'Đắk Lắk'")
+    assert units.same_province("TP. Hà Nội", "01") and units.same_province("ha noi", "Thành phố Hà Nội")
+    assert not units.same_province("Hà Nội", "Đắk Lắk")

@@ -20,6 +20,7 @@ __all__ = [
     "full_list_available",
     "normalize_name",
     "provinces",
+    "same_province",
     "write_csv",
 ]
 
@@ -95,6 +96,19 @@ def _province_code(name_or_code: str) -> str | None:
         if normalize_name(name) == wanted:
             return code
     return None
+
+
+@lru_cache(maxsize=256)
+def same_province(a: str, b: str) -> bool:
+    """Whether two spellings name one province: "Hà Nội", "Thành phố Hà Nội", "TP. Hà Nội", "ha noi" and the
+    code "01" do (by code where the province is known, else by the name without prefix or diacritics)."""
+    if a.strip() == b.strip():
+        return True
+    ca, cb = _province_code(a), _province_code(b)
+    if ca is not None or cb is not None:
+        return ca == cb
+    na, nb = normalize_name(a), normalize_name(b)
+    return bool(na) and _ALIASES.get(na, na) == _ALIASES.get(nb, nb)
 
 
 @lru_cache(maxsize=64)

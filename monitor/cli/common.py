@@ -65,7 +65,8 @@ def load_inventory_for(cfg: Config) -> Any:
     from inventory.load import load_inventory
 
     try:
-        return load_inventory(cfg.inventory_path, snmp_profiles=set(cfg.snmp_profiles), default_province=cfg.province)
+        return load_inventory(cfg.inventory_path, snmp_profiles=set(cfg.snmp_profiles), default_province=cfg.province,
+                              province=cfg.province)
     except OSError as e:
         raise TslcdError(f"cannot read the inventory {cfg.inventory_path}: {e.strerror}") from None
 

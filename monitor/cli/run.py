@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 from monitor.cli.common import DEFAULT_CONFIG, handles_errors, load_inventory_for
 from monitor.config import Config, load_config
 from monitor.errors import ConfigError, InventoryError
+
+log = logging.getLogger("tslcd.cli")
 
 
 def add_run_parser(sub: Any) -> None:
@@ -33,11 +36,14 @@ def add_check_parser(sub: Any) -> None:
     check = sub.add_parser(
         "check", help="validate the config and the inventory, listing every problem",
         description="Parse the config and the inventory it names (or --inventory) and print every problem "
-                    "found, each with its file and line (or CSV row). Exit status 0 when both are valid, 1 "
-                    "otherwise.",
+                    "found, each with its file and line (or CSV row), then every warning (what the monitor "
+                    "runs with: a commune code the bundled list lacks, nodes of another province). Exit status 0 "
+                    "when both are valid, 1 otherwise (with --strict, also when there is a warning).",
     )
     check.add_argument("--config", default=DEFAULT_CONFIG, metavar="F", help="config file (default: %(default)s)")
     check.add_argument("--inventory", metavar="F", help="inventory file, instead of the config's")
+    check.add_argument("--strict", action="store_true", help="treat warnings (a commune code the bundled list of "
+                       "units lacks, nodes of another province) as problems: exit 1")
     check.set_defaults(func=cmd_check)
 
 
@@ -49,6 +55,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, inventory=args.inventory)
     logs.setup(cfg.log_level)
     inventory = load_inventory_for(cfg)
+    for w in inventory.warnings:  # once, at start (and again on a reload that still has it)
+        log.warning("inventory", extra={"problem": w})
     monitor = app.build(cfg, inventory, inventory_path=cfg.inventory_path)
 
     def ready(url: str) -> None:
@@ -76,11 +84,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         try:
             inventory = load_inventory(inv_path, snmp_profiles=set(cfg.snmp_profiles) if cfg else None,
-                                       default_province=cfg.province if cfg else None)
+                                       default_province=cfg.province if cfg else None,
+                                       province=cfg.province if cfg else None)
         except InventoryError as e:
             problems += [str(p) for p in e.problems]
         except OSError as e:
             problems.append(f"{inv_path}: cannot read: {e.strerror}")
+    warnings = list(inventory.warnings) if inventory is not None else []
+    if args.strict:
+        problems += warnings
+        warnings = []
     if problems:
         print(f"{len(problems)} problem(s):")
         for p in problems:
@@ -92,4 +105,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     communes = [n for n in active if n.is_commune]
     print(f"OK: {args.config} and {inv_path}: {len(inventory.nodes)} nodes, {len(active)} active today "
           f"({len(communes)} communes, {sum(1 for n in communes if n.address)} with a circuit)")
+    if warnings:
+        print(f"{len(warnings)} warning(s) (the monitor runs with them; --strict refuses them):")
+        for w in warnings:
+            print(f"  {w}")
     return 0

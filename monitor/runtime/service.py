@@ -119,6 +119,7 @@ class Monitor:
         self.metrics = MetricsCache(self.self_metrics)
         self.self_metrics.inventory_nodes.set(len(inventory.nodes))
         self.self_metrics.reload_ok.set(1)
+        self.self_metrics.inventory_warnings.set(len(inventory.warnings))
         self.self_metrics.sweep_interval.labels("icmp").set(cfg.icmp.interval_s)
         if cfg.snmp_profiles:
             self.self_metrics.sweep_interval.labels("snmp").set(cfg.snmp.interval_s)
@@ -154,13 +155,16 @@ class Monitor:
         try:
             inv = await asyncio.to_thread(load_inventory, self.inventory_path,
                                           snmp_profiles=set(self.cfg.snmp_profiles),
-                                          default_province=self.cfg.province)
+                                          default_province=self.cfg.province, province=self.cfg.province)
         except (InventoryError, OSError) as e:
             self.self_metrics.reload_ok.set(0)
             log.error("inventory reload failed; keeping the last good inventory",
                       extra={"path": str(self.inventory_path), "problems": str(e)})
             return False
         self.inventory = inv
+        for w in inv.warnings:
+            log.warning("inventory", extra={"problem": w})
+        self.self_metrics.inventory_warnings.set(len(inv.warnings))
         self.self_metrics.reload_ok.set(1)
         self.self_metrics.inventory_nodes.set(len(inv.nodes))
         log.info("inventory reloaded", extra={"path": str(self.inventory_path), "nodes": len(inv.nodes)})
