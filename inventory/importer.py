@@ -10,10 +10,6 @@ from monitor.errors import SkeletonError
 
 __all__ = ["SkeletonError", "build_skeleton"]
 
-_INSTALL = "pip install 'tslcd-monitor[units]'"
-
-
-
 
 def _q(text: str) -> str:
     # A JSON string is a valid YAML double-quoted scalar, and keeps Vietnamese letters readable.
@@ -26,12 +22,6 @@ def build_skeleton(province: str) -> str:
     the fields the operator fills in left empty. It loads cleanly with ``load_inventory``."""
     found = units.for_province(province)
     if found is None:
-        if not units.full_list_available():
-            shipped = ", ".join(name for _, name in units.provinces())
-            raise SkeletonError(
-                f"no unit list for province {province!r}: only {shipped} is shipped; the lists of all"
-                f" 34 provinces come with the optional package vietnam-provinces (GPL-3.0): {_INSTALL}"
-            )
         known = ", ".join(f"{code} {name}" for code, name in units.provinces())
         raise SkeletonError(f"unknown province {province!r}; known provinces: {known}")
     if not found:

@@ -121,17 +121,30 @@ def _check_node(node: Node, w: Where, snmp_profiles: Collection[str] | None) -> 
 def _commune_code_problem(node: Node) -> str | None:
     if not _CODE_RE.fullmatch(node.code):
         return f"{node.code!r} is not a valid administrative code (5 digits)"
-    # A unit that ended before the reform belongs to the old division, which no list here holds.
+    # A unit that ended before the reform belongs to the old division: its code is that division's.
     if node.active_until is not None and node.active_until < _REFORM:
         return None
     official = units.codes_for(node.province) if node.province.strip() else None
-    if official is not None and node.code not in official:
-        return (
-            f"{node.code!r} is not the code of a current commune or ward of {node.province}"
-            f" ({len(official)} units since {units.DIVISION_DATE}; a unit that ended before then"
-            " needs active_until); it is monitored and counted"
-        )
-    return None
+    if official is None or node.code in official:
+        return None
+    current = units.by_code()
+    draft = units.draft_codes().get(node.code)
+    if draft is not None:
+        u = current[draft]
+        return (f"{node.code!r} is the code of the 2025 draft decision for {u.name} ({u.province_name}); its "
+                f"official code (Quyết định 19/2025/QĐ-TTg) is {draft!r}; it is monitored and counted")
+    former = units.former_units().get(node.code)
+    if former is not None:
+        became = current.get(former.new_code)
+        now = f"; it became {became.code!r} {became.name}" if became else ""
+        return (f"{node.code!r} was {former.name} ({former.district}) in the division before "
+                f"{units.DIVISION_DATE}{now} (give the node active_until, or the new unit's code); it is "
+                "monitored and counted")
+    return (
+        f"{node.code!r} is not the code of a current commune or ward of {node.province}"
+        f" ({len(official)} units since {units.DIVISION_DATE}; a unit that ended before then"
+        " needs active_until); it is monitored and counted"
+    )
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

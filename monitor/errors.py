@@ -44,7 +44,7 @@ class InventoryError(TslcdError, ValueError):
 
 
 class SkeletonError(TslcdError, ValueError):
-    """The province's unit list is unknown, or needs the optional ``vietnam-provinces`` package."""
+    """The province is unknown, or has no unit in the bundled list."""
 
 
 class StoreError(TslcdError, RuntimeError):

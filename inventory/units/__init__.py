@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +14,11 @@ __all__ = [
     "DIVISION_DATE",
     "FIELDS",
     "Unit",
+    "Former",
+    "by_code",
     "codes_for",
+    "draft_codes",
+    "former_units",
     "for_province",
     "full_list_available",
     "normalize_name",
@@ -31,10 +34,11 @@ DIVISION_DATE = "2025-07-01"
 FIELDS = ("code", "name", "kind", "province_code", "province_name")
 
 _HERE = Path(__file__).parent
-# Lists shipped with the project, so that these provinces need no GPL package at
-# run time. Regenerate with write_csv (see its docstring).
-_SHIPPED: dict[str, Path] = {"66": _HERE / "dak_lak.csv"}
-_SHIPPED_NAMES: dict[str, str] = {"66": "Đắk Lắk"}
+# Every unit of the 34 provinces, and what the lists before and the 2025 draft called them:
+# built by scripts/units_build.py from vietnamadminunits (MIT); provenance and checksums in SOURCE.md.
+UNITS_CSV = _HERE / "units.csv"
+REPLACED_CSV = _HERE / "replaced.csv"
+DRAFT_CSV = _HERE / "draft_2025.csv"
 # Names in common use that are not the official name, in normalize_name form.
 _ALIASES = {"hcm": "hochiminh", "tphcm": "hochiminh", "hcmc": "hochiminh", "saigon": "hochiminh"}
 
@@ -67,18 +71,19 @@ def normalize_name(text: str) -> str:
 
 
 def full_list_available() -> bool:
-    """True when the optional ``vietnam-provinces`` package (all 34 provinces) is installed."""
-    return importlib.util.find_spec("vietnam_provinces") is not None
+    """True: the lists of all 34 provinces are bundled (kept for callers of the time they needed a package)."""
+    return True
+
+
+@lru_cache(maxsize=1)
+def _all_units() -> tuple[Unit, ...]:
+    with UNITS_CSV.open(encoding="utf-8", newline="") as f:
+        return tuple(Unit(**row) for row in csv.DictReader(f))
 
 
 def provinces() -> list[tuple[str, str]]:
-    """(code, name) of every province whose unit list is known: all 34 when
-    ``vietnam-provinces`` is installed, otherwise only the shipped ones."""
-    if not full_list_available():
-        return sorted(_SHIPPED_NAMES.items())
-    from vietnam_provinces import Province
-
-    return sorted((f"{p.code.value:02d}", p.name) for p in Province.iter_all())
+    """(code, name) of the 34 provinces of the current division."""
+    return sorted({(u.province_code, u.province_name) for u in _all_units()})
 
 
 def _province_code(name_or_code: str) -> str | None:
@@ -113,36 +118,42 @@ def same_province(a: str, b: str) -> bool:
 
 @lru_cache(maxsize=64)
 def _units_of(province_code: str) -> tuple[Unit, ...]:
-    shipped = _SHIPPED.get(province_code)
-    if shipped is not None:
-        with shipped.open(encoding="utf-8", newline="") as f:
-            return tuple(Unit(**row) for row in csv.DictReader(f))
-    return tuple(_from_package(province_code))
+    return tuple(u for u in _all_units() if u.province_code == province_code)
 
 
-def _from_package(province_code: str) -> list[Unit]:
-    from vietnam_provinces import Province, ProvinceCode, Ward
+@dataclass(frozen=True, slots=True)
+class Former:
+    """A unit of the division before 1 July 2025, and the code of the unit it became ("" when not known)."""
 
-    province = Province.from_code(ProvinceCode(int(province_code)))
-    return sorted(
-        (
-            Unit(
-                code=f"{w.code.value:05d}",
-                # The package has stray double spaces ("Phường  Buôn Ma Thuột", 10 names).
-                name=" ".join(w.name.split()),
-                kind=w.division_type.value,
-                province_code=province_code,
-                province_name=province.name,
-            )
-            for w in Ward.iter_by_province(province.code)
-        ),
-        key=lambda u: u.code,
-    )
+    code: str
+    name: str
+    district: str
+    new_code: str
+
+
+@lru_cache(maxsize=1)
+def former_units() -> dict[str, Former]:
+    """The units of the division before 1 July 2025, by code (a code reused since names another unit now)."""
+    with REPLACED_CSV.open(encoding="utf-8", newline="") as f:
+        return {r["old_code"]: Former(r["old_code"], r["old_name"], r["old_district"], r["new_code"])
+                for r in csv.DictReader(f)}
+
+
+@lru_cache(maxsize=1)
+def draft_codes() -> dict[str, str]:
+    """Codes of the 2025 draft decision that are no official code, mapped to the official code of the unit."""
+    with DRAFT_CSV.open(encoding="utf-8", newline="") as f:
+        return {r["draft_code"]: r["official_code"] for r in csv.DictReader(f)}
+
+
+@lru_cache(maxsize=1)
+def by_code() -> dict[str, Unit]:
+    """Every current unit by its official code."""
+    return {u.code: u for u in _all_units()}
 
 
 def for_province(name_or_code: str) -> list[Unit] | None:
-    """Every commune, ward and special zone of a province, by code; None when the
-    province is unknown (or needs ``vietnam-provinces``, which is not installed).
+    """Every commune, ward and special zone of a province, by code; None when the province is unknown.
 
     ``name_or_code`` may be "Đắk Lắk", "dak lak", "Tỉnh Đắk Lắk" or "66".
     """
@@ -160,11 +171,7 @@ def codes_for(name_or_code: str) -> frozenset[str] | None:
 
 
 def write_csv(units: Iterable[Unit], out: TextIO) -> None:
-    """Write ``units`` in the shipped CSV format. The shipped Đắk Lắk list was made with::
-
-        python -c "import sys; from inventory import units; \\
-            units.write_csv(units._from_package('66'), sys.stdout)" > inventory/units/dak_lak.csv
-    """
+    """Write ``units`` in the bundled CSV format (scripts/units_build.py writes units.csv itself)."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(FIELDS)
     for u in units:

@@ -19,8 +19,8 @@ def add_parser(sub: Any) -> None:
         "import", help="write an inventory skeleton of a province's official communes",
         description="Write a YAML inventory with every commune and ward of a province (official codes and "
                     "names of the current administrative division) for an operator to fill in addresses, "
-                    "SNMP profiles, uplinks and parents. Đắk Lắk is shipped; the other 33 provinces need the "
-                    "optional package: pip install 'tslcd-monitor[units]'.",
+                    "SNMP profiles, uplinks and parents. The lists of all 34 provinces are bundled "
+                    "(inventory/units/SOURCE.md says where they come from).",
     )
     imp.add_argument("--province", required=True, metavar="NAME", help='name or code, e.g. "Đắk Lắk", "dak lak", 66')
     imp.add_argument("--out", required=True, metavar="F", help="file to write ('-' for standard output)")
