@@ -76,7 +76,6 @@ def main() -> int:
                 old_to_new[old] = new_by_key[(pk, default["newWardKey"])]
     legacy = db.execute("select wardCode, ward, district, provinceCode, provinceKey, districtKey, wardKey "
                         "from admin_units_legacy where wardCode <> '' order by wardCode").fetchall()
-    new_provinces = {u[3]: _province_name(u[4]) for u in units}
     with (OUT / "replaced.csv").open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(("old_code", "old_name", "old_district", "new_code"))
