@@ -58,3 +58,25 @@ async def test_page_shows_rates_and_communes_not_up(tmp_path: Path, served: Any,
     # A name with HTML in it is shown as text, not markup.
     assert "Phường <b>Tuy Hòa</b>" in rows["22015"][1]
     assert "&lt;b&gt;Tuy Hòa&lt;/b&gt;" in seen["html"]
+
+
+async def test_page_fits_a_phone_whatever_the_fonts(tmp_path: Path, served: Any, browser: Any) -> None:
+    """With every letter 15% wider than here (fonts differ between machines), the page of a province with
+    communes down still fits 390 px: no sideways scrolling of the page itself (wide tables scroll in their box)."""
+    sweeper = ScriptedSweeper()
+    mon = make(tmp_path, sweeper)
+    url = await served(mon)
+    await mon.sweep_once()
+    sweeper.down = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.6"}
+    await mon.sweep_once()
+    await mon.sweep_once()
+    page = await browser.new_page(viewport={"width": 390, "height": 844}, java_script_enabled=False)
+    try:
+        await page.goto(url, wait_until="load")
+        html = (await page.content()).replace("</head>", "<style>* { letter-spacing: 0.15em !important; }</style></head>")
+        assert "letter-spacing: 0.15em" in html
+        await page.set_content(html, wait_until="load")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+    finally:
+        await page.close()
+    assert width <= 390
