@@ -73,7 +73,8 @@ async def test_page_fits_a_phone_whatever_the_fonts(tmp_path: Path, served: Any,
     page = await browser.new_page(viewport={"width": 390, "height": 844}, java_script_enabled=False)
     try:
         await page.goto(url, wait_until="load")
-        html = (await page.content()).replace("</head>", "<style>* { letter-spacing: 0.15em !important; }</style></head>")
+        wider = "<style>* { letter-spacing: 0.15em !important; }</style></head>"
+        html = (await page.content()).replace("</head>", wider)
         assert "letter-spacing: 0.15em" in html
         await page.set_content(html, wait_until="load")
         width = await page.evaluate("document.documentElement.scrollWidth")
