@@ -634,6 +634,21 @@ def test_the_report_counts_a_history_the_test_built(tmp_path: Path) -> None:
     assert r.seal_digest == seal.digest and r.dashboard_url == "https://tslcd.example.gov.vn/"
 
 
+def test_the_trend_of_a_monitor_that_ran_3_days_of_30_is_those_3_days(tmp_path: Path) -> None:
+    """The email's 30-day trend over a history of 3 observed days: 27 days "no data" (no bar, not 0%), and the
+    mean, lowest and highest are those of the 3 days (issue 16: unobserved is not disconnected)."""
+    from exporters.email import report_from_store
+
+    store, cfg = history(tmp_path)
+    try:
+        r = report_from_store(store, cfg, DAY, now=at(7, 0, DAY + timedelta(days=1)))
+    finally:
+        store.close()
+    assert len(r.trend) == 30 and sum(1 for t in r.trend if t.connected is None) == 27
+    text = render(r, language="en").text
+    assert "Mean 60.0% · lowest 20.0% (24 Nov) · highest 80.0% (23 Nov) · target met on 0 of 3 days" in text
+
+
 def test_report_daily_out_renders_without_sending(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
