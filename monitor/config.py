@@ -313,6 +313,8 @@ class Config(_Strict):
     store: StoreSettings = StoreSettings()
     email: EmailSettings | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    strict_inventory: bool = Field(False, description="refuse an inventory with warnings (an unknown commune "
+                                   "code, nodes of another province), at start and on reload, as `check --strict`")
 
     # Where the config came from; inventory paths are relative to it.
     _source: Path = PrivateAttr(default=Path("config.yaml"))

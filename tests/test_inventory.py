@@ -447,3 +447,18 @@ def test_one_province_however_it_is_written() -> None:
     assert other.warnings[0].startswith("hanoi.yaml: warning: no node belongs to the config's province 'Đắk Lắk'")
     assert units.same_province("TP. Hà Nội", "01") and units.same_province("ha noi", "Thành phố Hà Nội")
     assert not units.same_province("Hà Nội", "Đắk Lắk")
+
+
+def test_strict_inventory_in_the_config_refuses_warnings_at_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"province: Đắk Lắk\ninventory: {DATA / 'warn-unknown-code.yaml'}\nstrict_inventory: true\n"
+                   "web:\n  listen: 127.0.0.1:0\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "monitor.cli", "run", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and "invalid inventory (1 problem(s))" in r.stderr and "'99999'" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "monitor.cli", "check", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and "'99999'" in r.stdout

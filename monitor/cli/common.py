@@ -61,14 +61,18 @@ def iso_date(text: str) -> date:
 
 
 def load_inventory_for(cfg: Config) -> Any:
-    """The inventory the config names, loaded as the monitor loads it (raises InventoryError)."""
+    """The inventory the config names, loaded as the monitor loads it (raises InventoryError; with
+    ``strict_inventory`` also for its warnings)."""
     from inventory.load import load_inventory
 
     try:
-        return load_inventory(cfg.inventory_path, snmp_profiles=set(cfg.snmp_profiles), default_province=cfg.province,
-                              province=cfg.province)
+        inv = load_inventory(cfg.inventory_path, snmp_profiles=set(cfg.snmp_profiles), default_province=cfg.province,
+                             province=cfg.province)
     except OSError as e:
         raise TslcdError(f"cannot read the inventory {cfg.inventory_path}: {e.strerror}") from None
+    if cfg.strict_inventory and inv.warnings:  # the operator asked that warnings stop, as `check --strict`
+        raise InventoryError(inv.warnings)
+    return inv
 
 
 __all__ = ["DEFAULT_CONFIG", "handles_errors", "iso_date", "load_inventory_for", "print_error"]

@@ -91,7 +91,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         except OSError as e:
             problems.append(f"{inv_path}: cannot read: {e.strerror}")
     warnings = list(inventory.warnings) if inventory is not None else []
-    if args.strict:
+    if args.strict or (cfg is not None and cfg.strict_inventory):
         problems += warnings
         warnings = []
     if problems:

@@ -156,6 +156,8 @@ class Monitor:
             inv = await asyncio.to_thread(load_inventory, self.inventory_path,
                                           snmp_profiles=set(self.cfg.snmp_profiles),
                                           default_province=self.cfg.province, province=self.cfg.province)
+            if self.cfg.strict_inventory and inv.warnings:
+                raise InventoryError(inv.warnings)
         except (InventoryError, OSError) as e:
             self.self_metrics.reload_ok.set(0)
             log.error("inventory reload failed; keeping the last good inventory",
