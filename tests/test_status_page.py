@@ -21,7 +21,8 @@ pytestmark = [
 ]
 
 
-async def test_page_shows_rates_and_communes_not_up(tmp_path: Path, served: Any, browser: Any) -> None:
+async def _with_outages(tmp_path: Path, served: Any) -> str:
+    """The page's URL once AGG (and the communes behind it) and 22015 are down."""
     sweeper = ScriptedSweeper()
     mon = make(tmp_path, sweeper)
     url = await served(mon)
@@ -29,6 +30,11 @@ async def test_page_shows_rates_and_communes_not_up(tmp_path: Path, served: Any,
     sweeper.down = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.6"}
     await mon.sweep_once()
     await mon.sweep_once()
+    return str(url)
+
+
+async def test_page_shows_rates_and_communes_not_up(tmp_path: Path, served: Any, browser: Any) -> None:
+    url = await _with_outages(tmp_path, served)
 
     page = await browser.new_page(viewport={"width": 390, "height": 844}, java_script_enabled=False)
     await page.goto(url, wait_until="load")
@@ -63,13 +69,7 @@ async def test_page_shows_rates_and_communes_not_up(tmp_path: Path, served: Any,
 async def test_page_fits_a_phone_whatever_the_fonts(tmp_path: Path, served: Any, browser: Any) -> None:
     """With every letter 15% wider than here (fonts differ between machines), the page of a province with
     communes down still fits 390 px: no sideways scrolling of the page itself (wide tables scroll in their box)."""
-    sweeper = ScriptedSweeper()
-    mon = make(tmp_path, sweeper)
-    url = await served(mon)
-    await mon.sweep_once()
-    sweeper.down = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.6"}
-    await mon.sweep_once()
-    await mon.sweep_once()
+    url = await _with_outages(tmp_path, served)
     page = await browser.new_page(viewport={"width": 390, "height": 844}, java_script_enabled=False)
     try:
         await page.goto(url, wait_until="load")
