@@ -95,13 +95,11 @@ def history_view(recent: RecentRates | None) -> dict[str, Any] | None:
         return None
 
     def row(s: DaySummary) -> dict[str, Any]:
-        r = recent.province_row(s.rates)
+        r = recent.province_row(s.rates) or RateRow(recent.province, "", 0, 0, 0)
         return {"day": s.day.isoformat(), "coverage": s.coverage, "sealed": s.sealed,
-                "communes": r.with_data if isinstance(r, RateRow) else 0, "connected": getattr(r, "connected", 0),
-                "no_data": r.no_data if isinstance(r, RateRow) else 0,
-                "in_use": getattr(r, "in_use", 0),
-                "connected_rate": r.connected_rate if r else None, "in_use_rate": r.in_use_rate if r else None,
-                "provisioned_rate": r.provisioned_rate if r else 0.0}
+                "communes": r.with_data, "connected": r.connected, "no_data": r.no_data, "in_use": r.in_use,
+                "connected_rate": r.connected_rate, "in_use_rate": r.in_use_rate,
+                "provisioned_rate": r.provisioned_rate}
 
     p = recent.province_row(recent.period)
     return {

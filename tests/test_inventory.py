@@ -429,8 +429,7 @@ def test_check_lists_warnings_with_exit_0_and_strict_refuses_them(tmp_path: Path
     assert r.returncode == 1 and "1 problem(s)" in r.stdout and "'99999'" in r.stdout
 
 
-@pytest.mark.skipif(not units.full_list_available(), reason="Hà Nội's units need vietnam-provinces")
-def test_one_province_however_it_is_written() -> None:
+def test_one_province_however_it_is_written(tmp_path: Path) -> None:
     """An inventory written by `tslcd inventory import --province "ha noi"` ("Thành phố Hà Nội") under a config
     saying "Hà Nội": every commune is the config's province, so the status page counts all 126."""
     from inventory.importer import build_skeleton
@@ -442,6 +441,16 @@ def test_one_province_however_it_is_written() -> None:
     communes = [n for n in inv.nodes if n.is_commune]
     assert len(communes) == 126 and {n.province for n in inv.nodes} == {"Hà Nội"}
     assert inv.warnings == ()
+    from monitor.config import load_config
+    from monitor.runtime.service import Monitor
+    from tests.conftest import ScriptedSweeper
+
+    (tmp_path / "hanoi.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "config.yaml").write_text("province: Hà Nội\ninventory: hanoi.yaml\n", encoding="utf-8")
+    cfg = load_config(tmp_path / "config.yaml")
+    loaded = load_inventory(cfg.inventory_path, default_province=cfg.province, province=cfg.province)
+    snap = Monitor(cfg, loaded, ScriptedSweeper()).snapshot  # type: ignore[arg-type]
+    assert snap.province_rate().communes == 126  # what the status page and /metrics show for the config
     other = parse_inventory(text, source="hanoi.yaml", fmt="yaml", province="Đắk Lắk")
     assert {n.province for n in other.nodes} == {"Thành phố Hà Nội"}
     assert other.warnings[0].startswith("hanoi.yaml: warning: no node belongs to the config's province 'Đắk Lắk'")
