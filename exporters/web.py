@@ -1,22 +1,38 @@
-"""HTTP: /metrics (cached exposition), / (status page), /api/status.json, /healthz.
+"""HTTP: /metrics (cached exposition), / (status page), /api/status.json, /healthz; TLS and basic auth.
 
 The server reads a ``Source`` (the running monitor: its latest snapshot, its cached
 exposition and its config); it never probes and never imports the runtime.
+
+Security follows the web configuration file Prometheus exporters share (exporter-toolkit:
+``tls_server_config``, ``basic_auth_users`` with bcrypt hashes, ``http_server_config.headers``),
+so Prometheus's own ``tls_config`` and ``basic_auth`` scrape settings just work. With users
+configured every path needs them except ``/healthz`` (which says only whether sweeps run); a
+refusal is a bare 401. The certificate and key are read again when their files change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
 import json
+import logging
 import os
+import ssl
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Protocol
 
+import bcrypt
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from exporters.metrics import CONTENT_TYPE, MetricsCache
 from exporters.status import render_status_page, status_view
-from monitor.config import Config
+from monitor.config import Config, TlsServerConfig, WebConfigFile
 from monitor.core.snapshot import Snapshot
 from monitor.errors import ListenError
 
@@ -32,7 +48,104 @@ class Source(Protocol):
     def metrics(self) -> MetricsCache: ...
 
 
+log = logging.getLogger("tslcd.web")
+
 SOURCE: web.AppKey[Source] = web.AppKey("source")
+PUBLIC = frozenset({"/healthz"})  # answered without a password: it tells whether sweeps run, nothing else
+_AUTH_CACHE_MAX = 64  # verified (user, password) pairs kept, so that a scrape every 15 s costs no bcrypt run
+_TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TLS12": ssl.TLSVersion.TLSv1_2,
+                 "TLS13": ssl.TLSVersion.TLSv1_3}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BasicAuth:
+    """Checks ``Authorization: Basic`` against bcrypt hashes; a verified pair is remembered (by its SHA-256)."""
+
+    def __init__(self, users: dict[str, bytes]) -> None:
+        self._users = users
+        self._ok: dict[bytes, None] = {}
+
+    async def allows(self, header: str | None) -> bool:
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            user, sep, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        hashed = self._users.get(user)
+        if not sep or hashed is None:
+            return False
+        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+        if key in self._ok:
+            return True
+        # bcrypt costs tens of milliseconds by design: off the event loop.
+        if not await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed):
+            return False
+        if len(self._ok) >= _AUTH_CACHE_MAX:
+            self._ok.pop(next(iter(self._ok)))
+        self._ok[key] = None
+        return True
+
+
+def _guard(web_config: WebConfigFile | None) -> Middleware:
+    users = {u: h.get_secret_value().encode() for u, h in (web_config.basic_auth_users if web_config else {}).items()}
+    auth = BasicAuth(users) if users else None
+    headers = dict(web_config.http_server_config.headers) if web_config else {}
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if auth is not None and request.path not in PUBLIC and not await auth.allows(
+                request.headers.get("Authorization")):
+            resp: web.StreamResponse = web.Response(status=401, text="401 Unauthorized\n",
+                                                    headers={"WWW-Authenticate": 'Basic realm="tslcd"'})
+        else:
+            resp = await handler(request)
+        resp.headers.update(headers)
+        return resp
+
+    return guard
+
+
+class TlsFiles:
+    """The server's TLS context, loaded again for new connections when the certificate or key file changes."""
+
+    def __init__(self, tls: TlsServerConfig, resolve: Callable[[Path], Path]) -> None:
+        self.cert, self.key = resolve(tls.cert_file), resolve(tls.key_file)
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.minimum_version = _TLS_VERSIONS[tls.min_version]
+        self.context.maximum_version = _TLS_VERSIONS[tls.max_version]
+        if tls.client_ca_file is not None:
+            self.context.load_verify_locations(cafile=str(resolve(tls.client_ca_file)))
+        self.context.verify_mode = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+                                    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}[tls.client_auth_type]
+        self._stamp: tuple[float, float] | None = None
+        self.reload()
+
+    def _mtimes(self) -> tuple[float, float]:
+        return self.cert.stat().st_mtime, self.key.stat().st_mtime
+
+    def reload(self) -> bool:
+        """Load the pair when it changed since the last load; False when unchanged. Raises ListenError on bad files."""
+        try:
+            stamp = self._mtimes()
+            if stamp == self._stamp:
+                return False
+            self.context.load_cert_chain(str(self.cert), str(self.key))
+        except (OSError, ssl.SSLError) as e:
+            raise ListenError(f"cannot load the TLS certificate {self.cert} and key {self.key}: "
+                              f"{getattr(e, 'strerror', None) or e}") from None
+        self._stamp = stamp
+        return True
+
+    async def watch(self, every_s: float = 5.0) -> None:
+        """Reload on change until cancelled (the server's cleanup cancels it); a bad new pair keeps the old one."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                self.reload()
+            except ListenError as e:
+                log.error("TLS certificate not reloaded; keeping the last good one",
+                          extra={"problem": str(e)})
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -72,8 +185,8 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 def make_app(source: Source) -> web.Application:
-    """The aiohttp application serving ``source``."""
-    app = web.Application()
+    """The aiohttp application serving ``source`` (basic auth and headers from its web configuration file)."""
+    app = web.Application(middlewares=[_guard(source.cfg.web_config)])
     app[SOURCE] = source
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/api/status.json", _status_json)
@@ -86,9 +199,22 @@ async def start_server(source: Source, listen: str) -> tuple[web.AppRunner, str]
     """Start serving on HOST:PORT (port 0 picks a free one); return the runner and the base URL."""
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
-    runner = web.AppRunner(make_app(source), access_log=None)
+    web_config = source.cfg.web_config
+    tls = TlsFiles(web_config.tls_server_config, web_config.path) \
+        if web_config is not None and web_config.tls_server_config is not None else None
+    app = make_app(source)
+    if tls is not None:
+        async def watch(app: web.Application) -> AsyncIterator[None]:
+            task = asyncio.create_task(tls.watch())
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        app.cleanup_ctx.append(watch)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, int(port))
+    site = web.TCPSite(runner, host, int(port), ssl_context=tls.context if tls else None)
     try:
         await site.start()
     except OSError as e:
@@ -99,4 +225,4 @@ async def start_server(source: Source, listen: str) -> tuple[web.AppRunner, str]
     sock = site._server.sockets[0]  # type: ignore[union-attr]
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    return runner, f"http://{shown}:{bound}/"
+    return runner, f"{'https' if tls else 'http'}://{shown}:{bound}/"

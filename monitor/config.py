@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -162,6 +162,67 @@ class Web(_Strict):
 
     listen: Listen = "127.0.0.1:9750"
     public_url: str = Field("", description="where people reach the status page, for links in emails")
+    config_file: Path | None = Field(None, description="TLS and basic auth: a web configuration file in the format "
+                                     "Prometheus exporters share (exporter-toolkit), relative to this file")
+
+
+_TLS_VERSIONS = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
+# exporter-toolkit's RequestClientCert and RequireAnyClientCert accept a certificate without verifying it, which
+# Python's ssl cannot do: they are refused (unknown value) rather than quietly made stricter or looser.
+_CLIENT_AUTH = Literal["NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"]
+
+
+def _check_bcrypt(value: SecretStr) -> SecretStr:
+    text = value.get_secret_value()
+    if not (text.startswith(("$2a$", "$2b$", "$2y$")) and len(text) == 60):
+        raise ValueError("expected a bcrypt hash ($2y$..., 60 characters; make one with: "
+                         "python -c 'import bcrypt, getpass; print(bcrypt.hashpw(getpass.getpass().encode(), "
+                         "bcrypt.gensalt()).decode())')")
+    return value
+
+
+class TlsServerConfig(_Strict):
+    """``tls_server_config`` of exporter-toolkit's web configuration file (the keys tslcd supports)."""
+
+    cert_file: Path
+    key_file: Path
+    client_auth_type: _CLIENT_AUTH = "NoClientCert"
+    client_ca_file: Path | None = None
+    min_version: _TLS_VERSIONS = "TLS12"
+    max_version: _TLS_VERSIONS = "TLS13"
+
+    @model_validator(mode="after")
+    def _sane(self) -> TlsServerConfig:
+        if self.client_auth_type in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert") \
+                and self.client_ca_file is None:
+            raise ValueError(f"client_auth_type {self.client_auth_type} needs client_ca_file")
+        if self.min_version > self.max_version:
+            raise ValueError("min_version is above max_version")
+        return self
+
+
+class HttpServerConfig(_Strict):
+    """``http_server_config``: headers added to every response."""
+
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class WebConfigFile(_Strict):
+    """exporter-toolkit's web configuration file: TLS, basic auth users (bcrypt hashes), response headers."""
+
+    tls_server_config: TlsServerConfig | None = None
+    basic_auth_users: dict[str, Annotated[SecretStr, AfterValidator(_check_bcrypt)]] = Field(default_factory=dict)
+    http_server_config: HttpServerConfig = HttpServerConfig()
+
+    _source: Path = PrivateAttr(default=Path("web.yml"))
+
+    @property
+    def source(self) -> Path:
+        return self._source
+
+    def path(self, p: Path) -> Path:
+        """``p`` relative to the web configuration file (as exporter-toolkit resolves them)."""
+        return p if p.is_absolute() else self._source.parent / p
 
 
 # -- the daily email ---------------------------------------------------------------------------------
@@ -318,6 +379,12 @@ class Config(_Strict):
 
     # Where the config came from; inventory paths are relative to it.
     _source: Path = PrivateAttr(default=Path("config.yaml"))
+    _web_config: WebConfigFile | None = PrivateAttr(default=None)
+
+    @property
+    def web_config(self) -> WebConfigFile | None:
+        """The web configuration file's content (TLS, basic auth), when one is configured."""
+        return self._web_config
 
     @property
     def source(self) -> Path:
@@ -408,9 +475,11 @@ def _describe(err: Any) -> str:
     return msg
 
 
-def load_config(path: str | Path, *, inventory: str | Path | None = None) -> Config:
-    """Parse and validate ``path``; raise ConfigError listing every problem with file:line: key."""
-    path = Path(path)
+M = TypeVar("M", bound=BaseModel)
+
+
+def _load_model(path: Path, model: type[M], what: str, *, update: dict[str, Any] | None = None) -> M:
+    """Read YAML ``path`` into ``model``; every problem is a ConfigError line with file:line: key."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -423,8 +492,10 @@ def load_config(path: str | Path, *, inventory: str | Path | None = None) -> Con
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else 0
         raise ConfigError([f"{path}:{line}: not valid YAML: {e.problem}"]) from None
+    if data is None and update is None:
+        data = {}
     if not isinstance(data, dict):
-        raise ConfigError([f"{path}:1: expected a mapping of keys (province, inventory, icmp, ...)"])
+        raise ConfigError([f"{path}:1: expected a mapping of keys ({what})"])
     lines: dict[tuple[Any, ...], int] = {}
     if tree is not None:
         _marks(tree, (), lines)
@@ -438,10 +509,9 @@ def load_config(path: str | Path, *, inventory: str | Path | None = None) -> Con
     secret_problems: list[tuple[tuple[Any, ...], str]] = []
     data = _resolve_secrets(data, (), path.parent, secret_problems)
     problems = [f"{where(loc)}: {_dotted(loc)}: {msg}" for loc, msg in secret_problems]
-    if inventory is not None:
-        data["inventory"] = str(Path(inventory).resolve())
+    data.update(update or {})
     try:
-        cfg = Config.model_validate(data)
+        value = model.model_validate(data)
     except ValidationError as e:
         for err in e.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -449,5 +519,32 @@ def load_config(path: str | Path, *, inventory: str | Path | None = None) -> Con
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)
+    return value
+
+
+def load_config(path: str | Path, *, inventory: str | Path | None = None,
+                web_config: str | Path | None = None) -> Config:
+    """Parse and validate ``path``; raise ConfigError listing every problem with file:line: key.
+
+    ``inventory`` and ``web_config`` replace the file's ``inventory`` and ``web.config_file``;
+    the web configuration file is read and checked too (``Config.web_config``).
+    """
+    path = Path(path)
+    update: dict[str, Any] = {}
+    if inventory is not None:
+        update["inventory"] = str(Path(inventory).resolve())
+    cfg = _load_model(path, Config, "province, inventory, icmp, ...", update=update)
     cfg._source = path
+    file = Path(web_config).resolve() if web_config is not None else cfg.web.config_file
+    if file is not None:
+        file = file if file.is_absolute() else path.parent / file
+        cfg._web_config = load_web_config(file)
     return cfg
+
+
+def load_web_config(path: str | Path) -> WebConfigFile:
+    """The web configuration file (exporter-toolkit's format); ConfigError names file:line: key."""
+    path = Path(path)
+    web = _load_model(path, WebConfigFile, "tls_server_config, basic_auth_users, http_server_config")
+    web._source = path
+    return web

@@ -28,6 +28,9 @@ def add_run_parser(sub: Any) -> None:
     run.add_argument("--config", default=DEFAULT_CONFIG, metavar="F", help="config file (default: %(default)s)")
     run.add_argument("--inventory", metavar="F", help="inventory file (YAML or CSV), instead of the config's")
     run.add_argument("--listen", metavar="HOST:PORT", help="HTTP address, instead of the config's web.listen")
+    run.add_argument("--web.config.file", dest="web_config", metavar="F",
+                     help="TLS and basic auth (the web configuration file of Prometheus exporters), instead of the "
+                          "config's web.config_file")
     run.set_defaults(func=cmd_run)
 
 
@@ -42,6 +45,8 @@ def add_check_parser(sub: Any) -> None:
     )
     check.add_argument("--config", default=DEFAULT_CONFIG, metavar="F", help="config file (default: %(default)s)")
     check.add_argument("--inventory", metavar="F", help="inventory file, instead of the config's")
+    check.add_argument("--web.config.file", dest="web_config", metavar="F",
+                       help="the web configuration file to check, instead of the config's web.config_file")
     check.add_argument("--strict", action="store_true", help="treat warnings (a commune code the bundled list of "
                        "units lacks, nodes of another province) as problems: exit 1")
     check.set_defaults(func=cmd_check)
@@ -52,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the monitor until SIGTERM or Ctrl-C."""
     from monitor.runtime import app, logs
 
-    cfg = load_config(args.config, inventory=args.inventory)
+    cfg = load_config(args.config, inventory=args.inventory, web_config=args.web_config)
     logs.setup(cfg.log_level)
     inventory = load_inventory_for(cfg)
     for w in inventory.warnings:  # once, at start (and again on a reload that still has it)
@@ -74,7 +79,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     problems: list[str] = []
     cfg: Config | None = None
     try:
-        cfg = load_config(args.config, inventory=args.inventory)
+        cfg = load_config(args.config, inventory=args.inventory, web_config=args.web_config)
     except ConfigError as e:
         problems += e.problems
     inv_path = Path(args.inventory) if args.inventory else (cfg.inventory_path if cfg else None)
