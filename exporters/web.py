@@ -90,7 +90,12 @@ class BasicAuth:
 def _guard(web_config: WebConfigFile | None) -> Middleware:
     users = {u: h.get_secret_value().encode() for u, h in (web_config.basic_auth_users if web_config else {}).items()}
     auth = BasicAuth(users) if users else None
-    headers = dict(web_config.http_server_config.headers) if web_config else {}
+    # Defaults every response carries (the page needs no script, frame or outside resource); the web
+    # configuration file's headers add to them or replace them.
+    headers = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+               "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                                          "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"}
+    headers.update(web_config.http_server_config.headers if web_config else {})
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -148,9 +153,27 @@ class TlsFiles:
                           extra={"problem": str(e)})
 
 
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header accepts gzip (``gzip;q=0`` refuses it; ``*`` accepts it)."""
+    quality: dict[str, float] = {}
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        q = 1.0
+        for p in params.split(";"):
+            key, _, value = p.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if name.strip():
+            quality[name.strip().lower()] = q
+    return quality.get("gzip", quality.get("x-gzip", quality.get("*", 0.0))) > 0
+
+
 async def _metrics(request: web.Request) -> web.Response:
     src = request.app[SOURCE]
-    gz = "gzip" in request.headers.get("Accept-Encoding", "")
+    gz = accepts_gzip(request.headers.get("Accept-Encoding", ""))
     body = src.metrics.body(gzipped=gz)
     resp = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
     if gz:

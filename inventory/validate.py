@@ -90,14 +90,20 @@ def _check_node(node: Node, w: Where, snmp_profiles: Collection[str] | None) -> 
         add("province", MISSING_PROVINCE)
     if node.kind not in KINDS:
         add("kind", f"{node.kind!r} is not a valid kind (expected commune, core or aggregation)")
-    if node.address and _ip(node.address) is None:
-        add("address", f"{node.address!r} is not a valid IP address")
+    if node.address:
+        ip = _ip(node.address)
+        if ip is None:
+            add("address", f"{node.address!r} is not a valid IP address")
+        elif _unmonitorable(ip):
+            add("address", f"{node.address!r} {_unmonitorable(ip)}: a node needs the unicast address of its router")
     if node.address6:
         ip6 = _ip(node.address6)
         if ip6 is None:
             add("address6", f"{node.address6!r} is not a valid IPv6 address")
         elif ip6.version != 6:
             add("address6", f"{node.address6!r} is not an IPv6 address")
+        elif _unmonitorable(ip6):
+            add("address6", f"{node.address6!r} {_unmonitorable(ip6)}: a node needs the unicast address of its router")
         elif not node.address:
             add("address6", "set but 'address' is empty: put a single address in 'address'")
     if node.active_from and node.active_until and node.active_until < node.active_from:
@@ -145,6 +151,17 @@ def _commune_code_problem(node: Node) -> str | None:
         f" ({len(official)} units since {units.DIVISION_DATE}; a unit that ended before then"
         " needs active_until); it is monitored and counted"
     )
+
+
+def _unmonitorable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """Why an echo to ``ip`` cannot tell whether one router is up ("" when it can)."""
+    if ip.is_unspecified:
+        return "is the unspecified address"
+    if ip.is_multicast:
+        return "is a multicast address"
+    if isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255"):
+        return "is the broadcast address"
+    return ""
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

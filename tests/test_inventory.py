@@ -471,3 +471,19 @@ def test_strict_inventory_in_the_config_refuses_warnings_at_start(tmp_path: Path
     r = subprocess.run([sys.executable, "-m", "monitor.cli", "check", "--config", str(cfg)], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 1 and "'99999'" in r.stdout
+
+
+@pytest.mark.parametrize(("field", "address", "why"), [
+    ("address", "255.255.255.255", "is the broadcast address"), ("address", "224.0.0.1", "is a multicast address"),
+    ("address", "0.0.0.0", "is the unspecified address"), ("address", "::", "is the unspecified address"),
+    ("address6", "ff02::1", "is a multicast address"),
+])
+def test_addresses_that_cannot_be_monitored_are_refused_with_their_line(field: str, address: str, why: str) -> None:
+    extra = "    address: 198.18.0.1\n" if field == "address6" else ""
+    text = (f"province: Đắk Lắk\nnodes:\n  - code: \"24133\"\n    name: Phường Buôn Ma Thuột\n{extra}"
+            f"    {field}: \"{address}\"\n")
+    with pytest.raises(InventoryError) as e:
+        parse_inventory(text, source="inv.yaml", fmt="yaml")
+    line = 6 if extra else 5
+    assert [str(p) for p in e.value.problems] == [
+        f"inv.yaml:{line}: nodes[0].{field}: {address!r} {why}: a node needs the unicast address of its router"]

@@ -209,3 +209,34 @@ async def test_a_real_prometheus_scrapes_over_tls_with_basic_auth(tmp_path: Path
     finally:
         proc.terminate()
         await asyncio.to_thread(proc.wait, 30)
+
+
+@pytest.mark.parametrize(("header", "gzip"), [
+    ("gzip", True), ("gzip, deflate, br", True), ("br;q=1.0, gzip;q=0.5", True), ("*", True), ("x-gzip", True),
+    ("gzip;q=0", False), ("gzip; q=0.0, *;q=1", False), ("identity", False), ("", False), ("*;q=0", False),
+])
+def test_gzip_only_when_accepted(header: str, gzip: bool) -> None:
+    from exporters.web import accepts_gzip
+
+    assert accepts_gzip(header) is gzip
+
+
+async def test_pages_carry_security_headers_and_gzip_q0_gets_plain_text(tmp_path: Path, served: Any) -> None:
+    from tests.test_exporter import make
+
+    mon = make(tmp_path, ScriptedSweeper())
+    await mon.sweep_once()
+    url = await served(mon)
+
+    def get(path: str, encoding: str) -> tuple[dict[str, str], bytes]:
+        req = urllib.request.Request(url + path, headers={"Accept-Encoding": encoding})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return dict(r.headers), r.read()
+
+    headers, _ = await asyncio.to_thread(get, "", "identity")
+    assert headers["X-Content-Type-Options"] == "nosniff" and "default-src 'none'" in headers[
+        "Content-Security-Policy"] and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    headers, body = await asyncio.to_thread(get, "metrics", "gzip;q=0")
+    assert "Content-Encoding" not in headers and body.startswith(b"# HELP")
+    headers, body = await asyncio.to_thread(get, "metrics", "gzip")
+    assert headers["Content-Encoding"] == "gzip" and body[:2] == b"\x1f\x8b"
