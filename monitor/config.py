@@ -417,6 +417,48 @@ def _marks(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], in
             _marks(item, path + (i,), out)
 
 
+MAX_YAML_NODES = 100_000  # after alias expansion: a config is a few hundred; a "billion laughs" is refused
+
+
+def _tree_problems(tree: yaml.Node, path: Path) -> list[str]:
+    """Duplicate keys (the last would silently win) and a document too large once aliases are expanded."""
+    problems: list[str] = []
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if depth > 200:
+            raise _TooDeep(node.start_mark.line + 1)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        problems.append(f"{path}:{k.start_mark.line + 1}: {k.value}: duplicate key (also at line "
+                                        f"{seen[k.value]}); give each key once")
+                    seen.setdefault(k.value, k.start_mark.line + 1)
+                total += size(k, depth + 1) + size(v, depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, depth + 1) for item in node.value)
+        sizes[id(node)] = min(total, MAX_YAML_NODES + 1)
+        return sizes[id(node)]
+
+    try:
+        if size(tree, 0) > MAX_YAML_NODES:
+            problems.append(f"{path}:1: more than {MAX_YAML_NODES:,} values once aliases are expanded "
+                            "(a YAML alias bomb?): refused")
+    except _TooDeep as e:
+        problems.append(f"{path}:{e.line}: nested more than 200 levels deep: refused")
+    return problems
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
 def _dotted(path: tuple[Any, ...]) -> str:
     text = ""
     for part in path:
@@ -488,6 +530,16 @@ def _load_model(path: Path, model: type[M], what: str, *, update: dict[str, Any]
         raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from None
     try:
         tree = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else 0
+        raise ConfigError([f"{path}:{line}: not valid YAML: {e.problem}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}:1: nested too deeply to read: refused"]) from None
+    if tree is not None:
+        problems = _tree_problems(tree, path)
+        if problems:
+            raise ConfigError(problems)
+    try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else 0

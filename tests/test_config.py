@@ -1,5 +1,6 @@
 """Config errors: each message names the file, the line and the key; secrets never printed."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,30 @@ def test_shipped_config_is_valid() -> None:
     cfg = load_config(Path(__file__).parent.parent / "config.yaml")
     assert cfg.province == "Đắk Lắk" and cfg.timezone == "Asia/Ho_Chi_Minh"
     assert cfg.inventory_path.exists()
+
+
+def _problems(tmp_path: Path, text: str) -> list[str]:
+    (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "config.yaml")
+    return e.value.problems
+
+
+def test_a_duplicate_key_is_an_error_not_the_last_one_winning(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, "province: Đắk Lắk\ninventory: a.yaml\nicmp:\n  count: 3\n  count: 5\n")
+    assert problems == [f"{tmp_path / 'config.yaml'}:5: count: duplicate key (also at line 4); give each key once"]
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    started = time.monotonic()
+    problems = _problems(tmp_path, "\n".join(lines) + "\nprovince: x\ninventory: a.yaml\n")
+    assert problems == [f"{tmp_path / 'config.yaml'}:1: more than 100,000 values once aliases are expanded "
+                        "(a YAML alias bomb?): refused"]
+    assert time.monotonic() - started < 30  # a bound against a hang, not a benchmark: it takes milliseconds
+
+
+def test_deep_nesting_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    problems = _problems(tmp_path, "province: x\ninventory: a.yaml\nweb: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    assert len(problems) == 1 and "nested" in problems[0] and problems[0].startswith(str(tmp_path / "config.yaml"))
