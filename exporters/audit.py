@@ -457,6 +457,7 @@ def write_xlsx(r: Report, path: Path) -> None:
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
 
@@ -483,6 +484,8 @@ def write_xlsx(r: Report, path: Path) -> None:
 
         def cell(value: Any, kind: str, *, style: Font | None = None, align: Alignment | None = None,
                  ws: Any = ws) -> Any:
+            if isinstance(value, str):  # names recorded before the loader neutralised controls: never a crash
+                value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
             c = WriteOnlyCell(ws, value=value)
             if isinstance(value, str):
                 # openpyxl would store "=..." as a formula; a name is text, always.

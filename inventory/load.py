@@ -208,6 +208,16 @@ def _build(entry: _Entry, default_province: str | None, problems: list[Problem])
             bad(name, f"{value!r} is not a number")
             return None
 
+    def shown(name: str, fallback: str | None = None) -> str:
+        """A text people read (pages, reports, metrics): NFC, control and bidi-override characters neutralised."""
+        value = _nfc(text(name) or fallback)
+        clean = _UNSHOWABLE.sub("\ufffd", value)
+        if clean != value and name in where.fields:
+            problems.append(Problem(where.fields[name], where.key(name), "control or bidirectional-override "
+                                    "characters replaced by U+FFFD (they would garble pages, reports and metrics)",
+                                    True))
+        return clean
+
     kind = text("kind") or "commune"
     code = text("code") or ""
     code_cell = entry.cells.get("code")
@@ -216,11 +226,11 @@ def _build(entry: _Entry, default_province: str | None, problems: list[Problem])
         code = code.zfill(5)
     node = Node(
         code=code,
-        name=_nfc(text("name")),
+        name=shown("name"),
         # Checked by the rules with everything else, so one run reports all problems.
         kind=cast(Kind, kind),
-        province=_nfc(text("province") or default_province),
-        area=_nfc(text("area")),
+        province=shown("province", default_province),
+        area=shown("area"),
         address=text("address") or "",
         address6=text("address6") or "",
         snmp=text("snmp"),
@@ -233,6 +243,10 @@ def _build(entry: _Entry, default_province: str | None, problems: list[Problem])
         source=entry.source,
     )
     return node, where
+
+
+# C0 and C1 controls (a bell, an escape sequence), and the bidirectional controls that reorder what follows them.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _nfc(value: str | None) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from exporters.audit import build_report, period_of, safe_text
+from exporters.audit import build_report, period_of, safe_text, write_xlsx
 from inventory.model import Inventory, Node
 from monitor.cli.audit import add_parser, run
 from monitor.config import Config, load_config
@@ -438,3 +438,25 @@ def test_a_month_the_monitor_saw_only_3_days_of_has_the_rate_of_those_3_days(run
     assert run(args(run_dir, "--month", "2025-06", "--out", str(html))) == 0
     text = html.read_text(encoding="utf-8")
     assert f"{last3.connected_rate * 100:.2f}%" in text and "no data" in text
+
+
+def test_a_name_with_control_characters_does_not_break_the_xlsx(tmp_path: Path) -> None:
+    """A name recorded with a bell, an escape sequence and a bidi override (an inventory the loader would now
+    neutralise, or a store written before it did): the XLSX is written, the characters replaced by U+FFFD."""
+    from openpyxl import load_workbook
+
+    evil = "A\x07\x1b[31mRED\u202eX"
+    inv = Inventory.of([Node("CORE", "Lõi", "core", P, address="127.0.0.1"),
+                        Node("24133", evil, "commune", P, area="A\x1b", address="127.0.0.3", parent="CORE")])
+    cfg = audit_config(tmp_path)
+    t0 = day_span(D, cfg.tz)[0]
+    asyncio.run(simulate(cfg, inv, t0, t0 + 2 * H, gap=(0.0, 0.0)))
+    store = open_store(cfg, create=False)
+    try:
+        report = build_report(store, cfg, D, D)
+    finally:
+        store.close()
+    out = tmp_path / "evil.xlsx"
+    write_xlsx(report, out)
+    names = [row[1].value for row in load_workbook(out)["Communes"].iter_rows(min_row=2) if row[0].value == "24133"]
+    assert names == ["A\ufffd\ufffd[31mRED\u202eX"]  # openpyxl refuses C0 controls; a bidi override is legal text

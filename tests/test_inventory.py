@@ -487,3 +487,13 @@ def test_addresses_that_cannot_be_monitored_are_refused_with_their_line(field: s
     line = 6 if extra else 5
     assert [str(p) for p in e.value.problems] == [
         f"inv.yaml:{line}: nodes[0].{field}: {address!r} {why}: a node needs the unicast address of its router"]
+
+
+def test_control_and_bidi_characters_in_names_are_neutralised_with_a_warning() -> None:
+    text = ('province: Đắk Lắk\nnodes:\n  - code: "24133"\n    name: "A\\x07\\x1b[31mRED\\u202eX"\n'
+            '    area: "B\\u2066"\n')
+    inv = parse_inventory(text, source="i.yaml", fmt="yaml")
+    assert (inv.nodes[0].name, inv.nodes[0].area) == ("A\ufffd\ufffd[31mRED\ufffdX", "B\ufffd")
+    assert inv.warnings == tuple(f"i.yaml:{line}: nodes[0].{key}: warning: control or bidirectional-override "
+                                 "characters replaced by U+FFFD (they would garble pages, reports and metrics)"
+                                 for line, key in ((4, "name"), (5, "area")))
