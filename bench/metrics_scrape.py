@@ -108,6 +108,7 @@ async def main() -> None:
     mon.metrics.update(expo)  # type: ignore[attr-defined]
     mon.snapshot = snap  # type: ignore[attr-defined]
     mon.cfg = Config.model_validate({"province": "x", "inventory": "x"})  # type: ignore[attr-defined]
+    mon.health_problem = lambda: None  # type: ignore[attr-defined]
     runner, url = await start_server(mon, "127.0.0.1:0")  # type: ignore[arg-type]
     try:
         for gz in (False, True):

@@ -47,6 +47,8 @@ class Source(Protocol):
     @property
     def metrics(self) -> MetricsCache: ...
 
+    def health_problem(self) -> str | None: ...
+
 
 log = logging.getLogger("tslcd.web")
 
@@ -204,6 +206,9 @@ async def _healthz(request: web.Request) -> web.Response:
         return web.Response(status=503, text="starting: no sweep has finished yet\n")
     if age > stale_after:
         return web.Response(status=503, text=f"stale: last sweep finished {age:.0f} s ago\n")
+    problem = src.health_problem()
+    if problem:  # monitoring goes on, but what it sees is not kept: the figures of the day will lack it
+        return web.Response(status=503, text=f"unhealthy: {problem}\n")
     return web.Response(text=f"ok: {snap.sweeps} sweeps, last {age:.0f} s ago\n")
 
 

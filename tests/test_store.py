@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -436,4 +438,44 @@ async def test_a_day_the_monitor_did_not_run_is_no_data_on_metrics_and_the_page(
     assert 'tslcd_connected_day_rate_ratio{area="",period="last_30d",province="Đắk Lắk"} 0.6' in text
     html = render_status_page(replace(mon.snapshot, history=recent))
     assert "chưa có số liệu / no data" in html
+    await rec.on_stop()
+
+
+async def test_healthz_is_unhealthy_while_history_cannot_be_written(tmp_path: Path, served: Any) -> None:
+    """A full disk keeps monitoring (states are still published) but /healthz says the history is not kept."""
+    import urllib.error
+    import urllib.request
+
+    clock = [time.time()]
+    mon, rec, _, inv = recorded_monitor(tmp_path, clock)
+    mon.recorder = rec
+    url = await served(mon)
+    await sweep(mon, rec, inv, clock, clock[0])
+    real = rec.store.write_sweep
+    failing = [True]
+
+    def write(batch: SweepBatch) -> None:
+        if failing[0]:
+            raise OSError(28, "No space left on device")
+        real(batch)
+
+    rec.store.write_sweep = write
+
+    def healthz() -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(url + "healthz", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    clock[0] += 5
+    await sweep(mon, rec, inv, clock, clock[0])
+    status, text = await asyncio.to_thread(healthz)
+    assert status == 503 and text.startswith("unhealthy: history not written since")
+    assert mon.snapshot.sweeps == 2  # monitoring went on
+    failing[0] = False
+    clock[0] += 5
+    await sweep(mon, rec, inv, clock, clock[0])
+    status, text = await asyncio.to_thread(healthz)
+    assert status == 200 and text.startswith("ok"), text
     await rec.on_stop()

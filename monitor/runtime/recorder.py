@@ -90,6 +90,7 @@ class Recorder:
         self._recent: RecentRates | None = None
         self.sealed_through: date | None = None
         self.write_failures = 0
+        self.failing_since: float | None = None  # the first of the sweeps whose history write failed in a row
         self.last_write_s = 0.0
 
     @classmethod
@@ -197,10 +198,13 @@ class Recorder:
             # The monitor never dies of its history: retry the changes with the next sweep;
             # this sweep's heartbeat is lost, so the time since the last one becomes unknown.
             self.write_failures += 1
+            if self.failing_since is None:
+                self.failing_since = now
             self._pending = changes
             self._restore_samples(samples)
             log.exception("history write failed", extra={"changes": len(changes)})
         else:
+            self.failing_since = None
             self._pending = []
             if flush:
                 self._sweeps_unflushed = 0

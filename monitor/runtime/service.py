@@ -176,6 +176,13 @@ class Monitor:
         if self.inventory_path is not None and self._mtime() != self._inventory_mtime:
             await self.reload_inventory()
 
+    def health_problem(self) -> str | None:
+        """What /healthz reports beside stale sweeps: history that cannot be written (None: healthy)."""
+        since = self.recorder.failing_since if self.recorder is not None else None
+        if since is None:
+            return None
+        return f"history not written since {max(0.0, self.clock() - since):.0f} s ago (see the log)"
+
     # -- sweeps --------------------------------------------------------------------------------
 
     async def sweep_once(self) -> Snapshot:
