@@ -5,6 +5,7 @@
     ├── InventoryError            the inventory: every problem, each with file:line (or CSV row)
     ├── SkeletonError             `inventory import`: unknown province, or its unit list is missing
     ├── StoreError                the history store cannot be opened or used (says which store and why)
+    │   └── StoreDamaged          ... because it is damaged or unwritable: never replaced (exit status 3)
     ├── ListenError               the HTTP address cannot be bound (says which and what to do)
     ├── IcmpPermissionError       no raw nor datagram ICMP socket may be opened (says how to fix it)
     ├── MailError                 a failed SMTP send, classified by MailErrorKind (never holds the password)
@@ -49,6 +50,12 @@ class SkeletonError(TslcdError, ValueError):
 
 class StoreError(TslcdError, RuntimeError):
     """The history store cannot be opened or used; the message says which store and why."""
+
+
+class StoreDamaged(StoreError):
+    """The history store is there but damaged or unwritable: refused, never replaced (exit status 3)."""
+
+    exit_status = 3
 
 
 class ListenError(TslcdError, OSError):

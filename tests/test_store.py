@@ -479,3 +479,30 @@ async def test_healthz_is_unhealthy_while_history_cannot_be_written(tmp_path: Pa
     status, text = await asyncio.to_thread(healthz)
     assert status == 200 and text.startswith("ok"), text
     await rec.on_stop()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage" * 100, b"SQLite format 3\x00" + b"\xff" * 8000])
+def test_a_damaged_store_is_refused_at_start_with_exit_3_and_kept(tmp_path: Path, content: bytes) -> None:
+    """An empty file, garbage, or a header over garbage: `tslcd run` and `audit verify` refuse it with exit 3
+    (never a new empty history, never "a day changed"), and the file is left as it was."""
+    import subprocess
+    import sys
+
+    (tmp_path / "inv.yaml").write_text("province: Đắk Lắk\nnodes:\n  - {code: CORE, name: Lõi, kind: core, "
+                                       "address: 127.0.0.1}\n", encoding="utf-8")
+    (tmp_path / "config.yaml").write_text("province: Đắk Lắk\ninventory: inv.yaml\nweb:\n  listen: 127.0.0.1:0\n"
+                                          "store:\n  path: h.sqlite\n", encoding="utf-8")
+    (tmp_path / "h.sqlite").write_bytes(content)
+    for argv in (["run"], ["audit", "verify"]):
+        r = subprocess.run([sys.executable, "-m", "monitor.cli", *argv, "--config", str(tmp_path / "config.yaml")],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 3, (argv, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr and "h.sqlite" in r.stderr, (argv, r.stderr)
+        assert "kept as it is" in r.stderr or "damaged" in r.stderr, (argv, r.stderr)
+    assert (tmp_path / "h.sqlite").read_bytes() == content
+
+
+def test_a_store_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "var").write_text("a file where the store's folder should be", encoding="utf-8")
+    with pytest.raises(StoreError, match=r"cannot create the history store .*var/h\.sqlite: File exists"):
+        SqlStore(f"sqlite:///{tmp_path}/var/h.sqlite")

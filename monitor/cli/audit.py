@@ -9,9 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DatabaseError
+
 from exporters.audit import FORMATS, Report, build_report, period_of, render_html, write_csv, write_xlsx
 from monitor.cli.common import handles_errors, iso_date
 from monitor.config import Config, load_config
+from monitor.errors import StoreDamaged
 from monitor.files import atomic_write_text
 from monitor.store import HistoryStore, describe_url, open_store, store_url
 
@@ -23,7 +26,8 @@ examples:
   tslcd audit verify                                       check the whole hash chain
   tslcd audit verify --from 2025-07-01 --to 2025-07-31
 
-Exit status: 0 done (verify: every day matches), 1 verify found a changed day, 2 usage or store problem.
+Exit status: 0 done (verify: every day matches), 1 verify found a changed day, 2 usage or store problem,
+3 the store is damaged (not an SQLite database, empty, unreadable pages).
 """
 
 
@@ -70,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "verify":
             return _verify(store, args)
         return _report(store, cfg, args)
+    except DatabaseError as e:  # pages the open did not touch are damaged: never a traceback, never "a day changed"
+        raise StoreDamaged(f"the history store {store.where} is damaged: {e.orig}; restore a backup") from None
     finally:
         store.close()
 

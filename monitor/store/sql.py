@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
 from inventory.model import Inventory
 from monitor.core.history import (
@@ -49,7 +49,7 @@ from monitor.core.history import (
     timeline,
     unit_key,
 )
-from monitor.errors import StoreError
+from monitor.errors import StoreDamaged, StoreError
 from monitor.procs import pid_alive
 from monitor.store import chain, migrate
 from monitor.store.model import (
@@ -101,6 +101,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse a file that is not an SQLite database (SQLite would quietly start a new history in an empty one)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise StoreDamaged(f"cannot read the history store {path}: {e.strerror}") from None
+    if not head:
+        raise StoreDamaged(f"the history store {path} is empty (0 bytes): it is not a store and is kept as it "
+                           "is; restore a backup, or move it away to start a new history")
+    if head != b"SQLite format 3\x00":
+        raise StoreDamaged(f"the history store {path} is not an SQLite database: it is kept as it is; restore a "
+                           "backup, or move it away to start a new history")
+
+
 def _begin(conn: Connection) -> None:
     # Writers take the lock up front, so two processes never both read-then-write (and deadlock).
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tslcd_write") else "BEGIN")
@@ -123,7 +138,13 @@ class SqlStore:
             if not path.exists():
                 if not create:
                     raise StoreError(f"no history store at {path} (has `tslcd run` been started with this config?)")
-                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise StoreDamaged(f"cannot create the history store {path}: {e.strerror} "
+                                       f"({path.parent})") from None
+            else:
+                _check_sqlite_file(path)
         try:
             self.engine: Engine = create_engine(url)
         except (SQLAlchemyError, ImportError) as e:
@@ -135,6 +156,12 @@ class SqlStore:
         try:
             with self._write() as conn:
                 migrate.upgrade(conn)
+        except DatabaseError as e:
+            self.engine.dispose()
+            if not self.sqlite:  # a server that does not answer, a refused login: not a damaged store
+                raise StoreError(f"cannot open the history store {self.where}: {e.orig}") from None
+            raise StoreDamaged(f"the history store {self.where} cannot be used: {e.orig} (it is kept as it is: "
+                               "restore a backup, or move it away to start a new history)") from None
         except SQLAlchemyError as e:
             self.engine.dispose()
             raise StoreError(f"cannot open the history store {self.where}: {e}") from None
