@@ -113,3 +113,23 @@ async def test_a_bad_reload_keeps_the_last_good_inventory(tmp_path: Path, served
     assert value(s, "tslcd_inventory_last_reload_success") == 1
     assert value(s, "tslcd_inventory_nodes") == 3
     assert ("tslcd_node_up", (("code", "22015"),)) not in s
+
+
+async def test_a_watched_file_that_shrinks_drastically_waits_for_sighup(tmp_path: Path) -> None:
+    """105 nodes to 3 by a file change (a truncated copy) is not loaded; SIGHUP's reload (confirmed) is."""
+    import os
+
+    from monitor.lab.demo import demo_nodes
+
+    mon = make(tmp_path, ScriptedSweeper())
+    assert mon.inventory_path is not None
+    nodes = demo_nodes(netns=False)
+    mon.inventory_path.write_text(inventory_yaml(nodes), encoding="utf-8")
+    assert await mon.reload_inventory() and len(mon.inventory.nodes) == len(nodes) == 105
+    mon.inventory_path.write_text(inventory_yaml(nodes[:3]), encoding="utf-8")
+    os.utime(mon.inventory_path, (1, 1))  # a change the watch notices, whatever the clock's resolution
+    await mon.reload_if_changed()
+    assert len(mon.inventory.nodes) == 105
+    assert mon.self_metrics.registry.get_sample_value("tslcd_inventory_last_reload_success") == 0
+    assert await mon.reload_inventory()  # what SIGHUP does: the operator confirms
+    assert len(mon.inventory.nodes) == 3

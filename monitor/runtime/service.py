@@ -49,6 +49,10 @@ from monitor.runtime.recorder import Recorder, UplinkCounters
 
 log = logging.getLogger("tslcd.service")
 
+# A watched inventory file that shrinks below this share of the nodes in use waits for SIGHUP (small ones never do).
+SHRINK_RATIO = 0.5
+SHRINK_MIN_NODES = 10
+
 
 class PingStats(Protocol):
     """What the service reads of one ICMP result (monitor.probes.icmp.PingResult)."""
@@ -147,8 +151,13 @@ class Monitor:
     def today(self, now: float | None = None) -> date:
         return datetime.fromtimestamp(self.clock() if now is None else now, self.cfg.tz).date()
 
-    async def reload_inventory(self) -> bool:
-        """Load the inventory file again (in a thread: 20,000 nodes take seconds); a bad file keeps the last good."""
+    async def reload_inventory(self, *, confirmed: bool = True) -> bool:
+        """Load the inventory file again (in a thread: 20,000 nodes take seconds); a bad file keeps the last good.
+
+        Not ``confirmed`` (a change of the file seen by the watch): a file with less than half the
+        nodes of the one in use is not loaded (a truncated copy, a half-saved file) until an operator
+        confirms it with SIGHUP (``systemctl reload tslcd``).
+        """
         if self.inventory_path is None:
             return False
         self._inventory_mtime = self._mtime()
@@ -158,6 +167,12 @@ class Monitor:
                                           default_province=self.cfg.province, province=self.cfg.province)
             if self.cfg.strict_inventory and inv.warnings:
                 raise InventoryError(inv.warnings)
+            before = len(self.inventory.nodes)
+            if not confirmed and before >= SHRINK_MIN_NODES and len(inv.nodes) < before * SHRINK_RATIO:
+                raise InventoryError([f"{self.inventory_path}: it has {len(inv.nodes)} nodes, the inventory in use "
+                                      f"{before}: not loaded, in case the file is truncated or half-saved; if the "
+                                      "change is meant, confirm it with SIGHUP (systemctl reload tslcd, or kill -HUP "
+                                      f"{os.getpid()})"])
         except (InventoryError, OSError) as e:
             self.self_metrics.reload_ok.set(0)
             log.error("inventory reload failed; keeping the last good inventory",
@@ -174,7 +189,7 @@ class Monitor:
 
     async def reload_if_changed(self) -> None:
         if self.inventory_path is not None and self._mtime() != self._inventory_mtime:
-            await self.reload_inventory()
+            await self.reload_inventory(confirmed=False)
 
     def health_problem(self) -> str | None:
         """What /healthz reports beside stale sweeps: history that cannot be written (None: healthy)."""
