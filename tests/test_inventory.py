@@ -497,3 +497,15 @@ def test_control_and_bidi_characters_in_names_are_neutralised_with_a_warning() -
     assert inv.warnings == tuple(f"i.yaml:{line}: nodes[0].{key}: warning: control or bidirectional-override "
                                  "characters replaced by U+FFFD (they would garble pages, reports and metrics)"
                                  for line, key in ((4, "name"), (5, "area")))
+
+
+def test_twelve_thousand_rows_sharing_one_code_are_each_reported_once() -> None:
+    rows = "".join(f'  - {{code: "24133", name: "Xã {i}", address: "127.1.{i // 250}.{i % 250 + 1}"}}\n'
+                   for i in range(12_000))
+    with pytest.raises(InventoryError) as e:
+        parse_inventory("province: Đắk Lắk\nnodes:\n" + rows, source="big.yaml", fmt="yaml")
+    dups = [str(p) for p in e.value.problems if "duplicate code" in str(p)]
+    assert len(dups) == 11_999
+    assert dups[0] == ("big.yaml:4: nodes[1].code: duplicate code '24133' (also at big.yaml:3) among nodes active at "
+                       "the same time")
+    assert dups[-1].startswith("big.yaml:12002: nodes[11999].code: duplicate code '24133' (also at big.yaml:3)")
