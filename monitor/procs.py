@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+
+def process_identity() -> str | None:
+    """This process as no other one on any boot: the kernel's boot id and the process's start time in clock
+    ticks since boot (Linux /proc); None where they cannot be read."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        stat = Path("/proc/self/stat").read_text(encoding="ascii")
+        start = stat[stat.rindex(")") + 2:].split()[19]  # field 22, counted after "pid (comm) "
+    except (OSError, ValueError, IndexError):
+        return None
+    return f"{boot}/{start}"
 
 
 def pid_alive(pid: int) -> bool:

@@ -506,3 +506,27 @@ def test_a_store_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None
     (tmp_path / "var").write_text("a file where the store's folder should be", encoding="utf-8")
     with pytest.raises(StoreError, match=r"cannot create the history store .*var/h\.sqlite: File exists"):
         SqlStore(f"sqlite:///{tmp_path}/var/h.sqlite")
+
+
+def test_two_monitors_starting_at_once_cannot_both_run(store: SqlStore, db: Path) -> None:
+    """The second start, before the first monitor's first heartbeat, sees the first run (its start counts)."""
+    store.start_run(T0, max_gap_s=90)
+    with pytest.raises(StoreError, match="another monitor .* is writing"):
+        SqlStore(f"sqlite:///{db}").start_run(T0 + 0.5, max_gap_s=90)
+
+
+def test_a_restart_with_the_same_pid_is_not_another_monitor(store: SqlStore, db: Path) -> None:
+    """A container's PID 1 restarted: the run its earlier incarnation left (same pid, same host, another
+    process identity) does not block the new one, even within the gap; the same process's own run still does."""
+    import os
+
+    from monitor.procs import process_identity
+
+    if process_identity() is None:
+        pytest.skip("no /proc: the process identity cannot be read here")
+    run = store.start_run(T0, max_gap_s=90)
+    store.write_sweep(SweepBatch(run, T0 + 30))
+    with pytest.raises(StoreError, match="another monitor"):
+        store.start_run(T0 + 40, max_gap_s=90)
+    tamper(db, "UPDATE runs SET process = ? WHERE id = ? AND pid = ?", "an-earlier-boot/12345", run, os.getpid())
+    assert store.start_run(T0 + 40, max_gap_s=90) > run

@@ -37,6 +37,9 @@ runs = Table(
     Column("max_gap_s", Float, nullable=False),  # sweeps further apart than this leave a gap (unknown)
     Column("pid", Integer, nullable=False),
     Column("host", String(255), nullable=False),
+    # Boot id and start time of the process (procs.process_identity): a later process with the same pid on the
+    # same host (a container's PID 1 restarted) is another incarnation, not another live monitor. NULL: unknown.
+    Column("process", String(80), nullable=True),
 )
 
 # Heartbeats, compacted: each sweep extends its run's last window or opens a new one.

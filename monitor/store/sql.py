@@ -50,7 +50,7 @@ from monitor.core.history import (
     unit_key,
 )
 from monitor.errors import StoreDamaged, StoreError
-from monitor.procs import pid_alive
+from monitor.procs import pid_alive, process_identity
 from monitor.store import chain, migrate
 from monitor.store.model import (
     DayHistory,
@@ -204,16 +204,25 @@ class SqlStore:
         run not stopped, from a live process here or from another host): two monitors
         in one history would count the same time twice.
         """
+        me, here = process_identity(), socket.gethostname()[:255]
+        # One write transaction (BEGIN IMMEDIATE): two monitors starting at once are serialised, and the
+        # second sees the first's run even before its first heartbeat (its start counts as one).
         with self._write() as conn:
-            q = (select(runs.c.id, runs.c.pid, runs.c.host, runs.c.max_gap_s, func.max(windows.c.end_at))
-                 .join(windows, windows.c.run_id == runs.c.id).where(runs.c.stopped_at.is_(None))
-                 .group_by(runs.c.id, runs.c.pid, runs.c.host, runs.c.max_gap_s))
-            for other, pid, host, gap, last in conn.execute(q):
-                if at - last <= gap and (host != socket.gethostname()[:255] or pid_alive(pid)):
-                    raise StoreError(f"another monitor (pid {pid} on {host}, run {other}) is writing to the history "
-                                     f"store {self.where}; stop it, or give this one its own store")
+            last = func.coalesce(func.max(windows.c.end_at), runs.c.started_at)
+            q = (select(runs.c.id, runs.c.pid, runs.c.host, runs.c.process, runs.c.max_gap_s, last)
+                 .outerjoin(windows, windows.c.run_id == runs.c.id).where(runs.c.stopped_at.is_(None))
+                 .group_by(runs.c.id, runs.c.pid, runs.c.host, runs.c.process, runs.c.max_gap_s, runs.c.started_at))
+            for other, pid, host, process, gap, seen in conn.execute(q):
+                if at - seen > gap:
+                    continue  # no heartbeat for longer than its gap: killed, its time is unknown
+                if host == here:
+                    earlier_self = pid == os.getpid() and process is not None and me is not None and process != me
+                    if earlier_self or not pid_alive(pid):
+                        continue  # an earlier incarnation of this pid (a restarted container), or a dead process
+                raise StoreError(f"another monitor (pid {pid} on {host}, run {other}) is writing to the history "
+                                 f"store {self.where}; stop it, or give this one its own store")
             run = conn.execute(insert(runs).values(started_at=at, max_gap_s=max_gap_s, pid=os.getpid(),
-                                                   host=socket.gethostname()[:255])).inserted_primary_key
+                                                   host=here, process=me)).inserted_primary_key
         run_id = int(run[0]) if run else 0
         self._max_gap[run_id] = max_gap_s
         return run_id
