@@ -460,3 +460,53 @@ def test_a_name_with_control_characters_does_not_break_the_xlsx(tmp_path: Path) 
     write_xlsx(report, out)
     names = [row[1].value for row in load_workbook(out)["Communes"].iter_rows(min_row=2) if row[0].value == "24133"]
     assert names == ["A\ufffd\ufffd[31mRED\u202eX"]  # openpyxl refuses C0 controls; a bidi override is legal text
+
+
+def test_a_backup_taken_while_a_monitor_writes_restores_to_an_identical_audit(run_dir: Path, tmp_path: Path) -> None:
+    """`tslcd store backup` while a recorder writes (a new run on the store); the backup under another config
+    gives the same audit of the recorded days, and its chain verifies."""
+    import shutil
+    import subprocess
+    import sys
+
+    work = tmp_path / "live"
+    shutil.copytree(run_dir, work)
+    cfg = load_config(work / "config.yaml")
+    inv = audit_inventory()
+    t5 = day_span(D + timedelta(days=5), cfg.tz)[0]
+
+    def audit(where: Path) -> str:
+        out = where / "audit.csv"
+        assert run(args(where, "--from", str(D), "--to", str(D + timedelta(days=3)), "--out", str(out))) == 0
+        return "\n".join(ln for ln in out.read_text(encoding="utf-8-sig").splitlines()
+                         if not ln.startswith(("Generated at", "History store")))
+
+    async def write_and_back_up() -> tuple[subprocess.CompletedProcess[str], str]:
+        mon = Monitor(cfg, inv, ScriptedSweeper(), clock=lambda: t5)  # type: ignore[arg-type]
+        rec = Recorder(open_store(cfg), cfg, clock=lambda: t5)
+        await rec.on_start(inv)
+        for k in range(3):
+            snap = await mon.sweep_once()
+            await rec.on_sweep(t5 + 300 * k, snap, [], inv)
+        r = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "monitor.cli", "store", "backup",
+                                                     str(tmp_path / "backup.sqlite"), "--config",
+                                                     str(work / "config.yaml")],
+                                    capture_output=True, text=True, timeout=120)
+        at_backup = await asyncio.to_thread(audit, work)  # the original as it was when copied
+        for k in range(3, 6):  # the monitor goes on writing after the copy
+            snap = await mon.sweep_once()
+            await rec.on_sweep(t5 + 300 * k, snap, [], inv)
+        await rec.on_stop()
+        rec.store.close()
+        return r, at_backup
+
+    r, original = asyncio.run(write_and_back_up())
+    assert r.returncode == 0 and "wrote" in r.stdout and "sealed through" in r.stdout, r.stdout + r.stderr
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    (restored / "config.yaml").write_text((work / "config.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (restored / cfg.store.path).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "backup.sqlite", restored / cfg.store.path)
+
+    assert audit(restored) == original
+    assert run(args(restored, "verify")) == 0

@@ -530,3 +530,10 @@ def test_a_restart_with_the_same_pid_is_not_another_monitor(store: SqlStore, db:
         store.start_run(T0 + 40, max_gap_s=90)
     tamper(db, "UPDATE runs SET process = ? WHERE id = ? AND pid = ?", "an-earlier-boot/12345", run, os.getpid())
     assert store.start_run(T0 + 40, max_gap_s=90) > run
+
+
+def test_a_store_written_by_a_newer_tslcd_is_refused(store: SqlStore, db: Path) -> None:
+    store.close()
+    tamper(db, "UPDATE alembic_version SET version_num = ?", "9999")
+    with pytest.raises(StoreError, match=r"has schema 9999, newer than this tslcd knows \(up to 0003\)"):
+        SqlStore(f"sqlite:///{db}")

@@ -6,6 +6,7 @@
     report daily     monitor.cli.report       the daily email rendered or sent now
     snmp probe       monitor.cli.snmp         one node polled by hand
     inventory import monitor.cli.inventory    a province's official communes as an inventory skeleton
+    store backup     monitor.cli.store        a consistent copy of the history store
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from monitor.cli import audit, demo, inventory, report, run, snmp
+from monitor.cli import audit, demo, inventory, report, run, snmp, store
 
 _EPILOG = """\
 examples:
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     snmp.add_parser(sub)
     inventory.add_parser(sub)
     report.add_parser(sub)
+    store.add_parser(sub)
     return p
 
 

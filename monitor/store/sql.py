@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ from monitor.core.history import (
     unit_key,
 )
 from monitor.errors import StoreDamaged, StoreError
+from monitor.files import atomic_path
 from monitor.procs import pid_alive, process_identity
 from monitor.store import chain, migrate
 from monitor.store.model import (
@@ -155,7 +157,7 @@ class SqlStore:
         self._max_gap: dict[int, float] = {}
         try:
             with self._write() as conn:
-                migrate.upgrade(conn)
+                migrate.upgrade(conn, self.where)
         except DatabaseError as e:
             self.engine.dispose()
             if not self.sqlite:  # a server that does not answer, a refused login: not a damaged store
@@ -165,6 +167,26 @@ class SqlStore:
         except SQLAlchemyError as e:
             self.engine.dispose()
             raise StoreError(f"cannot open the history store {self.where}: {e}") from None
+
+    def backup(self, path: Path) -> int:
+        """A consistent copy of the SQLite store at ``path`` while monitors write to it (SQLite's online backup,
+        all pages in one step under a read transaction); return its size. PostgreSQL: StoreError (use pg_dump)."""
+        if not self.sqlite:
+            raise StoreError(f"{self.where} is not SQLite: back it up with the server's own tools, e.g. "
+                             "pg_dump --format=custom --file=tslcd.dump DBNAME (and pg_restore to restore it)")
+        raw = self.engine.raw_connection()
+        try:
+            with atomic_path(path) as tmp:
+                dst = sqlite3.connect(tmp)
+                try:
+                    raw.driver_connection.backup(dst)  # type: ignore[union-attr]
+                finally:
+                    dst.close()
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot back up {self.where} to {path}: {e}") from None
+        finally:
+            raw.close()
+        return path.stat().st_size
 
     def outbox(self, *, lease_s: float = 900.0) -> Outbox:
         """The daily email's outbox, in this store."""
