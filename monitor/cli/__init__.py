@@ -1,5 +1,6 @@
 """The `tslcd` command: one module per command group; nothing in the product imports this package.
 
+    init             monitor.cli.init         a new province's config and inventory skeleton
     run, check       monitor.cli.run          the monitor; config and inventory validated
     demo             monitor.cli.demo         a simulated province on this machine
     audit            monitor.cli.audit        the auditor's report of a period; the hash chain verified
@@ -15,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from monitor.cli import audit, demo, inventory, report, run, snmp, store
+from monitor.cli import audit, demo, init, inventory, report, run, snmp, store
 
 _EPILOG = """\
 examples:
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    init.add_parser(sub)
     run.add_run_parser(sub)
     demo.add_parser(sub)
     run.add_check_parser(sub)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from monitor.cli.common import DEFAULT_CONFIG, handles_errors
@@ -37,8 +38,15 @@ def add_parser(sub: Any) -> None:
 @handles_errors(1, prefix="tslcd demo")
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the simulated province, monitor it, remove everything on exit."""
+    import importlib.util
+
     from monitor.lab import demo
     from monitor.runtime import logs
+
+    if not args.no_snmp and importlib.util.find_spec("snmpsim") is None:
+        print("tslcd demo: the simulated routers' SNMP agents need snmpsim, which is an extra: "
+              "pip install 'tslcd-monitor[demo]' (or run `tslcd demo --no-snmp`, ICMP only)", file=sys.stderr)
+        return 2
 
     cfg = load_config(args.config)
     logs.setup(cfg.log_level)
