@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
@@ -32,8 +34,17 @@ class _Strict(BaseModel):
 
 def _check_listen(value: str) -> str:
     host, sep, port = value.rpartition(":")
+    shown = value if len(value) <= 80 else value[:77] + "..."
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9750), got {value!r}")
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:9750), got {shown!r}")
+    name = host.strip("[]")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        labels = name.rstrip(".").split(".")
+        if len(name) > 253 or not all(0 < len(label) <= 63 for label in labels):
+            raise ValueError(f"{shown!r}: the host is neither an IP address nor a DNS name (at most 253 characters, "
+                             "labels of 1 to 63)") from None
     return value
 
 
@@ -454,6 +465,23 @@ def _tree_problems(tree: yaml.Node, path: Path) -> list[str]:
     return problems
 
 
+def _scalars(node: yaml.Node | None) -> Iterator[yaml.ScalarNode]:
+    """Every scalar of a composed tree, each once (aliases are shared nodes)."""
+    seen: set[int] = set()
+    stack = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.ScalarNode):
+            yield n
+        elif isinstance(n, yaml.MappingNode):
+            stack.extend(x for kv in n.value for x in kv)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+
+
 class _TooDeep(Exception):
     def __init__(self, line: int) -> None:
         self.line = line
@@ -500,6 +528,15 @@ def _resolve_secrets(
     return data
 
 
+def _nul_problems(data: Any, path: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    """A NUL character is in no file name, host or name: refused where it stands, never passed on."""
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in _nul_problems(v, path + (k,))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _nul_problems(v, path + (i,))]
+    return [(path, "contains a NUL character")] if isinstance(data, str) and "\x00" in data else []
+
+
 def _describe(err: Any) -> str:
     msg = str(err["msg"])
     msg = msg.removeprefix("Value error, ")
@@ -523,11 +560,16 @@ M = TypeVar("M", bound=BaseModel)
 def _load_model(path: Path, model: type[M], what: str, *, update: dict[str, Any] | None = None) -> M:
     """Read YAML ``path`` into ``model``; every problem is a ConfigError line with file:line: key."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
     except OSError as e:
         raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError([f"{path}:{line}: not valid UTF-8 (save the file as UTF-8)"]) from None
     try:
         tree = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
@@ -544,6 +586,9 @@ def _load_model(path: Path, model: type[M], what: str, *, update: dict[str, Any]
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else 0
         raise ConfigError([f"{path}:{line}: not valid YAML: {e.problem}"]) from None
+    except ValueError as e:  # e.g. an integer of thousands of digits (Python refuses to convert it)
+        line = next((n.start_mark.line + 1 for n in _scalars(tree) if len(n.value) > 1000), 1)
+        raise ConfigError([f"{path}:{line}: a value cannot be read: {str(e).split(';')[0]}"]) from None
     if data is None and update is None:
         data = {}
     if not isinstance(data, dict):
@@ -560,6 +605,7 @@ def _load_model(path: Path, model: type[M], what: str, *, update: dict[str, Any]
 
     secret_problems: list[tuple[tuple[Any, ...], str]] = []
     data = _resolve_secrets(data, (), path.parent, secret_problems)
+    secret_problems += _nul_problems(data, ())
     problems = [f"{where(loc)}: {_dotted(loc)}: {msg}" for loc, msg in secret_problems]
     data.update(update or {})
     try:

@@ -106,3 +106,20 @@ def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
 def test_deep_nesting_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     problems = _problems(tmp_path, "province: x\ninventory: a.yaml\nweb: " + "[" * 20_000 + "]" * 20_000 + "\n")
     assert len(problems) == 1 and "nested" in problems[0] and problems[0].startswith(str(tmp_path / "config.yaml"))
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"province: x\ninventory: a.yaml\nicmp:\n  count: " + b"9" * 5000 + b"\n",
+     "config.yaml:4: a value cannot be read: Exceeds the limit (4300 digits) for integer string conversion"),
+    (b"province: \xe0\xe1 x\ninventory: a.yaml\n", "config.yaml:1: not valid UTF-8 (save the file as UTF-8)"),
+    (b'province: x\ninventory: "a\\0b.yaml"\n', "config.yaml:2: inventory: contains a NUL character"),
+    (b'province: x\ninventory: a.yaml\nweb:\n  listen: "' + b"a" * 1_000_000 + b':9750"\n',
+     "config.yaml:4: web.listen: 'aaaa"),
+])
+def test_hostile_config_files_give_file_line_errors_not_tracebacks(tmp_path: Path, content: bytes,
+                                                                   expected: str) -> None:
+    (tmp_path / "config.yaml").write_bytes(content)
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "config.yaml")
+    assert str(e.value).startswith(str(tmp_path / expected)), str(e.value)[:300]
+    assert len(str(e.value)) < 1000  # a megabyte of host is not echoed back
