@@ -272,6 +272,10 @@ def _parse_yaml(text: str, path: str) -> tuple[list[_Entry], str | None, list[Pr
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as e:
             return [], None, [_yaml_error(e, path)]
+        except RecursionError:
+            return [], None, [Problem(path, "", "nested too deeply to read (no inventory needs it)")]
+    except RecursionError:
+        return [], None, [Problem(path, "", "nested too deeply to read (no inventory needs it)")]
     if root is None:
         return [], None, []
 

@@ -133,3 +133,12 @@ async def test_a_watched_file_that_shrinks_drastically_waits_for_sighup(tmp_path
     assert mon.self_metrics.registry.get_sample_value("tslcd_inventory_last_reload_success") == 0
     assert await mon.reload_inventory()  # what SIGHUP does: the operator confirms
     assert len(mon.inventory.nodes) == 3
+
+
+async def test_a_deeply_nested_inventory_is_a_failed_reload_not_a_dead_task(tmp_path: Path) -> None:
+    mon = make(tmp_path, ScriptedSweeper())
+    assert mon.inventory_path is not None
+    mon.inventory_path.write_text("nodes: " + "[" * 50_000 + "]" * 50_000 + "\n", encoding="utf-8")
+    assert not await mon.reload_inventory()
+    assert len(mon.inventory.nodes) == 7
+    assert mon.self_metrics.registry.get_sample_value("tslcd_inventory_last_reload_success") == 0

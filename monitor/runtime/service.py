@@ -178,6 +178,11 @@ class Monitor:
             log.error("inventory reload failed; keeping the last good inventory",
                       extra={"path": str(self.inventory_path), "problems": str(e)})
             return False
+        except Exception:  # a reload never takes the monitor down, and never passes for a success
+            self.self_metrics.reload_ok.set(0)
+            log.exception("inventory reload failed; keeping the last good inventory",
+                          extra={"path": str(self.inventory_path)})
+            return False
         self.inventory = inv
         for w in inv.warnings:
             log.warning("inventory", extra={"problem": w})
