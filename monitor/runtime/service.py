@@ -49,8 +49,9 @@ from monitor.runtime.recorder import Recorder, UplinkCounters
 
 log = logging.getLogger("tslcd.service")
 
-# A watched inventory file that shrinks below this share of the nodes in use waits for SIGHUP (small ones never do).
-SHRINK_RATIO = 0.5
+# A watched inventory file that shrinks below this share of the nodes in use waits for SIGHUP (small ones never
+# do): 105 nodes to 3 (a truncated copy) waits, 105 to 50 (a province's own edit) loads.
+SHRINK_RATIO = 0.25
 SHRINK_MIN_NODES = 10
 
 
@@ -154,8 +155,8 @@ class Monitor:
     async def reload_inventory(self, *, confirmed: bool = True) -> bool:
         """Load the inventory file again (in a thread: 20,000 nodes take seconds); a bad file keeps the last good.
 
-        Not ``confirmed`` (a change of the file seen by the watch): a file with less than half the
-        nodes of the one in use is not loaded (a truncated copy, a half-saved file) until an operator
+        Not ``confirmed`` (a change of the file seen by the watch): a file with less than a quarter of
+        the nodes of the one in use is not loaded (a truncated copy, a half-saved file) until an operator
         confirms it with SIGHUP (``systemctl reload tslcd``).
         """
         if self.inventory_path is None:
