@@ -678,20 +678,27 @@ def has_email_config() -> bool:
     return "email" in Config.model_fields
 
 
-@pytest.mark.skipif(not has_email_config(), reason="monitor.config.Config has no email: field yet (the lead adds it)")
-async def test_report_daily_send_goes_to_the_configured_list_once_or_to_to(
-        tmp_path: Path, smtp_server: ServerFactory, capsys: pytest.CaptureFixture[str]) -> None:
+def report_cli(tmp_path: Path, port: int) -> tuple[Any, Any]:
+    """`tslcd report daily` as the command line parses it, over history() with an email: section for ``port``."""
     import argparse
-    import asyncio
 
     from monitor.cli import report as mail_cli
 
-    inbox, port = smtp_server(auth_required=False)
     email_yaml = ("email:\n  from: tslcd@tslcd.example.gov.vn\n  to: [lanhdao@tslcd.example.gov.vn]\n  language: en\n"
                   f"  smtp:\n    host: 127.0.0.1\n    port: {port}\n    security: plain\n")
     history(tmp_path, email_yaml)[0].close()
     parser = argparse.ArgumentParser(prog="tslcd")
     mail_cli.add_parser(parser.add_subparsers(dest="command"))
+    return mail_cli, parser
+
+
+@pytest.mark.skipif(not has_email_config(), reason="monitor.config.Config has no email: field yet (the lead adds it)")
+async def test_report_daily_send_goes_to_the_configured_list_once_or_to_to(
+        tmp_path: Path, smtp_server: ServerFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    inbox, port = smtp_server(auth_required=False)
+    mail_cli, parser = report_cli(tmp_path, port)
     cfg = str(tmp_path / "config.yaml")
     # Blocking SMTP, as on the command line: in a thread, never in this test's event loop.
     assert await asyncio.to_thread(mail_cli.run, parser.parse_args(
@@ -928,18 +935,12 @@ async def test_a_day_goes_out_once_unless_resent_on_purpose(
         tmp_path: Path, smtp_server: ServerFactory, capsys: pytest.CaptureFixture[str]) -> None:
     """A second --send of a day already delivered to the configured list refuses and says when it went;
     --resend sends it again, with a new Message-ID, and the outbox records it."""
-    import argparse
     import asyncio
 
-    from monitor.cli import report as mail_cli
     from monitor.store import open_store
 
     inbox, port = smtp_server(auth_required=False)
-    email_yaml = ("email:\n  from: tslcd@tslcd.example.gov.vn\n  to: [lanhdao@tslcd.example.gov.vn]\n"
-                  f"  smtp:\n    host: 127.0.0.1\n    port: {port}\n    security: plain\n")
-    history(tmp_path, email_yaml)[0].close()
-    parser = argparse.ArgumentParser(prog="tslcd")
-    mail_cli.add_parser(parser.add_subparsers(dest="command"))
+    mail_cli, parser = report_cli(tmp_path, port)
     base = ["report", "daily", "--config", str(tmp_path / "config.yaml"), "--date", "2025-11-24"]
     assert await asyncio.to_thread(mail_cli.run, parser.parse_args([*base, "--send"])) == 0
     capsys.readouterr()

@@ -8,6 +8,7 @@ import inspect
 import sys
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from monitor.config import Config
@@ -52,6 +53,12 @@ def handles_errors(status: int, prefix: str = "tslcd") -> Callable[[F], F]:
     return wrap
 
 
+def refuse_overwrite(path: Path, force: bool) -> None:
+    """A command that writes ``path`` keeps an existing file unless --force (TslcdError: exit 1, said as such)."""
+    if path.exists() and not force:
+        raise TslcdError(f"{path} exists; pass --force to overwrite it")
+
+
 def iso_date(text: str) -> date:
     """An argparse type: a date written YYYY-MM-DD."""
     try:
@@ -75,4 +82,4 @@ def load_inventory_for(cfg: Config) -> Any:
     return inv
 
 
-__all__ = ["DEFAULT_CONFIG", "handles_errors", "iso_date", "load_inventory_for", "print_error"]
+__all__ = ["DEFAULT_CONFIG", "handles_errors", "iso_date", "load_inventory_for", "refuse_overwrite", "print_error"]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monitor.cli.common import handles_errors
+from monitor.cli.common import handles_errors, refuse_overwrite
 from monitor.files import atomic_write_text
 
 _EPILOG = """\
@@ -54,9 +54,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     config, inventory = folder / "config.yaml", folder / "inventory.yaml"
     for f in (config, inventory):
-        if f.exists() and not args.force:
-            print(f"tslcd: {f} exists; pass --force to overwrite it", file=sys.stderr)
-            return 1
+        refuse_overwrite(f, args.force)
     text = example_config()
     text = re.sub(r"(?m)^province: .*$", f"province: {name}", text, count=1)
     text = re.sub(r"(?ms)^# The node inventory.*?^inventory: .*?$",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monitor.cli.common import handles_errors
+from monitor.cli.common import handles_errors, refuse_overwrite
 from monitor.files import atomic_write_text
 
 
@@ -38,9 +38,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     out = Path(args.out)
-    if out.exists() and not args.force:
-        print(f"tslcd: {out} exists; pass --force to overwrite it", file=sys.stderr)
-        return 1
+    refuse_overwrite(out, args.force)
     atomic_write_text(out, text)
     print(f"wrote {out}: fill in address, snmp, uplink, parent and area, then run: tslcd check --inventory {out}")
     return 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from monitor.cli.common import DEFAULT_CONFIG, handles_errors
+from monitor.cli.common import DEFAULT_CONFIG, handles_errors, refuse_overwrite
 from monitor.config import load_config
 
 _EPILOG = """\
@@ -41,9 +40,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from monitor.store import open_store
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        print(f"tslcd: {out} exists; pass --force to overwrite it", file=sys.stderr)
-        return 1
+    refuse_overwrite(out, args.force)
     cfg = load_config(args.config)
     store = open_store(cfg, create=False)
     try:
