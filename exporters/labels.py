@@ -71,6 +71,7 @@ EMAIL: dict[str, dict[str, str]] = {
         "pp": "điểm %",
         "gap": "Còn {count} xã chưa kết nối để đạt mục tiêu {target}.",
         "gap_met": "Đạt mục tiêu {target}: mọi xã cần thiết đều kết nối.",
+        "gap_no_data": "Không có số liệu: hệ thống giám sát không quan sát được xã nào trong ngày.",
         "no_traffic": "chưa đo được: thiếu số liệu lưu lượng (SNMP)",
         "coverage_warn": "Hệ thống giám sát chỉ quan sát được {coverage} thời gian trong ngày. Phần còn lại là "
                          "“chưa rõ”: không tính là có kết nối, cũng không tính là mất kết nối.",
@@ -158,6 +159,7 @@ EMAIL: dict[str, dict[str, str]] = {
         "pp": "pp",
         "gap": "{count} more communes must connect to reach the {target} target.",
         "gap_met": "Target {target} met.",
+        "gap_no_data": "No data: the monitor observed no commune that day.",
         "no_traffic": "not measured: no uplink traffic figures (SNMP)",
         "coverage_warn": "The monitor observed only {coverage} of the day. The rest is \"unknown\": counted neither "
                          "as connected nor as disconnected.",

@@ -960,3 +960,12 @@ async def test_a_day_goes_out_once_unless_resent_on_purpose(
         store.close()
     assert row.status == "sent" and row.attempts == 2 and row.message_id == second
     assert row.last_error is not None and first in row.last_error and "resent by hand" in row.last_error
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
+def test_a_day_nothing_was_observed_says_no_data_not_target_met(language: str) -> None:
+    none = Rate(0, 0, None)
+    report = replace(sample_report(), connected=none, in_use=none, coverage=0.0)
+    text = render(report, language=language).text
+    assert ("Không có số liệu" if language == "vi" else "No data: the monitor observed no commune that day.") in text
+    assert ("Đạt mục tiêu" if language == "vi" else "Target 100% met") not in text

@@ -120,7 +120,10 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
                 "ratio": (r.rate or 0.0) if measured else 0.0}
 
     need = max(0, math.ceil(report.target * report.connected.total - 1e-9) - report.connected.count)
-    gap = labels["gap"].format(count=need, target=target) if need else labels["gap_met"].format(target=target)
+    if report.connected.rate is None:  # nothing observed: no rate, so neither a gap nor "target met"
+        gap = labels["gap_no_data"]
+    else:
+        gap = labels["gap"].format(count=need, target=target) if need else labels["gap_met"].format(target=target)
 
     def commune(c: CommuneLine) -> dict[str, Any]:
         reason = labels[c.reason] if c.reason in (NO_CIRCUIT, NOT_OBSERVED) else (
@@ -171,7 +174,7 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
                   rate_card("provisioned", report.provisioned)],
         "connected_rate": f.pct(report.connected.rate),
         "gap": gap,
-        "gap_met": need == 0,
+        "gap_met": need == 0 and report.connected.rate is not None,
         "coverage_warn": labels["coverage_warn"].format(coverage=f.pct(report.coverage))
         if report.coverage < 0.9995 else "",
         "trend": _trend_view(report, f, labels),
