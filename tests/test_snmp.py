@@ -888,3 +888,29 @@ async def test_without_the_usm_internals_pysnmp_keeps_its_own_usm(snmpd: Agent, 
     assert r.ok, r.detail
     assert not isinstance(engine.security_models[3], _PeerKeysUsm)
     assert "USM internals changed" in caplog.text
+
+
+async def test_a_port_that_echoes_requests_is_not_taken_for_an_agent_with_another_community() -> None:
+    """An echo service (or any non-SNMP answer) on the port: a timeout that says what answered, not
+    wrong_community (issue 12: a hostile run took one for an agent)."""
+    loop = asyncio.get_running_loop()
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.transport.sendto(data, addr)
+
+    transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        profile = SnmpProfile(version="2c", community=COMMUNITY, port=port, timeout_s=0.3, retries=0)  # type: ignore[arg-type]
+        poller = SnmpPoller({"echo": profile}, max_in_flight=2)
+        try:
+            r = await poller.poll_node(Node("24133", "Echo", "commune", "Đắk Lắk", address="127.0.0.1", snmp="echo"))
+        finally:
+            poller.close()
+    finally:
+        transport.close()
+    assert r.reason is Reason.TIMEOUT and "is not an SNMP agent" in r.detail and COMMUNITY not in r.detail

@@ -105,6 +105,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tslcd.snmp")
 
+SNMP_UNKNOWN_PDU_HANDLERS = "1.3.6.1.6.3.11.2.1.3"  # SNMP-MPD-MIB snmpUnknownPDUHandlers
+
 __all__ = ["SnmpPoller"]
 
 
@@ -858,6 +860,14 @@ class SnmpPoller:
         alive = not isinstance(probe, errind.RequestTimedOut)
         if trace:
             trace(f"   {'answered (' + type(probe).__name__ + ')' if alive else 'no answer either'}")
+        # An agent answers discovery with a USM counter (usmStatsUnknownEngineIDs, ...UnknownUserNames), which
+        # pysnmp maps to its own error indications. Our request sent back (an echo service) reaches pysnmp as
+        # a request it has no handler for: a "report" of snmpUnknownPDUHandlers; another OID, another protocol.
+        reported = str(probe) if isinstance(probe, errind.ReportPduReceived) else ""
+        if reported and (reported.startswith(SNMP_UNKNOWN_PDU_HANDLERS) or not reported.startswith("1.3.6.1.6.3.")):
+            return _Failed(Reason.TIMEOUT, f"{waited}; what answers on that port is not an SNMP agent (our request "
+                                           f"came back as a report of {reported[:60]}: an echo service, or another "
+                                           "protocol)", 2)
         if profile.version == "2c" and alive:
             reason, detail = Reason.WRONG_COMMUNITY, (f"{waited}, but an SNMP agent there answers SNMPv3 discovery: "
                                                       "the v2c community is wrong, or not allowed from this address")
