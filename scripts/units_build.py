@@ -31,6 +31,8 @@ from datetime import date
 from importlib import resources
 from pathlib import Path
 
+from inventory.units import FIELDS  # the bundled CSV's columns, as the loader reads them
+
 OUT = Path(__file__).resolve().parent.parent / "inventory" / "units"
 
 
@@ -57,7 +59,7 @@ def main() -> int:
     assert len(units) == 3321 and len({u[3] for u in units}) == 34, "not the 2025 division"
     with (OUT / "units.csv").open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(("code", "name", "kind", "province_code", "province_name"))
+        w.writerow(FIELDS)
         for code, name, kind, pcode, pname, _, _ in units:
             w.writerow((code, " ".join(name.split()), _kind(kind), pcode, _province_name(pname)))
 

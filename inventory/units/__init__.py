@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import csv
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TextIO
 
 __all__ = [
     "DIVISION_DATE",
@@ -24,7 +22,6 @@ __all__ = [
     "normalize_name",
     "provinces",
     "same_province",
-    "write_csv",
 ]
 
 # The 2025 reform (two-level local government) took effect on this date; units
@@ -168,11 +165,3 @@ def codes_for(name_or_code: str) -> frozenset[str] | None:
     """The set of official unit codes of a province, or None when unknown (for validation)."""
     found = for_province(name_or_code)
     return None if found is None else frozenset(u.code for u in found)
-
-
-def write_csv(units: Iterable[Unit], out: TextIO) -> None:
-    """Write ``units`` in the bundled CSV format (scripts/units_build.py writes units.csv itself)."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(FIELDS)
-    for u in units:
-        writer.writerow([u.code, u.name, u.kind, u.province_code, u.province_name])
