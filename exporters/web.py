@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import resource
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -87,6 +88,95 @@ class BasicAuth:
             self._ok.pop(next(iter(self._ok)))
         self._ok[key] = None
         return True
+
+
+_FD_RESERVE = 128  # descriptors kept for the store, the ICMP and SNMP sockets and the logs
+_TLS_HANDSHAKE_S = 10.0  # a TLS client that has not finished its handshake by then is dropped
+
+
+class Connections:
+    """Bounds the connections the server holds, so that idle or slow clients cannot take every descriptor.
+
+    At the cap a new connection closes the oldest idle one (connected, no request being answered) and takes
+    its place: a scrape, which sends its request at once, is always the newest and so the last to go. When
+    every connection is busy answering, the new one gets a bare 503. How long a connection may stay idle is
+    aiohttp's keep-alive timeout, which also runs before the first request (``web.idle_timeout_s``).
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.busy: set[object] = set()  # connections answering a request (aiohttp's handlers take no weakref)
+        self.closing: set[object] = set()  # evicted, not yet gone from server.connections
+        self.evicted = 0
+        self.refused = 0
+
+    def admit(self, server: web.Server) -> asyncio.BaseProtocol:
+        """The protocol for a connection just accepted: aiohttp's handler, or one answering 503."""
+        handlers = server.connections  # oldest first
+        if len(handlers) - len(self.closing) >= self.cap:
+            self.closing &= set(handlers)
+            if len(handlers) - len(self.closing) >= self.cap:
+                idle = next((h for h in handlers if h not in self.busy and h not in self.closing), None)
+                if idle is None:
+                    self.refused += 1
+                    return _Refuse()
+                self.closing.add(idle)
+                idle.force_close()
+                self.evicted += 1
+        return server()
+
+    @web.middleware
+    async def track(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Mark the request's connection busy while it is answered (busy connections are never evicted)."""
+        proto = request.protocol
+        self.busy.add(proto)
+        try:
+            return await handler(request)
+        finally:
+            self.busy.discard(proto)
+
+
+LIMITS: web.AppKey[Connections] = web.AppKey("connections")
+
+
+class _Refuse(asyncio.Protocol):
+    """Answers 503 and closes: every connection the server holds is busy answering a request."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n"
+                        b"Connection: close\r\n\r\n")
+        transport.close()
+
+
+def connection_cap(wanted: int) -> int:
+    """``wanted`` connections, or fewer when the open-files limit leaves less room (warned)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or soft - _FD_RESERVE >= wanted:
+        return wanted
+    cap = max(8, soft - _FD_RESERVE)
+    log.warning("fewer HTTP connections than configured: the open-files limit is low "
+                "(raise LimitNOFILE in the unit, or ulimit -n)",
+                extra={"max_connections": wanted, "allowed": cap, "open_files_limit": soft})
+    return cap
+
+
+class _Site(web.TCPSite):
+    """aiohttp's TCP site, accepting through ``Connections`` and with a TLS handshake deadline."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, *, ssl_context: ssl.SSLContext | None,
+                 connections: Connections) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context)
+        self._connections = connections
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: self._connections.admit(server), self._host, self._port, ssl=self._ssl_context,
+            ssl_handshake_timeout=_TLS_HANDSHAKE_S if self._ssl_context else None, backlog=self._backlog,
+            reuse_address=self._reuse_address)
 
 
 def _guard(web_config: WebConfigFile | None) -> Middleware:
@@ -214,8 +304,10 @@ async def _healthz(request: web.Request) -> web.Response:
 
 def make_app(source: Source) -> web.Application:
     """The aiohttp application serving ``source`` (basic auth and headers from its web configuration file)."""
-    app = web.Application(middlewares=[_guard(source.cfg.web_config)])
+    connections = Connections(source.cfg.web.max_connections)
+    app = web.Application(middlewares=[connections.track, _guard(source.cfg.web_config)])
     app[SOURCE] = source
+    app[LIMITS] = connections
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/api/status.json", _status_json)
     app.router.add_get("/healthz", _healthz)
@@ -240,9 +332,13 @@ async def start_server(source: Source, listen: str) -> tuple[web.AppRunner, str]
                 await task
 
         app.cleanup_ctx.append(watch)
-    runner = web.AppRunner(app, access_log=None)
+    connections = app[LIMITS]
+    connections.cap = connection_cap(source.cfg.web.max_connections)
+    # keepalive_timeout also runs from the moment a connection is made (aiohttp 3.14): an idle or slow client
+    # is closed once it has not sent a whole request head for that long.
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=source.cfg.web.idle_timeout_s)
     await runner.setup()
-    site = web.TCPSite(runner, host, int(port), ssl_context=tls.context if tls else None)
+    site = _Site(runner, host, int(port), ssl_context=tls.context if tls else None, connections=connections)
     try:
         await site.start()
     except OSError as e:

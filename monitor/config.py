@@ -175,6 +175,13 @@ class Web(_Strict):
     public_url: str = Field("", description="where people reach the status page, for links in emails")
     config_file: Path | None = Field(None, description="TLS and basic auth: a web configuration file in the format "
                                      "Prometheus exporters share (exporter-toolkit), relative to this file")
+    idle_timeout_s: float = Field(15.0, gt=0, le=3600,
+                                  description="a connection that has not sent a whole request head within this "
+                                  "time (after connecting or after its last answer) is closed: idle keep-alive "
+                                  "and slow (slowloris) clients alike")
+    max_connections: int = Field(512, ge=8, le=100_000,
+                                 description="open connections at most; a new one beyond this closes the oldest "
+                                 "idle one (or, when every one is busy, gets 503)")
 
 
 _TLS_VERSIONS = Literal["TLS10", "TLS11", "TLS12", "TLS13"]

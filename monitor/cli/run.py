@@ -55,10 +55,12 @@ def add_check_parser(sub: Any) -> None:
 @handles_errors(1)
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the monitor until SIGTERM or Ctrl-C."""
+    from monitor.procs import raise_open_files_limit
     from monitor.runtime import app, logs
 
     cfg = load_config(args.config, inventory=args.inventory, web_config=args.web_config)
     logs.setup(cfg.log_level)
+    raise_open_files_limit()
     inventory = load_inventory_for(cfg)
     for w in inventory.warnings:  # once, at start (and again on a reload that still has it)
         log.warning("inventory", extra={"problem": w})
