@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import resource
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -161,22 +162,78 @@ def connection_cap(wanted: int) -> int:
     return cap
 
 
-class _Site(web.TCPSite):
-    """aiohttp's TCP site, accepting through ``Connections`` and with a TLS handshake deadline."""
+class _Site(web.BaseSite):
+    """aiohttp's site on a socket bound beforehand, accepting through ``Connections``, with a TLS handshake
+    deadline."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, *, ssl_context: ssl.SSLContext | None,
+    def __init__(self, runner: web.AppRunner, sock: socket.socket, *, ssl_context: ssl.SSLContext | None,
                  connections: Connections) -> None:
-        super().__init__(runner, host, port, ssl_context=ssl_context)
+        super().__init__(runner, ssl_context=ssl_context)
+        self._sock = sock
         self._connections = connections
 
+    @property
+    def name(self) -> str:
+        host, port = self._sock.getsockname()[:2]
+        return f"{'https' if self._ssl_context else 'http'}://{f'[{host}]' if ':' in host else host}:{port}/"
+
     async def start(self) -> None:
-        await web.BaseSite.start(self)  # registers the site with its runner
+        await super().start()  # registers the site with its runner
         server = self._runner.server
         assert server is not None
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: self._connections.admit(server), self._host, self._port, ssl=self._ssl_context,
-            ssl_handshake_timeout=_TLS_HANDSHAKE_S if self._ssl_context else None, backlog=self._backlog,
-            reuse_address=self._reuse_address)
+            lambda: self._connections.admit(server), sock=self._sock, ssl=self._ssl_context,
+            ssl_handshake_timeout=_TLS_HANDSHAKE_S if self._ssl_context else None, backlog=self._backlog)
+
+
+SD_LISTEN_FDS_START = 3  # systemd's socket-activation protocol (sd_listen_fds(3)): the first passed descriptor
+
+
+def passed_socket() -> socket.socket | None:
+    """The listening socket handed over by whoever started this process, or None.
+
+    systemd's socket-activation protocol: ``LISTEN_PID`` is this process and ``LISTEN_FDS`` at least 1,
+    the socket is descriptor 3. A systemd ``.socket`` unit passes one this way, and so does tslcd's own
+    user-namespace sandbox (the socket stays in the namespace where it was bound). The variables are
+    removed, as sd_listen_fds does, so that no child takes the socket for its own.
+    """
+    pid, count = os.environ.get("LISTEN_PID", ""), os.environ.get("LISTEN_FDS", "")
+    if not (pid.isdigit() and int(pid) == os.getpid() and count.isdigit() and int(count) >= 1):
+        return None
+    for key in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(key, None)
+    sock = socket.socket(fileno=SD_LISTEN_FDS_START)
+    os.set_inheritable(sock.fileno(), False)
+    if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        raise ListenError("the socket passed by LISTEN_FDS is not a TCP socket")
+    return sock
+
+
+def bind_socket(listen: str) -> socket.socket:
+    """A TCP socket bound to HOST:PORT (port 0 picks a free one) and listening; ListenError says why not."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    every = not host  # ":9750": every address of both families, as a server binding "" does
+    try:
+        infos = socket.getaddrinfo("::" if every and socket.has_ipv6 else host or None, int(port),
+                                   type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, addr = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, ValueError, UnicodeError) as e:
+        raise ListenError(f"cannot listen on {listen}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if every else 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        raise ListenError(f"cannot listen on {listen}: {reason} (another tslcd running? choose another "
+                          f"address with --listen or web.listen)") from None
+    sock.setblocking(False)
+    return sock
 
 
 def _guard(web_config: WebConfigFile | None) -> Middleware:
@@ -316,12 +373,21 @@ def make_app(source: Source) -> web.Application:
 
 
 async def start_server(source: Source, listen: str) -> tuple[web.AppRunner, str]:
-    """Start serving on HOST:PORT (port 0 picks a free one); return the runner and the base URL."""
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
+    """Start serving on HOST:PORT (port 0 picks a free one), or on the socket passed by LISTEN_FDS when there is
+    one; return the runner and the base URL."""
+    sock = passed_socket()
+    if sock is not None:
+        log.info("serving on the socket passed by LISTEN_FDS, not web.listen",
+                 extra={"address": str(sock.getsockname()[:2])})
+    else:
+        sock = bind_socket(listen)
     web_config = source.cfg.web_config
-    tls = TlsFiles(web_config.tls_server_config, web_config.path) \
-        if web_config is not None and web_config.tls_server_config is not None else None
+    try:
+        tls = TlsFiles(web_config.tls_server_config, web_config.path) \
+            if web_config is not None and web_config.tls_server_config is not None else None
+    except BaseException:
+        sock.close()
+        raise
     app = make_app(source)
     if tls is not None:
         async def watch(app: web.Application) -> AsyncIterator[None]:
@@ -338,15 +404,11 @@ async def start_server(source: Source, listen: str) -> tuple[web.AppRunner, str]
     # is closed once it has not sent a whole request head for that long.
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=source.cfg.web.idle_timeout_s)
     await runner.setup()
-    site = _Site(runner, host, int(port), ssl_context=tls.context if tls else None, connections=connections)
+    site = _Site(runner, sock, ssl_context=tls.context if tls else None, connections=connections)
     try:
         await site.start()
     except OSError as e:
         await runner.cleanup()
-        reason = os.strerror(e.errno).lower() if e.errno else str(e)
-        raise ListenError(f"cannot listen on {listen}: {reason} (another tslcd running? choose another "
-                          f"address with --listen or web.listen)") from None
-    sock = site._server.sockets[0]  # type: ignore[union-attr]
-    bound = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    return runner, f"{'https' if tls else 'http'}://{shown}:{bound}/"
+        sock.close()
+        raise ListenError(f"cannot serve on {listen}: {os.strerror(e.errno).lower() if e.errno else e}") from None
+    return runner, site.name

@@ -8,10 +8,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,11 +176,8 @@ def test_tslcd_run_as_nobody_with_only_cap_net_raw_sweeps(work: Path, runtime: P
             str(SYSTEM_PYTHON), "-m", "monitor.cli", "run", "--config", str(work / "config.yaml")]
     first = _run_until_first_states(argv, _env(runtime), work / "run.log", 5)
     assert first["nodes"] == 5 and first["up"] == 5, first
-    # The same without CAP_NET_RAW (and ping_group_range "1 0" here): a clear refusal, exit 2, no traceback.
-    if Path("/proc/sys/net/ipv4/ping_group_range").read_text().split() == ["1", "0"]:
-        bare = [a.replace("+net_raw", "").rstrip(",") for a in argv]
-        r = subprocess.run(bare, capture_output=True, text=True, timeout=120, env=_env(runtime))
-        assert r.returncode == 2 and "Traceback" not in r.stderr and "CAP_NET_RAW" in r.stderr, r.stderr
+    # The same without CAP_NET_RAW: on this loopback inventory it runs in a namespace of its own (tested below,
+    # with the refusal of an inventory that a namespace cannot stand in for).
 
 
 @needs_root
@@ -201,3 +200,160 @@ def test_tslcd_run_as_nobody_allowed_by_ping_group_range_sweeps(work: Path, runt
         assert first["nodes"] == 5 and first["up"] == 5, first
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False, timeout=30)
+
+
+# --- a newcomer without root (issue 12, part 4) ----------------------------------------------------------------
+
+def _nobody_bare(argv_tail: list[str]) -> list[str]:
+    """nobody with no capability at all, as an ordinary user on a default Debian (ping_group_range "1 0")."""
+    assert SETPRIV
+    return [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all",
+            "--ambient-caps=-all", str(SYSTEM_PYTHON), "-m", "monitor.cli", *argv_tail]
+
+
+def _userns_for_nobody() -> str | None:
+    """Why nobody may not make a user namespace here, or None when it may."""
+    r = subprocess.run([SETPRIV or "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                        "unshare", "--user", "--map-root-user", "--net", "--mount", "true"],
+                       capture_output=True, text=True, timeout=60)
+    return None if r.returncode == 0 else r.stderr.strip() or f"exit {r.returncode}"
+
+
+def _default_debian() -> bool:
+    return Path("/proc/sys/net/ipv4/ping_group_range").read_text().split() == ["1", "0"]
+
+
+needs_userns = pytest.mark.skipif(SETPRIV is None or shutil.which("unshare") is None or shutil.which("ip") is None,
+                                  reason="setpriv, unshare or ip missing (util-linux, iproute2)")
+
+
+def _stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        raise
+
+
+@needs_root
+@needs_userns
+def test_demo_as_an_ordinary_user_shows_outages_and_recoveries(work: Path, runtime: Path) -> None:
+    """An ordinary user (nobody, no capability, ping sockets refused) runs `tslcd demo`: it re-runs itself in a
+    user and network namespace of its own, builds its test namespaces there (none appear here), serves the
+    status page here, and communes go down, become unreachable behind the failed aggregation node and come
+    back. Stopped with Ctrl-C it exits 0."""
+    from tests.conftest import wait_for_url
+
+    if not _default_debian():
+        pytest.skip("ping_group_range is not Debian's default here")
+    if (why := _userns_for_nobody()) is not None:
+        pytest.skip(f"unprivileged user namespaces refused here: {why}")
+    _service_dir(work, ["127.0.0.1"])
+    proc = subprocess.Popen(_nobody_bare(["demo", "--config", str(work / "config.yaml"), "--no-snmp",
+                                          "--listen", "127.0.0.1:0", "--interval", "2", "--flap-every", "7",
+                                          "--duration", "150"]),
+                            stderr=subprocess.PIPE, text=True, cwd=work,
+                            env={**_env(runtime), "PYTHONUNBUFFERED": "1"})
+    try:
+        url = wait_for_url(proc, 90)
+        seen: set[str] = set()
+        came_back = False
+        deadline = time.monotonic() + 100
+        while time.monotonic() < deadline and not came_back:
+            with urllib.request.urlopen(url, timeout=5) as r:  # from this namespace: the page is served here
+                page = r.read().decode()
+            states = set(re.findall(r'data-state="(\w+)"', page))
+            rate = re.search(r'id="connection-rate">([\d.]+)%', page)
+            assert rate is not None
+            seen |= states
+            came_back = {"down", "unreachable"} <= seen and not states and rate.group(1) == "97.1"
+            time.sleep(0.5)  # polling a page with a deadline
+        assert {"down", "unreachable"} <= seen, seen
+        assert came_back
+        # Its namespaces live in its own network namespace and its own /run: none here.
+        here = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+        assert not [n for n in here.split() if n.startswith("tslcdemo-") and f"-{proc.pid}-" in n], here
+    finally:
+        status = _stop(proc)
+    assert status == 0
+
+
+@needs_root
+@needs_userns
+def test_run_as_an_ordinary_user_on_a_loopback_inventory_sweeps_in_its_own_namespace(work: Path,
+                                                                                       runtime: Path) -> None:
+    """The README's run command as an ordinary user: no ICMP permission, every node on loopback, so `tslcd run`
+    sweeps from a namespace of its own and serves the page here; a reload bringing a node off loopback is
+    refused there (the last good inventory kept)."""
+    from tests.conftest import wait_for_url
+
+    if not _default_debian():
+        pytest.skip("ping_group_range is not Debian's default here")
+    if (why := _userns_for_nobody()) is not None:
+        pytest.skip(f"unprivileged user namespaces refused here: {why}")
+    _service_dir(work, [f"127.0.9.{i}" for i in range(1, 6)])
+    proc = subprocess.Popen(_nobody_bare(["run", "--config", str(work / "config.yaml")]), stderr=subprocess.PIPE,
+                            text=True, cwd=work, env={**_env(runtime), "PYTHONUNBUFFERED": "1"})
+    try:
+        url = wait_for_url(proc, 90)
+        metrics = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(re.findall(r"^tslcd_node_up\{.*\} 1\.0$", metrics, re.M)) < 5:
+            with urllib.request.urlopen(url + "metrics", timeout=5) as r:  # from here: the page is served here
+                metrics = r.read().decode()
+            time.sleep(0.3)  # polling with a deadline
+        assert len(re.findall(r"^tslcd_node_up\{.*\} 1\.0$", metrics, re.M)) == 5, metrics[:3000]
+        # A reload that brings a node off loopback: refused inside, reported, the five nodes kept.
+        (work / "inv.yaml").write_text((work / "inv.yaml").read_text(encoding="utf-8").replace(
+            "127.0.9.5", "198.18.0.5"), encoding="utf-8")
+        os.kill(proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        metrics = ""
+        while time.monotonic() < deadline and "tslcd_inventory_last_reload_success 0" not in metrics:
+            with urllib.request.urlopen(url + "metrics", timeout=5) as r:
+                metrics = r.read().decode()
+            time.sleep(0.3)  # polling with a deadline
+        assert "tslcd_inventory_last_reload_success 0" in metrics
+    finally:
+        status = _stop(proc)
+    assert status == 0
+
+
+@needs_root
+@needs_userns
+def test_run_as_an_ordinary_user_that_cannot_use_a_namespace_says_which_setting(work: Path, runtime: Path) -> None:
+    """No ICMP permission and an inventory that a namespace of its own cannot stand in for (a node polled over
+    SNMP): a clear refusal naming the three ways (root, CAP_NET_RAW, ping_group_range), exit 2, no traceback."""
+    if not _default_debian():
+        pytest.skip("ping_group_range is not Debian's default here")
+    _service_dir(work, ["127.0.9.1"])
+    inv = work / "inv.yaml"
+    inv.write_text(inv.read_text(encoding="utf-8").replace("address: 127.0.9.1", "address: 127.0.9.1, snmp: r"),
+                   encoding="utf-8")
+    cfg = work / "config.yaml"
+    cfg.write_text(cfg.read_text(encoding="utf-8")
+                   + "snmp_profiles:\n  r:\n    version: '2c'\n    community: ${TSLCD_TEST_COMMUNITY}\n",
+                   encoding="utf-8")
+    r = subprocess.run(_nobody_bare(["run", "--config", str(cfg)]), capture_output=True, text=True, timeout=120,
+                       cwd=work, env={**_env(runtime), "TSLCD_TEST_COMMUNITY": "c0mmunity-secret"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    for way in ("run as root", "CAP_NET_RAW", "net.ipv4.ping_group_range"):
+        assert way in r.stderr, r.stderr
+    assert "c0mmunity-secret" not in r.stderr
+
+
+@pytest.mark.parametrize(("sysctls", "setting"), [
+    ({"kernel.unprivileged_userns_clone": "0"}, "sysctl -w kernel.unprivileged_userns_clone=1"),
+    ({"kernel.apparmor_restrict_unprivileged_userns": "1"},
+     "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"),
+    ({"user.max_user_namespaces": "0"}, "sysctl -w user.max_user_namespaces=15000"),
+    ({"user.max_user_namespaces": "15000"}, "a container needs to allow `unshare --user`"),
+])
+def test_a_refused_user_namespace_names_the_setting_that_allows_it(sysctls: dict[str, str | None],
+                                                                   setting: str) -> None:
+    from monitor.runtime.sandbox import explain
+
+    text = explain("unshare: unshare failed: Operation not permitted", sysctls)
+    assert setting in text and "Operation not permitted" in text, text

@@ -230,3 +230,38 @@ def test_at_the_cap_the_oldest_idle_connection_goes_and_when_all_are_busy_a_new_
     limits.busy.update(server.connections)
     assert isinstance(limits.admit(server), _Refuse)  # type: ignore[arg-type]
     assert (limits.evicted, limits.refused) == (2, 1)
+
+
+def test_a_socket_passed_by_listen_fds_is_served_instead_of_web_listen(tmp_path: Path) -> None:
+    """systemd's socket activation (and tslcd's own user-namespace sandbox): the listening socket is descriptor 3
+    with LISTEN_PID and LISTEN_FDS set; `tslcd run` serves it, not web.listen, and hands it to no child."""
+    from tests.conftest import wait_for_url
+
+    (tmp_path / "inv.yaml").write_text(inventory_yaml(small_inventory().nodes), encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(
+        "province: Đắk Lắk\ninventory: inv.yaml\nweb:\n  listen: 127.0.0.1:1\n"  # port 1 could never be bound
+        "icmp:\n  interval_s: 5\n  timeout_s: 0.5\n  echo_interval_s: 0.05\n"
+        "store:\n  url: sqlite:///history.db\n", encoding="utf-8")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    # What systemd does between fork and exec: the socket on descriptor 3, the variables naming this process.
+    activate = (f"import os, sys; os.dup2({sock.fileno()}, 3); os.environ['LISTEN_PID'] = str(os.getpid()); "
+                "os.environ['LISTEN_FDS'] = '1'; os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+    proc = subprocess.Popen([sys.executable, "-c", activate, *TSLCD[1:], "run", "--config",
+                             str(tmp_path / "config.yaml")],
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True, pass_fds=(sock.fileno(),))
+    sock.close()
+    try:
+        url = wait_for_url(proc, 30)
+        assert url == f"http://127.0.0.1:{port}/"
+        assert _scrape(port) == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 0

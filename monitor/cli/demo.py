@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -18,7 +19,10 @@ def add_parser(sub: Any) -> None:
                     "addresses, some in network namespaces (as root) whose links go down and up on a "
                     "schedule, one aggregation node whose failure makes its communes unreachable, and a few "
                     "communes with no circuit yet. Runs the monitor against it and removes everything it "
-                    "created on exit (Ctrl-C included). Without root it runs the loopback part only.",
+                    "created on exit (Ctrl-C included). Without root it runs in a user and network namespace of its "
+                    "own where the kernel allows unprivileged user namespaces (Debian does), namespaces and "
+                    "flapping links included, with the status page served here; where it does not, the "
+                    "loopback part only, saying which setting would allow the rest.",
     )
     demo.add_argument("--config", default=DEFAULT_CONFIG, metavar="F",
                       help="config file for the thresholds (default: %(default)s; its inventory is replaced)")
@@ -41,7 +45,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import importlib.util
 
     from monitor.lab import demo
-    from monitor.runtime import logs
+    from monitor.runtime import logs, sandbox
 
     if not args.no_snmp and importlib.util.find_spec("snmpsim") is None:
         print("tslcd demo: the simulated routers' SNMP agents need snmpsim, which is an extra: "
@@ -50,5 +54,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     logs.setup(cfg.log_level)
+    no_netns = None
+    if not args.no_netns and os.geteuid() != 0 and not sandbox.inside():
+        no_netns = sandbox.unavailable()
+        if no_netns is None:
+            print("tslcd demo: not root: running in a user and network namespace of its own (nothing sent there "
+                  "can leave it); the status page is served here", file=sys.stderr, flush=True)
+            sandbox.reexec(sys.argv[1:], listen=args.listen or cfg.web.listen)
+        no_netns = f"not root, and {no_netns}; or run it as root"
     return demo.run_demo(cfg, listen=args.listen, netns=not args.no_netns, flap_every_s=args.flap_every,
-                         interval_s=args.interval, duration_s=args.duration, snmp=not args.no_snmp)
+                         interval_s=args.interval, duration_s=args.duration, snmp=not args.no_snmp,
+                         no_netns=no_netns)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from inventory.model import Inventory
 from monitor.cli.common import DEFAULT_CONFIG, handles_errors, load_inventory_for
 from monitor.config import Config, load_config
-from monitor.errors import ConfigError, InventoryError
+from monitor.errors import ConfigError, IcmpPermissionError, InventoryError
 
 log = logging.getLogger("tslcd.cli")
 
@@ -23,7 +25,11 @@ def add_run_parser(sub: Any) -> None:
         "run", help="run the monitor: ICMP sweeps, states, /metrics and the status page",
         description="Load the config and inventory, sweep every node on schedule, and serve /metrics, the "
                     "status page (/), /api/status.json and /healthz. SIGHUP (or editing the inventory file) "
-                    "reloads the inventory; a bad file keeps the last good one. SIGTERM/Ctrl-C stop cleanly.",
+                    "reloads the inventory; a bad file keeps the last good one. SIGTERM/Ctrl-C stop cleanly. "
+                    "A user who may not open ICMP sockets gets a message naming the setting that allows it; when "
+                    "every node is on loopback (the shipped demo inventory) the monitor instead runs in a user "
+                    "and network namespace of its own, where it may. A listening socket passed by systemd "
+                    "(LISTEN_FDS) is served instead of --listen.",
     )
     run.add_argument("--config", default=DEFAULT_CONFIG, metavar="F", help="config file (default: %(default)s)")
     run.add_argument("--inventory", metavar="F", help="inventory file (YAML or CSV), instead of the config's")
@@ -56,7 +62,7 @@ def add_check_parser(sub: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the monitor until SIGTERM or Ctrl-C."""
     from monitor.procs import raise_open_files_limit
-    from monitor.runtime import app, logs
+    from monitor.runtime import app, logs, sandbox
 
     cfg = load_config(args.config, inventory=args.inventory, web_config=args.web_config)
     logs.setup(cfg.log_level)
@@ -64,7 +70,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     inventory = load_inventory_for(cfg)
     for w in inventory.warnings:  # once, at start (and again on a reload that still has it)
         log.warning("inventory", extra={"problem": w})
-    monitor = app.build(cfg, inventory, inventory_path=cfg.inventory_path)
+    reload_check = None
+    if sandbox.inside():
+        def reload_check(inv: Inventory) -> list[str]:
+            return [f"{p}: this monitor runs in a network namespace of its own, where only loopback answers "
+                    "(no ICMP permission for its user): restart it with one to monitor real nodes"
+                    for p in sandbox.loopback_only_problems(inv, bool(cfg.snmp_profiles))]
+    try:
+        monitor = app.build(cfg, inventory, inventory_path=cfg.inventory_path, reload_check=reload_check)
+    except IcmpPermissionError as e:
+        _sandbox_or_raise(e, cfg, inventory, args)
 
     def ready(url: str) -> None:
         print(f"tslcd: monitoring {len(inventory.nodes)} nodes of {cfg.province}; status page {url} "
@@ -72,6 +87,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     asyncio.run(monitor.run(args.listen, ready=ready))
     return 0
+
+
+def _sandbox_or_raise(refused: IcmpPermissionError, cfg: Config, inventory: Inventory,
+                      args: argparse.Namespace) -> NoReturn:
+    """No ICMP socket may be opened here. When every node is on loopback (the shipped demo inventory) and the
+    user may make a user namespace, run again inside one, where this user holds CAP_NET_RAW and loopback
+    answers as here; otherwise raise the refusal, which says which setting allows ICMP."""
+    from monitor.runtime import sandbox
+
+    if os.geteuid() == 0 or sandbox.inside() or sandbox.loopback_only_problems(inventory, bool(cfg.snmp_profiles)):
+        raise refused
+    reason = sandbox.unavailable()
+    if reason is not None:
+        raise IcmpPermissionError(f"{refused} (A network namespace of its own would do for this loopback "
+                                  f"inventory, but {reason}.)") from None
+    log.warning("no ICMP permission for this user; every node is on loopback, so the monitor runs in a user "
+                "and network namespace of its own (where it may ping its own loopback), serving here",
+                extra={"user": os.getuid()})
+    sandbox.reexec(sys.argv[1:], listen=args.listen or cfg.web.listen)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -183,9 +183,10 @@ def _start_snmp(nodes: list[Node], tmp: Path, agents: contextlib.ExitStack) -> t
 
 
 def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: float, interval_s: float = 5.0,
-             duration_s: float | None = None, snmp: bool = True) -> int:
+             duration_s: float | None = None, snmp: bool = True, no_netns: str | None = None) -> int:
     """Build the simulated province, monitor it until Ctrl-C (or ``duration_s``), remove everything.
 
+    ``no_netns``: why the namespaces cannot be made here, known beforehand (said instead of probing).
     A store, address or ICMP permission problem raises its TslcdError (after the cleanup).
     """
     from monitor.runtime import app
@@ -193,8 +194,8 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
     # SIGTERM before the event loop takes over must still run the cleanup below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     lab = None
-    reason = None
-    if netns:
+    reason = no_netns
+    if netns and reason is None:
         from monitor.lab import netns as nsmod
 
         reason = nsmod.available()
@@ -202,7 +203,7 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
             nsmod.cleanup_stale("tslcdemo")
             lab = nsmod.Lab("tslcdemo")
     if reason:
-        print(f"tslcd demo: loopback only: {reason}", file=sys.stderr)
+        print(f"tslcd demo: loopback only (no link goes down): {reason}", file=sys.stderr)
     try:
         nodes = demo_nodes(netns=lab is not None)
         flapper = None

@@ -6,6 +6,7 @@ a socket of its own choosing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from exporters.metrics import SelfMetrics
@@ -19,7 +20,7 @@ from monitor.store import open_store
 
 
 def build(cfg: Config, inventory: Inventory, *, inventory_path: Path | None = None,
-          engine: Sweeper | None = None) -> Monitor:
+          engine: Sweeper | None = None, reload_check: Callable[[Inventory], list[str]] | None = None) -> Monitor:
     """A monitor ready to ``run``: its ICMP engine, its history store (opened and migrated now: call
     this before the event loop) and, when ``email`` is configured and enabled, the daily mailer.
 
@@ -39,4 +40,4 @@ def build(cfg: Config, inventory: Inventory, *, inventory_path: Path | None = No
     if cfg.email is not None and cfg.email.enabled:
         mailer = Mailer(cfg, cfg.email, store, registry=self_metrics.registry)
     return Monitor(cfg, inventory, sweeper, inventory_path=inventory_path, self_metrics=self_metrics,
-                   recorder=recorder, mailer=mailer)
+                   recorder=recorder, mailer=mailer, reload_check=reload_check)

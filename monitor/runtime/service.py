@@ -113,7 +113,8 @@ class Monitor:
                  inventory_path: Path | None = None,
                  self_metrics: SelfMetrics | None = None,
                  recorder: Recorder | None = None,
-                 mailer: Mailer | None = None) -> None:
+                 mailer: Mailer | None = None,
+                 reload_check: Callable[[Inventory], list[str]] | None = None) -> None:
         self.cfg = cfg
         self.inventory = inventory
         self.engine = engine
@@ -132,6 +133,7 @@ class Monitor:
         self.event_sinks: list[Callable[[Sequence[Event]], None]] = []
         self.recorder = recorder  # history store; None: nothing is kept
         self.mailer = mailer  # the daily email; None: none is sent
+        self.reload_check = reload_check  # problems that refuse a reloaded inventory (the sandbox: loopback only)
         self.snmp: SnmpPoller | None = (
             SnmpPoller(cfg.snmp_profiles, max_in_flight=cfg.snmp.max_in_flight) if cfg.snmp_profiles else None)
         self._snmp: dict[str, SnmpTrack] = {}
@@ -168,6 +170,8 @@ class Monitor:
                                           default_province=self.cfg.province, province=self.cfg.province)
             if self.cfg.strict_inventory and inv.warnings:
                 raise InventoryError(inv.warnings)
+            if self.reload_check is not None and (refused := self.reload_check(inv)):
+                raise InventoryError(refused)
             before = len(self.inventory.nodes)
             if not confirmed and before >= SHRINK_MIN_NODES and len(inv.nodes) < before * SHRINK_RATIO:
                 raise InventoryError([f"{self.inventory_path}: it has {len(inv.nodes)} nodes, the inventory in use "
