@@ -57,7 +57,9 @@ async def test_metrics_follow_the_scenario(tmp_path: Path, served: Any) -> None:
     assert value(s, "tslcd_node_up", code="24154") == 1
     assert value(s, "tslcd_node_state", code="AGG", state="down") == 1
     assert value(s, "tslcd_node_state", code="24133", state="unreachable") == 1
-    assert value(s, "tslcd_node_state", code="24133", state="up") == 0
+    # One series per node, its current state: no zero for the others (issue 13: they carry no information).
+    assert ("tslcd_node_state", (("code", "24133"), ("state", "up"))) not in s
+    assert sum(1 for name, labels in s if name == "tslcd_node_state" and ("code", "24133") in labels) == 1
     assert value(s, "tslcd_node_state", code="22015", state="down") == 1
     assert value(s, "tslcd_node_up", code="22045") == 0  # no circuit: never up, not a state
     assert ("tslcd_node_state", (("code", "22045"), ("state", "down"))) not in s
@@ -142,3 +144,61 @@ async def test_a_deeply_nested_inventory_is_a_failed_reload_not_a_dead_task(tmp_
     assert not await mon.reload_inventory()
     assert len(mon.inventory.nodes) == 7
     assert mon.self_metrics.registry.get_sample_value("tslcd_inventory_last_reload_success") == 0
+
+
+def _varied_snapshot() -> Any:
+    """Every kind of node status the renderer meets, and label values that need escaping."""
+    import math
+
+    from inventory.model import Node
+    from monitor.core.rates import CommuneNow, current_rates
+    from monitor.core.snapshot import NodeStatus, Snapshot
+    from monitor.core.snmp import SnmpStatus
+
+    def snmp(i: int) -> SnmpStatus:
+        return SnmpStatus(up=i % 3 != 0, reason="ok" if i % 3 else "timeout", detail="", polled_at=1.7e9 + i,
+                          last_ok_at=None, sys_name=None, sys_descr=None, sys_object_id=None,
+                          uptime_s=None if i % 4 == 0 else 123456.78 + i, reboots=i % 2,
+                          last_reboot_at=1.69e9 if i % 2 else None, uplink_name="ge-0/0/0", uplink_if_index=2,
+                          uplink_oper_up=None if i % 5 == 0 else bool(i % 2), uplink_oper_status=None,
+                          uplink_counter_bits=64, rx_bytes_total=10**19 + i, tx_bytes_total=i * 1000,
+                          rx_errors_total=i if i % 2 else None, tx_errors_total=0, bytes_today=2**40 + i)
+
+    weird = ['Xã "Ea" Kao', "Phường \\ Tân\nLập", "Xã A\u202eB", "Thị trấn <b>&amp;</b>", "Xã\x00X", ""]
+    states = ["up", "down", "unreachable", "unknown", "maintenance", "no_circuit"]
+    nodes = []
+    for i in range(60):
+        st = states[i % len(states)]
+        code = "ok" if i == 59 else f"{10000 + i:05d}"  # "ok": also a reason, in label sets of its own
+        node = Node(code, weird[i % len(weird)] + str(i), "commune" if i % 7 else "aggregation",
+                    "Đắk Lắk", area=weird[(i + 1) % len(weird)], address="" if st == "no_circuit" else "127.0.0.1",
+                    parent="10000" if i else None, lat=12.68 + i / 1000 if i % 2 else None,
+                    lon=108.05 if i % 2 else None)
+        rtt = None if st != "up" else [0.0, 1e-06, 0.00123, 1234567.891, math.inf][i % 5]
+        nodes.append(NodeStatus(node, st, since=1.7e9, cause="10000" if st == "unreachable" else None,
+                                changes=i, last_change=None if i % 4 == 0 else 1.7e9 + i / 7, flapping=i % 9 == 0,
+                                rtt_min=rtt, rtt_avg=rtt, rtt_max=None if rtt is None else rtt * 2, jitter=-0.0,
+                                loss=None if st == "no_circuit" else [0.0, 1.0, 1 / 3, math.nan][i % 4],
+                                ipv6_ok=None if i % 3 else bool(i % 2), snmp=snmp(i) if i % 2 else None))
+    rates = current_rates(CommuneNow(ns.node.province, ns.node.area, ns.state != "no_circuit", ns.state == "up")
+                          for ns in nodes if ns.node.kind == "commune")
+    return Snapshot(1.7e9, "Đắk Lắk", "Asia/Ho_Chi_Minh", 0.95, tuple(nodes), rates)
+
+
+def test_the_direct_renderer_writes_what_prometheus_client_writes() -> None:
+    """The exposition written straight into a buffer (issue 13) equals prometheus_client's rendering of the same
+    families, byte for byte: escaping, number formats (1e-06, 1.234567891e+06, +Inf, NaN, -0.0), empty
+    families, counters; rendering twice (the cached label sets) gives the same bytes."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from exporters.metrics import Renderer, SnapshotCollector
+
+    snap = _varied_snapshot()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snap))
+    reference = generate_latest(registry)
+    renderer = Renderer()
+    assert renderer.render(snap) == reference
+    assert renderer.render(snap) == reference
+    text = reference.decode()
+    assert 'name="Xã \\"Ea\\" Kao0"' in text and "+Inf" in text and "NaN" in text and "e-06" in text

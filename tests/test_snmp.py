@@ -16,13 +16,11 @@ import os
 import re
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from pysnmp.entity import config as pysnmp_config
@@ -31,15 +29,15 @@ from pysnmp.proto import rfc1902
 from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel
 from pysnmp.smi.error import NoSuchInstanceError
 
-from exporters.metrics import snmp_families
+from exporters.metrics import Renderer
 from exporters.status import snmp_row
 from inventory.model import Node
 from monitor.cli import snmp as snmp_cli
 from monitor.config import SnmpProfile
+from monitor.core.snapshot import NodeStatus, Snapshot
 from monitor.core.snmp import (
     Reason,
     SnmpReading,
-    SnmpStatus,
     add_deltas,
     fold_readings,
     plan_poll,
@@ -591,15 +589,6 @@ async def test_local_problems_are_readings_too() -> None:
 # ---------------------------------------------------------------- fold, status, metrics, secrets
 
 
-@dataclass(frozen=True)
-class _Status:
-    """Stands in for monitor.core.snapshot.NodeStatus with the ``snmp`` field integration adds."""
-
-    node: Node
-    state: str
-    snmp: SnmpStatus | None
-
-
 async def test_families_show_snmp_up_reason_ping_only_and_counters(sim: Agent, snmpd: Agent,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     profiles = {"vyatta": v2("vyatta", sim.port), "bad": v3("tslcd", snmpd.port, auth_key=WRONG),
@@ -613,16 +602,10 @@ async def test_families_show_snmp_up_reason_ping_only_and_counters(sim: Agent, s
             poller.close()
     tracks, _ = fold_readings({}, readings, TZ)
     now = max(r.at for r in readings)
-    statuses = [_Status(n, "up", snmp_status(tracks[n.code], now, TZ)) for n in nodes]
-    statuses.append(_Status(node("nosnmp", "x"), "up", None))
+    statuses = [NodeStatus(n, "up", snmp=snmp_status(tracks[n.code], now, TZ)) for n in nodes]
+    statuses.append(NodeStatus(node("nosnmp", "x"), "up"))
 
-    class C:
-        def collect(self) -> Iterator[Any]:
-            return snmp_families(statuses)  # type: ignore[arg-type]
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(C())
-    text = generate_latest(registry).decode()
+    text = Renderer().render(Snapshot(now, "Đắk Lắk", "Asia/Ho_Chi_Minh", 1.0, tuple(statuses), ())).decode()
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for fam in text_string_to_metric_families(text) for s in fam.samples}
     assert samples[("tslcd_snmp_up", (("code", "ok"),))] == 1
@@ -637,7 +620,10 @@ async def test_families_show_snmp_up_reason_ping_only_and_counters(sim: Agent, s
     assert samples[("tslcd_snmp_sys_uptime_seconds", (("code", "ok"),))] == readings[0].uptime_ticks / 100  # type: ignore[operator]
     assert samples[("tslcd_node_reboots_total", (("code", "ok"),))] == 0
     assert samples[("tslcd_uplink_oper_up", (("code", "ok"),))] == 1
-    assert not any(code == "nosnmp" for (_, labels) in samples for k, code in labels if k == "code")
+    snmp_names = ("tslcd_snmp_", "tslcd_uplink_", "tslcd_node_reboots", "tslcd_node_last_reboot")
+    assert not any(code == "nosnmp" for (name, labels) in samples for k, code in labels
+                   if k == "code" and name.startswith(snmp_names))
+    assert ("tslcd_node_up", (("code", "nosnmp"),)) in samples  # the node is there, without SNMP series
     # Secrets: not in readings, statuses, metrics or logs.
     everything = "\n".join([text, caplog.text, repr(readings), repr(statuses), repr(tracks),
                             *(describe_profile(k, p) for k, p in profiles.items()), repr(profiles)])

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from exporters.metrics import MetricsCache, SelfMetrics, render_snapshot
+from exporters.metrics import PARTS, MetricsCache, SelfMetrics, ping_only, render_snapshot
 from exporters.web import start_server
 from inventory.load import InventoryError, load_inventory
 from inventory.model import Inventory, Node
@@ -139,7 +139,10 @@ class Monitor:
         self._snmp: dict[str, SnmpTrack] = {}
         self._snmp_pending: dict[str, Delta] = {}  # uplink deltas not yet written to the history
         self.snapshot = self._build(self.clock(), SweepStats(), sweeps=0)
-        self.metrics.update(render_snapshot(self.snapshot))
+        for part in PARTS:
+            self.metrics.update(render_snapshot(self.snapshot, part), part)
+        self._snmp_rendered_for = inventory  # the inventory whose nodes the "snmp" part of /metrics lists
+        self._ping_only_rendered = ping_only(self.snapshot)  # what the "nodes" part says answers ping only
         self._sweeps = 0
         self._sweeping: asyncio.Task[None] | None = None
 
@@ -281,8 +284,13 @@ class Monitor:
                 log.exception("history write failed; states are still published", extra={"probe": "icmp"})
             snap = replace(snap, history=self.recorder.recent())
         self.snapshot = snap
-        # Rendering 10^5 samples costs about a second of CPU: never in the event loop (docs/benchmarks.md).
-        self.metrics.update(await asyncio.to_thread(render_snapshot, snap))
+        # Rendering 10^5 samples costs a tenth of a second of CPU: never in the event loop (docs/benchmarks.md).
+        # A sweep renders the "nodes" part; the "snmp" part changes with a poll, or with the inventory.
+        self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "nodes"), "nodes")
+        self._ping_only_rendered = ping_only(snap)
+        if self._snmp_rendered_for is not self.inventory:
+            self._snmp_rendered_for = self.inventory
+            self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "snmp"), "snmp")
         return snap
 
     def _build(self, now: float, stats: SweepStats, *, sweeps: int,
@@ -435,7 +443,10 @@ class Monitor:
         snap = replace(snap, nodes=tuple(
             replace(ns, snmp=snmp_status(tracks.get(ns.node.code), now, self.cfg.tz)) for ns in snap.nodes))
         self.snapshot = snap
-        self.metrics.update(await asyncio.to_thread(render_snapshot, snap))
+        self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "snmp"), "snmp")
+        if (now_ping_only := ping_only(snap)) != self._ping_only_rendered:  # the "nodes" part says it: again
+            self._ping_only_rendered = now_ping_only
+            self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "nodes"), "nodes")
         return snap
 
     async def _snmp_job(self) -> None:
