@@ -900,3 +900,80 @@ async def test_a_port_that_echoes_requests_is_not_taken_for_an_agent_with_anothe
     finally:
         transport.close()
     assert r.reason is Reason.TIMEOUT and "is not an SNMP agent" in r.detail and COMMUNITY not in r.detail
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    return bytes([tag]) + (bytes([n]) if n < 128 else bytes([0x82]) + n.to_bytes(2, "big")) + body
+
+
+def _int(v: int) -> bytes:
+    return _tlv(0x02, v.to_bytes(max(1, (v.bit_length() + 8) // 8), "big", signed=True))
+
+
+def _empty_v3_report(msg_id: int) -> bytes:
+    """An SNMPv3 Report-PDU without varbinds, answering message ``msg_id`` (pysnmp's KeyError, issue #241)."""
+    engine = bytes.fromhex("80001f8880") + b"hostile0001"
+    usm = _tlv(0x30, _tlv(0x04, engine) + _int(1) + _int(100) + _tlv(0x04, b"") * 3)
+    report = _tlv(0xA8, _int(0) + _int(0) + _int(0) + _tlv(0x30, b""))
+    header = _tlv(0x30, _int(msg_id) + _int(65507) + _tlv(0x04, b"\x00") + _int(3))
+    return _tlv(0x30, _int(3) + header + _tlv(0x04, usm) + _tlv(0x30, _tlv(0x04, engine) + _tlv(0x04, b"") + report))
+
+
+def _v3_msg_id(data: bytes) -> int | None:
+    from pyasn1.codec.ber import decoder
+    from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
+
+    try:
+        msg, _ = decoder.decode(data, asn1Spec=SNMPv3Message())
+    except Exception:  # a v2c request: left unanswered, as an agent with another community would
+        return None
+    return int(msg[1][0])
+
+
+@pytest.mark.parametrize(("version", "answer", "error"), [
+    ("2c", "a2 00", "TypeError"),  # a bare constructed context tag: pyasn1's TypeError (pysnmp issue #82)
+    ("2c", "random", "TypeError"),  # random bytes, a third of which start with such a tag
+    ("2c", "empty v3 report", "KeyError"),  # the v3 diagnosis probe answered with an empty Report
+    ("3", "empty v3 report", "KeyError"),  # the v3 discovery itself: its request was left pending forever
+])
+async def test_an_agent_answering_garbage_is_a_timeout_that_says_so_never_a_traceback_or_a_hang(
+        version: str, answer: str, error: str) -> None:
+    """Issue 12 (hostile run): an "agent" replying with bytes pysnmp cannot digest made asyncio log a pysnmp
+    TypeError traceback per datagram, and an empty SNMPv3 Report left the poll waiting forever. Now the
+    datagrams are dropped, the poll ends within its tries (plus the diagnosis), and its reading says what
+    answered."""
+    import random
+
+    loop = asyncio.get_running_loop()
+    rng = random.Random(12)
+    uncaught: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, ctx: uncaught.append(ctx))
+
+    class Hostile(asyncio.DatagramProtocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            if answer == "a2 00":
+                self.transport.sendto(b"\xa2\x00", addr)
+            elif answer == "random":
+                self.transport.sendto(bytes([rng.choice(range(0xA0, 0xC0))])
+                                      + rng.randbytes(rng.randrange(1, 60)), addr)
+            elif (msg_id := _v3_msg_id(data)) is not None:
+                self.transport.sendto(_empty_v3_report(msg_id), addr)
+
+    transport, _ = await loop.create_datagram_endpoint(Hostile, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    profile = v2(COMMUNITY, port, timeout_s=0.3) if version == "2c" else v3(USER.name, port, timeout_s=0.3)
+    poller = SnmpPoller({"h": profile}, max_in_flight=2)
+    try:
+        r = await asyncio.wait_for(poller.poll_node(node("24133", "h")), 20)  # a hang fails here
+    finally:
+        poller.close()
+        transport.close()
+        loop.set_exception_handler(None)
+    assert not uncaught, uncaught
+    assert r.reason is Reason.TIMEOUT, r
+    assert "not a working SNMP agent" in r.detail and error in r.detail, r.detail
+    assert COMMUNITY not in r.detail and AUTH_KEY not in r.detail

@@ -96,7 +96,7 @@ from monitor.probes.snmp.oids import (
     oid_name,
 )
 from monitor.probes.snmp.profiles import AUTH_PROTOCOLS, PRIV_PROTOCOLS, PROBE_USER, profile_secrets, usm_groups
-from monitor.probes.snmp.pysnmp_patches import PeerKeysUsm, fast_configure
+from monitor.probes.snmp.pysnmp_patches import PeerKeysUsm, fast_configure, guard_receive
 from monitor.text import scrub
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tslcd.snmp")
 
 SNMP_UNKNOWN_PDU_HANDLERS = "1.3.6.1.6.3.11.2.1.3"  # SNMP-MPD-MIB snmpUnknownPDUHandlers
+_GARBAGE_KEPT = 1024  # senders of undigestible datagrams remembered for the diagnosis (oldest forgotten)
 
 __all__ = ["SnmpPoller"]
 
@@ -224,6 +225,8 @@ class SnmpPoller:
         self._nodes: dict[str, _NodeCache] = {}
         self._vb_cache: dict[OID, ObjectType] = {}
         self._secrets = tuple(s for p in self.profiles.values() for s in profile_secrets(p))
+        # Senders of datagrams pysnmp could not digest (address -> what went wrong), read by the diagnosis.
+        self._garbage: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -259,10 +262,20 @@ class SnmpPoller:
         else:  # a pysnmp without these internals: correct, but each new agent costs a walk of its users
             log.warning("pysnmp's USM internals changed: keeping its own USM (slow with many v3 agents)")
         await self._open_transport(engine, udp.DOMAIN_NAME, udp.UdpAsyncioTransport, socket.AF_INET)
+        guard_receive(engine, self._on_garbage)
         # Resolve OIDs now: the first resolution loads the engine's MIB view (about 0.1 s of CPU),
         # which would otherwise stall the loop while the first requests' timers run.
         VB_PROCESSOR.make_varbinds(engine.cache, self._vbs(SCALARS))
         return engine
+
+    def _on_garbage(self, address: Any, error: BaseException) -> None:
+        """A datagram from ``address`` that pysnmp could not digest: dropped; the diagnosis will say so."""
+        host = str(address[0]) if isinstance(address, tuple) and address else str(address)
+        if len(self._garbage) >= _GARBAGE_KEPT and host not in self._garbage:
+            self._garbage.pop(next(iter(self._garbage)))
+        self._garbage[host] = f"{type(error).__name__}"
+        log.debug("a datagram that is not a usable SNMP message was dropped",
+                  extra={"from": host, "error": type(error).__name__})
 
     async def _open_transport(self, engine: SnmpEngine, domain: tuple[int, ...], cls: Any, family: int) -> None:
         """Register a transport whose socket has a large receive buffer.
@@ -531,13 +544,20 @@ class SnmpPoller:
                     bulk: tuple[int, int] | None, secrets: Iterable[str], kind: str) -> tuple[Any, Any, Any, Any]:
         """One request behind the in-flight semaphore; pysnmp's exceptions become LOCAL_ERROR failures."""
         assert self._sem is not None
+        # pysnmp ends a request after its tries; a hostile reply can break that (its request is left pending
+        # forever, pysnmp issue #122): no request outlives its tries by more than a second.
+        deadline = float(target.timeout) * (int(target.retries) + 1) + 1.0
         async with self._sem:
             try:
                 if bulk:
-                    r = await bulk_cmd(engine, auth, target, ctx, bulk[0], bulk[1], *vbs, lookupMib=False)
+                    sent = bulk_cmd(engine, auth, target, ctx, bulk[0], bulk[1], *vbs, lookupMib=False)
                 else:
-                    r = await get_cmd(engine, auth, target, ctx, *vbs, lookupMib=False)
+                    sent = get_cmd(engine, auth, target, ctx, *vbs, lookupMib=False)
+                async with asyncio.timeout(deadline):  # a timer, not a task per request
+                    r = await sent
                 return r[0], r[1], r[2], r[3]
+            except TimeoutError:
+                return errind.RequestTimedOut(), 0, 0, []
             except Exception as e:
                 raise _Failed(Reason.LOCAL_ERROR, f"{kind} could not be sent: {type(e).__name__}: "
                                                   f"{scrub(str(e), secrets)}") from None
@@ -868,6 +888,11 @@ class SnmpPoller:
             return _Failed(Reason.TIMEOUT, f"{waited}; what answers on that port is not an SNMP agent (our request "
                                            f"came back as a report of {reported[:60]}: an echo service, or another "
                                            "protocol)", 2)
+        garbage = self._garbage.pop(node.address, None)
+        if garbage is not None and not alive:
+            return _Failed(Reason.TIMEOUT, f"{waited}; what answers on that port is not a working SNMP agent (it "
+                                           f"sent datagrams that are not a usable SNMP message, dropped: "
+                                           f"{garbage})", 2)
         if profile.version == "2c" and alive:
             reason, detail = Reason.WRONG_COMMUNITY, (f"{waited}, but an SNMP agent there answers SNMPv3 discovery: "
                                                       "the v2c community is wrong, or not allowed from this address")

@@ -5,10 +5,13 @@ pysnmp's own code when those change, and must be re-checked on any pysnmp upgrad
 
 - ``fast_configure``: registers a target without writing SNMP-TARGET-MIB rows for each.
 - ``PeerKeysUsm``: keeps what pysnmp learns of each v3 agent in dicts, not usmUserTable rows.
+- ``guard_receive``: a datagram pysnmp cannot digest is dropped and reported, never an exception
+  escaping into the event loop (and a pending request it broke ends at its deadline, see the poller).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pysnmp.entity.rfc3413 import config as target_config
@@ -84,6 +87,29 @@ def fast_configure(engine: SnmpEngine, auth: CommunityData | UsmUserData,
 
 
 _USM = "_SnmpUSMSecurityModel__"  # the prefix of SnmpUSMSecurityModel's private (name-mangled) methods
+
+
+def guard_receive(engine: SnmpEngine, on_garbage: Callable[[Any, BaseException], None]) -> None:
+    """Make the engine drop, and report to ``on_garbage(address, error)``, what it cannot digest.
+
+    pysnmp decodes each received datagram in a callback of the event loop and catches only its own
+    errors there: a reply starting with a constructed non-universal BER tag (``a2 00``: 96 of the 256
+    first octets, so a third of random noise) raises pyasn1's TypeError (pysnmp issue #82), and an
+    SNMPv3 Report without varbinds raises KeyError 'errorIndication' in the command generator and leaves
+    its request pending forever (pysnmp issues #122, #241). Either way asyncio logged a traceback for
+    every such datagram. Wrapped here: the datagram is dropped, the sender reported once per datagram.
+    """
+    dispatcher = engine.message_dispatcher
+    receive = dispatcher.receive_message
+
+    def receive_message(snmp_engine: Any, domain: Any, address: Any, whole_msg: Any) -> Any:
+        try:
+            return receive(snmp_engine, domain, address, whole_msg)
+        except Exception as e:  # noqa: BLE001  # whatever pysnmp leaves uncaught on a hostile datagram
+            on_garbage(address, e)
+            return None
+
+    dispatcher.receive_message = receive_message
 
 
 def _octets(v: Any) -> bytes:
