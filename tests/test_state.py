@@ -86,12 +86,12 @@ def test_unprobed_or_cyclic_parents_never_block_or_hang() -> None:
 
 def test_events_carry_time_and_cause_and_count_changes() -> None:
     h = History()
-    h, ev = advance(h, "x", Resolved(State.UP), 100.0, flap_window_s=60)
+    h, ev = advance(h, "x", Resolved(State.UP), 100.0, flap_changes=6)
     assert ev is not None and (ev.old, ev.new, ev.at) == (State.UNKNOWN, State.UP, 100.0)
     assert h.changes == 0 and h.since == 100.0
-    h, ev = advance(h, "x", Resolved(State.UP), 110.0, flap_window_s=60)
+    h, ev = advance(h, "x", Resolved(State.UP), 110.0, flap_changes=6)
     assert ev is None and h.since == 100.0
-    h, ev = advance(h, "x", Resolved(State.UNREACHABLE, "agg"), 120.0, flap_window_s=60)
+    h, ev = advance(h, "x", Resolved(State.UNREACHABLE, "agg"), 120.0, flap_changes=6)
     assert ev is not None and ev.cause == "agg" and h.changes == 1 and h.since == 120.0
 
 
@@ -99,7 +99,7 @@ def test_flapping_is_flagged_within_the_window_only() -> None:
     h = History()
     t = 0.0
     for i in range(8):
-        h, _ = advance(h, "x", Resolved(State.UP if i % 2 else State.DOWN), t, flap_window_s=100)
+        h, _ = advance(h, "x", Resolved(State.UP if i % 2 else State.DOWN), t, flap_changes=6)
         t += 10
     assert is_flapping(h, t, flap_window_s=100, flap_changes=6)
     assert not is_flapping(h, t + 200, flap_window_s=100, flap_changes=6)
@@ -109,8 +109,31 @@ def test_flapping_is_flagged_within_the_window_only() -> None:
 def test_change_count_equals_number_of_events_after_the_first(seq: list[State]) -> None:
     h, events = History(), []
     for i, s in enumerate(seq):
-        h, ev = advance(h, "x", Resolved(s), float(i), flap_window_s=10)
+        h, ev = advance(h, "x", Resolved(s), float(i), flap_changes=6)
         if ev:
             events.append(ev)
     first_is_event = bool(seq) and seq[0] is not State.UNKNOWN
     assert h.changes == len(events) - (1 if first_is_event else 0)
+
+
+@given(st.lists(st.tuples(st.sampled_from([State.UP, State.DOWN, State.UNREACHABLE]),
+                          st.floats(min_value=0.5, max_value=400.0)), max_size=80),
+       st.integers(min_value=1, max_value=8), st.floats(min_value=1.0, max_value=1000.0))
+def test_flapping_in_constant_space_agrees_with_counting_every_change(
+        seq: list[tuple[State, float]], flap_changes: int, window: float) -> None:
+    """Issue 13, part 5: the history keeps only the last ``flap_changes`` change times and an unchanged state
+    allocates nothing, yet the flag is exactly "at least flap_changes changes within the window", counted
+    over every change since the start, at every sweep."""
+    h, changes, t = History(), [], 0.0
+    for state, gap in seq:
+        t += gap
+        before = h
+        h, ev = advance(h, "x", Resolved(state), t, flap_changes=flap_changes)
+        if ev is None and before.since is not None:
+            assert h is before
+        if ev is not None and before.since is not None:
+            changes.append(t)
+        assert len(h.recent) <= flap_changes
+        for probe in (t, t + window / 2, t + window):
+            naive = sum(1 for c in changes if probe - c < window) >= flap_changes
+            assert is_flapping(h, probe, flap_window_s=window, flap_changes=flap_changes) == naive

@@ -118,7 +118,7 @@ class History:
     state: State = State.UNKNOWN
     since: float | None = None
     changes: int = 0
-    recent: tuple[float, ...] = field(default=())  # change times inside the flap window
+    recent: tuple[float, ...] = field(default=())  # the last ``flap_changes`` change times, oldest first
 
 
 def advance(
@@ -127,23 +127,27 @@ def advance(
     new: Resolved,
     now: float,
     *,
-    flap_window_s: float,
+    flap_changes: int,
 ) -> tuple[History, Event | None]:
-    """Move a node's history to ``new``; return the event when the state changed."""
+    """Move a node's history to ``new``; return the event when the state changed.
+
+    O(1) per node and sweep: an unchanged state returns ``hist`` itself, and a change keeps only the
+    last ``flap_changes`` change times, all that ``is_flapping`` needs.
+    """
     if hist.since is None:
         # The first resolution only starts the clock: "unknown" before it is not an outage.
         return History(new.state, now, hist.changes, hist.recent), (
             Event(code, now, hist.state, new.state, new.cause) if new.state is not hist.state else None
         )
-    recent = tuple(t for t in hist.recent if now - t < flap_window_s)
     if new.state is hist.state:
-        return History(hist.state, hist.since, hist.changes, recent), None
+        return hist, None
     return (
-        History(new.state, now, hist.changes + 1, recent + (now,)),
+        History(new.state, now, hist.changes + 1, (*hist.recent, now)[-max(1, flap_changes):]),
         Event(code, now, hist.state, new.state, new.cause),
     )
 
 
 def is_flapping(hist: History, now: float, *, flap_window_s: float, flap_changes: int) -> bool:
-    """Many changes within the window: flagged, never hidden."""
-    return sum(1 for t in hist.recent if now - t < flap_window_s) >= flap_changes
+    """Many changes within the window (``flap_changes`` or more): flagged, never hidden. Change times only
+    grow, so that is the ``flap_changes``-th latest change being inside the window: one comparison."""
+    return len(hist.recent) >= flap_changes > 0 and now - hist.recent[-flap_changes] < flap_window_s

@@ -245,7 +245,7 @@ class Monitor:
         events: list[Event] = []
         for code, res in resolved.items():
             track = self._tracks[code]
-            track.hist, ev = advance(track.hist, code, res, now, flap_window_s=st.flap_window_s)
+            track.hist, ev = advance(track.hist, code, res, now, flap_changes=st.flap_changes)
             if ev is not None:
                 events.append(ev)
         duration = max(0.0, now - started)
