@@ -80,6 +80,11 @@ def render_status_page(snap: Snapshot, refresh_s: int = 30) -> str:
     return _env.get_template("status.html").render(v=status_view(snap), refresh_s=refresh_s)
 
 
+def render_commune_page(view: dict[str, Any]) -> str:
+    """A commune's page (exporters.commune.commune_view), as HTML (autoescaped)."""
+    return _env.get_template("commune.html").render(v=view)
+
+
 
 def snmp_row(s: SnmpStatus | None, state: str) -> dict[str, Any] | None:
     """A node's SNMP status as plain values for the status page and /api/status.json."""

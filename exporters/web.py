@@ -32,20 +32,17 @@ import bcrypt
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from exporters.commune import CommuneSource, commune_view, find, window
 from exporters.metrics import CONTENT_TYPE, MetricsCache
-from exporters.status import render_status_page, status_view
-from monitor.config import Config, TlsServerConfig, WebConfigFile
+from exporters.status import render_commune_page, render_status_page, status_view
+from monitor.config import TlsServerConfig, WebConfigFile
 from monitor.core.snapshot import Snapshot
 from monitor.errors import ListenError
 
 
-class Source(Protocol):
+class Source(CommuneSource, Protocol):
     """What the server reads of the monitor (monitor.runtime.service.Monitor)."""
 
-    @property
-    def cfg(self) -> Config: ...
-    @property
-    def snapshot(self) -> Snapshot: ...
     @property
     def metrics(self) -> MetricsCache: ...
 
@@ -344,6 +341,33 @@ async def _page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 
+async def _commune(request: web.Request) -> web.Response:
+    """/node/CODE: the commune's page (its own history rows only: key lookups in the store, off the loop)."""
+    src = request.app[SOURCE]
+    code = request.match_info["code"]
+    snap = src.snapshot
+    if find(snap, code) is None:
+        return web.Response(status=404, text=f"404: no node with code {code[:64]!r} is monitored today\n")
+    hours = src.commune_hours(code)
+    first, last = window(snap)
+    try:
+        days = await asyncio.to_thread(src.commune_days, code, first, last)
+    except Exception as e:  # a damaged or busy store: the page still says what is known now
+        log.warning("commune page without history", extra={"code": code, "problem": type(e).__name__})
+        days = None
+    web_config = src.cfg.web_config
+    signed_in = web_config is not None and bool(web_config.basic_auth_users)  # the guard let it through
+
+    def page() -> str:
+        view = commune_view(snap, code, days, hours, min_availability=src.cfg.rates.connected_min_availability,
+                            show_address=signed_in)
+        assert view is not None
+        return render_commune_page(view)
+
+    html = await asyncio.to_thread(page)
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
 async def _healthz(request: web.Request) -> web.Response:
     src = request.app[SOURCE]
     snap = src.snapshot
@@ -369,6 +393,7 @@ def make_app(source: Source) -> web.Application:
     app.router.add_get("/api/status.json", _status_json)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/", _page)
+    app.router.add_get("/node/{code}", _commune)
     return app
 
 

@@ -90,7 +90,7 @@ async def test_every_endpoint_but_healthz_needs_the_password_and_tls(tmp_path: P
     await mon.sweep_once()
     url = await served(mon)
     assert url.startswith("https://127.0.0.1:")
-    for path in ("", "metrics", "api/status.json"):
+    for path in ("", "metrics", "api/status.json", "node/24133"):
         status, headers, body = await asyncio.to_thread(_get, url + path, ctx)
         assert status == 401 and headers.get("WWW-Authenticate") == 'Basic realm="tslcd"', path
         assert "127.0.0." not in body and "Đắk Lắk" not in body and "tslcd_node" not in body
@@ -98,7 +98,7 @@ async def test_every_endpoint_but_healthz_needs_the_password_and_tls(tmp_path: P
         assert (await asyncio.to_thread(_get, url + path, ctx, ("nobody", PASSWORD)))[0] == 401
         status, headers, body = await asyncio.to_thread(_get, url + path, ctx, ("prometheus", PASSWORD))
         assert status == 200 and headers.get("X-Content-Type-Options") == "nosniff", path
-        assert path != "metrics" or "127.0.0.3" in body  # router addresses: to the authenticated only
+        assert path not in ("metrics", "node/24133") or "127.0.0.3" in body  # addresses: to the authenticated
     status, _, body = await asyncio.to_thread(_get, url + "healthz", ctx)
     assert status == 200 and body.startswith("ok")
     # Plain HTTP to the TLS port fails cleanly, and the server goes on serving.

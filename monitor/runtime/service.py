@@ -20,6 +20,7 @@ from exporters.web import start_server
 from inventory.load import InventoryError, load_inventory
 from inventory.model import Inventory, Node
 from monitor.config import Config
+from monitor.core.hourly import Hourly, HourPoint
 from monitor.core.rates import CommuneNow, current_rates
 from monitor.core.snapshot import NodeStatus, Snapshot, SweepStats
 from monitor.core.snmp import (
@@ -46,6 +47,7 @@ from monitor.core.state import (
 from monitor.probes.snmp import SnmpPoller
 from monitor.runtime.mailer import Mailer
 from monitor.runtime.recorder import Recorder, UplinkCounters
+from monitor.store.model import DayHistory
 
 log = logging.getLogger("tslcd.service")
 
@@ -99,6 +101,7 @@ class _NodeTrack:
     hist: History = field(default_factory=History)
     ping: PingStats | None = None
     ipv6_ok: bool | None = None
+    hourly: Hourly = field(default_factory=Hourly)  # the last 24 hours, for the commune's page
 
 
 class Monitor:
@@ -204,6 +207,15 @@ class Monitor:
         if self.inventory_path is not None and self._mtime() != self._inventory_mtime:
             await self.reload_inventory(confirmed=False)
 
+    def commune_hours(self, code: str) -> list[HourPoint] | None:
+        """The node's last 24 hours of round trips and loss (since start), None when it is not probed."""
+        track = self._tracks.get(code)
+        return None if track is None else track.hourly.points(self.clock())
+
+    def commune_days(self, code: str, first: date, last: date) -> list[DayHistory] | None:
+        """The node's days from the history store (its own rows only), None without a store. Blocking: SQL."""
+        return None if self.recorder is None else self.recorder.store.unit_history(code, first, last, self.cfg.tz)
+
     def health_problem(self) -> str | None:
         """What /healthz reports beside stale sweeps: history that cannot be written (None: healthy)."""
         since = self.recorder.failing_since if self.recorder is not None else None
@@ -237,6 +249,8 @@ class Monitor:
             failed += not success
             track.link = observe(track.link, success, down_after=st.down_after, up_after=st.up_after)
             track.ping = r
+            track.hourly.add(now, r.rtt_avg if r is not None and r.reachable else None,
+                             r.loss_ratio if r is not None else None)
             r6 = results.get(n.address6) if n.address6 else None
             track.ipv6_ok = None if r6 is None else r6.reachable
         links = {code: t.link for code, t in self._tracks.items()}

@@ -379,8 +379,9 @@ class SqlStore:
             start = conn.execute(select(func.min(windows.c.start_at))).scalar()
         return None if start is None else day_of(start, tz)
 
-    def _compute(self, conn: Connection, day: date, tz: tzinfo) -> DayHistory:
-        """Fold the day's windows and changes into per-unit seconds and outage pieces (nothing written)."""
+    def _compute(self, conn: Connection, day: date, tz: tzinfo, only: Sequence[int] | None = None) -> DayHistory:
+        """Fold the day's windows and changes into per-unit seconds and outage pieces (nothing written); with
+        ``only``, of those units alone (a commune's page reads its own events, not the province's)."""
         start, end = day_span(day, tz)
         ws = [Window(r.run_id, r.start_at, r.end_at) for r in conn.execute(
             select(windows.c.run_id, windows.c.start_at, windows.c.end_at)
@@ -391,13 +392,19 @@ class SqlStore:
             # The state at the start of the day is each unit's last change before it, in the same run.
             last_before = (select(func.max(events.c.id)).where(events.c.run_id.in_(run_ids), events.c.at <= start)
                            .group_by(events.c.run_id, events.c.unit_id))
+            in_day = and_(events.c.run_id.in_(run_ids), events.c.at > start, events.c.at < end)
+            if only is not None:
+                last_before = last_before.where(events.c.unit_id.in_(only))
+                in_day = and_(in_day, events.c.unit_id.in_(only))
             q = (select(events.c.run_id, events.c.unit_id, events.c.at, events.c.new, events.c.cause)
-                 .where(or_(events.c.id.in_(last_before),
-                            and_(events.c.run_id.in_(run_ids), events.c.at > start, events.c.at < end)))
+                 .where(or_(events.c.id.in_(last_before), in_day))
                  .order_by(events.c.id))
             for r in conn.execute(q):
                 changes[r.unit_id].append(Change(r.run_id, r.at, r.new, r.cause))
-        samples = {r.unit_id: r for r in conn.execute(select(day_samples).where(day_samples.c.day == day))}
+        day_q = select(day_samples).where(day_samples.c.day == day)
+        if only is not None:
+            day_q = day_q.where(day_samples.c.unit_id.in_(only))
+        samples = {r.unit_id: r for r in conn.execute(day_q)}
         rows: dict[int, DayRow] = {}
         pieces: list[tuple[int, OutagePiece]] = []
         for unit in sorted(set(changes) | set(samples)):
@@ -421,6 +428,36 @@ class SqlStore:
                        for r in conn.execute(select(outages).where(outages.c.day == seal.day)
                                              .order_by(outages.c.start_at, outages.c.unit_id)))
         return DayHistory(seal.day, start, end, seal, seal.inventory_version, seal.observed_s, rows, pieces)
+
+    def unit_history(self, code: str, first: date, last: date, tz: tzinfo) -> list[DayHistory]:
+        """The days from ``first`` to ``last`` of the units with this code only (a commune's page): sealed days
+        by key lookups, days not sealed yet computed from that unit's own events. Rows and outage pieces of
+        other units are not read."""
+        with self._read() as conn:
+            ids = [r[0] for r in conn.execute(select(units.c.id).where(units.c.code == code))]
+            sealed = {s.day: s for s in self._seals(conn, first, last)}
+            rows: dict[date, dict[int, DayRow]] = defaultdict(dict)
+            pieces: dict[date, list[tuple[int, OutagePiece]]] = defaultdict(list)
+            if ids and sealed:
+                q = (select(daily.c.day, daily.c.unit_id, *(daily.c[c] for c in _DAILY_COLS))
+                     .where(daily.c.day.in_(list(sealed)), daily.c.unit_id.in_(ids)))
+                for r in conn.execute(q):
+                    rows[r[0]][r[1]] = DayRow(r[1], Seconds(r[2], r[3], r[4], r[5], r[6]), *r[7:])
+                q2 = (select(outages).where(outages.c.day.in_(list(sealed)), outages.c.unit_id.in_(ids))
+                      .order_by(outages.c.start_at))
+                for o in conn.execute(q2):
+                    pieces[o.day].append((o.unit_id, OutagePiece(o.start_at, o.end_at, o.down_s, o.unreachable_s,
+                                                                 o.ended_by, o.cause)))
+            out = []
+            for day in days(first, last):
+                seal = sealed.get(day)
+                if seal is not None:
+                    start, end = day_span(day, tz)
+                    out.append(DayHistory(day, start, end, seal, seal.inventory_version, seal.observed_s,
+                                          rows.get(day, {}), tuple(pieces.get(day, ()))))
+                else:
+                    out.append(self._compute(conn, day, tz, only=ids))
+            return out
 
     def history(self, first: date, last: date, tz: tzinfo) -> Iterator[DayHistory]:
         """Every day from ``first`` to ``last``, in order, read in one consistent snapshot."""
