@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,14 +26,42 @@ _env.filters["pct"] = lambda x, digits=1: page_pct(x, digits, "chưa có số li
 _env.filters["duration"] = lambda s: "–" if s is None else page_duration(s)
 
 
-def status_view(snap: Snapshot) -> dict[str, Any]:
-    """Everything the page and the JSON API show, as plain values."""
+PAGE_ROWS = 100  # rows of a list on one page: a province with 20,000 communes down is 200 pages, not 7 MB
+
+
+def fold(text: str) -> str:
+    """Text as search compares it: no accents, no case, single spaces ("Xã Ea Kao" and "xa  ea kao" agree)."""
+    text = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return " ".join("".join(c for c in text if not unicodedata.combining(c)).casefold().split())
+
+
+def _page(rows: list[Any], page: int, size: int | None) -> tuple[list[Any], dict[str, int]]:
+    """One page of ``rows`` (all of them when ``size`` is None) and where it is among them."""
+    total = len(rows)
+    if size is None:
+        return rows, {"total": total, "page": 1, "pages": 1}
+    pages = max(1, -(-total // size))
+    page = min(max(1, page), pages)
+    return rows[(page - 1) * size:page * size], {"total": total, "page": page, "pages": pages}
+
+
+def status_view(snap: Snapshot, *, area: str | None = None, q: str = "", page: int = 1,
+                page_rows: int | None = None) -> dict[str, Any]:
+    """Everything the page and the JSON API show, as plain values.
+
+    ``area``: the nodes and rates of that area only (/area/NAME). ``q``: the nodes whose code or name
+    matches, accents and case aside. ``page_rows``: lists cut to pages of that many rows (the HTML page;
+    the JSON API has them whole); ``page`` is the page of the list of nodes not up.
+    """
     tz = ZoneInfo(snap.timezone)
     names = {ns.node.code: ns.node.name for ns in snap.nodes}
-    communes = [ns for ns in snap.nodes if ns.node.is_commune]
-    not_up = sorted((ns for ns in snap.nodes if ns.state in _STATE_ORDER),
+    nodes = [ns for ns in snap.nodes if area is None or ns.node.area == area]
+    communes = [ns for ns in nodes if ns.node.is_commune]
+    not_up = sorted((ns for ns in nodes if ns.state in _STATE_ORDER),
                     key=lambda ns: (_STATE_ORDER[ns.state], ns.since or 0, ns.node.code))
-    province = snap.province_rate()
+    headline = snap.province_rate() if area is None else next(
+        (r for r in snap.rates if r.province == snap.province and r.area == area),
+        RateRow(snap.province, area, 0, 0, 0))
 
     def row(ns: NodeStatus) -> dict[str, Any]:
         n = ns.node
@@ -47,37 +76,59 @@ def status_view(snap: Snapshot) -> dict[str, Any]:
             "snmp": snmp_row(ns.snmp, ns.state),
         }
 
-    return {
+    def rows(statuses: list[NodeStatus], number: int = 1) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        shown, pager = _page(statuses, number, page_rows)  # rows are built for the page only
+        return [row(ns) for ns in shown], pager
+
+    not_up_rows, not_up_pager = rows(not_up, page)
+    no_circuit_rows, no_circuit_pager = rows([ns for ns in communes if ns.state == "no_circuit"])
+    ping_only_rows, ping_only_pager = rows([ns for ns in nodes if ns.snmp and ns.state == "up" and not ns.snmp.up])
+    snmp_rows, snmp_pager = rows([ns for ns in nodes if ns.snmp])
+    wanted = fold(q)
+    found: list[NodeStatus] = []
+    if wanted:
+        found = [ns for ns in nodes if wanted in fold(ns.node.name) or ns.node.code.casefold().startswith(wanted)]
+    found_rows, found_pager = rows(found)
+    view = {
         "province": snap.province,
+        "area": area,
+        "q": q,
         "taken_at": local_time(snap.taken_at, tz),
         "taken_at_ts": snap.taken_at,
         "timezone": snap.timezone,
         "target": snap.target,
         "sweeps": snap.sweeps,
-        "communes": province.communes,
-        "provisioned": province.provisioned,
-        "connected": province.connected,
-        "connection_rate": province.rate,
-        "provisioned_rate": province.provisioned_rate,
+        "communes": headline.communes,
+        "provisioned": headline.provisioned,
+        "connected": headline.connected,
+        "connection_rate": headline.rate,
+        "provisioned_rate": headline.provisioned_rate,
         "areas": [
             {"area": r.area, "communes": r.communes, "provisioned": r.provisioned, "connected": r.connected,
              "connection_rate": r.rate, "provisioned_rate": r.provisioned_rate}
-            for r in snap.rates if r.province == snap.province and r.area
+            for r in snap.rates if r.province == snap.province and r.area and area is None
         ],
-        "not_up": [row(ns) for ns in not_up],
-        "no_circuit": [row(ns) for ns in communes if ns.state == "no_circuit"],
-        "ping_only": [row(ns) for ns in snap.nodes if ns.snmp and ns.state == "up" and not ns.snmp.up],
-        "snmp_nodes": [row(ns) for ns in snap.nodes if ns.snmp],
-        "history": history_view(snap.history),
+        "not_up": not_up_rows,
+        "no_circuit": no_circuit_rows,
+        "ping_only": ping_only_rows,
+        "snmp_nodes": snmp_rows,
+        "history": history_view(snap.history) if area is None else None,
         "sweep": {"duration_s": round(snap.sweep.duration_s, 3), "ok": snap.sweep.ok,
                   "failed": snap.sweep.failed, "overrun": snap.sweep.overrun},
     }
+    if page_rows is not None:
+        view["pages"] = {"not_up": not_up_pager, "no_circuit": no_circuit_pager, "ping_only": ping_only_pager,
+                         "snmp_nodes": snmp_pager, "found": found_pager}
+    if wanted:
+        view["found"] = found_rows
+    return view
 
 
-
-def render_status_page(snap: Snapshot, refresh_s: int = 30) -> str:
-    """The status page of a snapshot, as HTML (autoescaped)."""
-    return _env.get_template("status.html").render(v=status_view(snap), refresh_s=refresh_s)
+def render_status_page(snap: Snapshot, refresh_s: int = 30, *, area: str | None = None, q: str = "",
+                       page: int = 1) -> str:
+    """The status page of a snapshot (of one area, with search results, one page of each list), as HTML."""
+    view = status_view(snap, area=area, q=q, page=page, page_rows=PAGE_ROWS)
+    return _env.get_template("status.html").render(v=view, refresh_s=refresh_s, base="../" if area else "")
 
 
 def render_commune_page(view: dict[str, Any]) -> str:

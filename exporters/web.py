@@ -16,6 +16,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import email.utils
 import hashlib
 import json
 import logging
@@ -336,9 +337,46 @@ async def _status_json(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="application/json", charset="utf-8")
 
 
+def _validators(request: web.Request, snap: Snapshot) -> tuple[str, str]:
+    """ETag and Last-Modified of a page: it changes with each sweep (and with its query), never between."""
+    tag = hashlib.sha256(f"{snap.sweeps}\0{snap.taken_at!r}\0{request.path_qs}".encode()).hexdigest()[:20]
+    return f'W/"{tag}"', email.utils.formatdate(snap.taken_at, usegmt=True)
+
+
+def _not_modified(request: web.Request, etag: str, last_modified: str) -> web.Response | None:
+    """304 when the client holds this sweep's page already (a wall display refreshing every 30 s)."""
+    match = request.headers.get("If-None-Match")
+    if match is not None:
+        fresh = etag in {t.strip() for t in match.split(",")} or match.strip() == "*"
+    else:
+        fresh = request.headers.get("If-Modified-Since") == last_modified
+    if not fresh:
+        return None
+    return web.Response(status=304, headers={"ETag": etag, "Last-Modified": last_modified})
+
+
+def _html(text: str, etag: str, last_modified: str) -> web.Response:
+    return web.Response(text=text, content_type="text/html", charset="utf-8",
+                        headers={"ETag": etag, "Last-Modified": last_modified, "Cache-Control": "no-cache"})
+
+
 async def _page(request: web.Request) -> web.Response:
-    html = await asyncio.to_thread(render_status_page, request.app[SOURCE].snapshot)
-    return web.Response(text=html, content_type="text/html", charset="utf-8")
+    """/ and /area/NAME: the status page (one area's), with ?q= search and ?page= of the list not up."""
+    snap = request.app[SOURCE].snapshot
+    area = request.match_info.get("area")
+    if area is not None and not any(r.area == area for r in snap.rates):
+        return web.Response(status=404, text=f"404: no area {area[:80]!r} in today's inventory\n")
+    q = request.query.get("q", "")
+    raw_page = request.query.get("page", "1")
+    if not raw_page.isdigit() or not 1 <= int(raw_page) <= 1_000_000:
+        return web.Response(status=400, text=f"400: page: a page number from 1 is expected, got {raw_page[:20]!r}\n")
+    if len(q) > 100:
+        return web.Response(status=400, text="400: q: at most 100 characters\n")
+    etag, last_modified = _validators(request, snap)
+    if (cached := _not_modified(request, etag, last_modified)) is not None:
+        return cached
+    html = await asyncio.to_thread(render_status_page, snap, area=area, q=q, page=int(raw_page))
+    return _html(html, etag, last_modified)
 
 
 async def _commune(request: web.Request) -> web.Response:
@@ -348,6 +386,9 @@ async def _commune(request: web.Request) -> web.Response:
     snap = src.snapshot
     if find(snap, code) is None:
         return web.Response(status=404, text=f"404: no node with code {code[:64]!r} is monitored today\n")
+    etag, last_modified = _validators(request, snap)
+    if (cached := _not_modified(request, etag, last_modified)) is not None:
+        return cached
     hours = src.commune_hours(code)
     first, last = window(snap)
     try:
@@ -364,8 +405,7 @@ async def _commune(request: web.Request) -> web.Response:
         assert view is not None
         return render_commune_page(view)
 
-    html = await asyncio.to_thread(page)
-    return web.Response(text=html, content_type="text/html", charset="utf-8")
+    return _html(await asyncio.to_thread(page), etag, last_modified)
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -394,6 +434,7 @@ def make_app(source: Source) -> web.Application:
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/", _page)
     app.router.add_get("/node/{code}", _commune)
+    app.router.add_get("/area/{area}", _page)
     return app
 
 

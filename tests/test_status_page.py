@@ -81,3 +81,64 @@ async def test_page_fits_a_phone_whatever_the_fonts(tmp_path: Path, served: Any,
     finally:
         await page.close()
     assert width <= 390
+
+
+async def test_search_paging_areas_and_caching_at_national_size(tmp_path: Path, served: Any) -> None:
+    """Issue 15, part 2: 1,000 communes of which 950 down. The page holds one page of them (with a pager),
+    search ignores accents and case, an area has its own page and rate, bad parameters are a 400 naming
+    them, and a page already fetched for this sweep costs a 304."""
+    import re
+
+    import aiohttp
+
+    from inventory.model import Inventory, Node
+    from monitor.runtime.service import Monitor
+    from tests.conftest import write_config
+
+    nodes = [Node(f"{20000 + i}", "Xã Ea Kao" if i == 7 else f"Phường Số {i}", "commune", "Đắk Lắk",
+                  area="Buôn Đôn" if i % 2 else "Krông Pắc", address=f"127.0.{i // 250}.{i % 250 + 1}")
+             for i in range(1000)]
+    inv = Inventory.of(nodes)
+    sweeper = ScriptedSweeper()
+    cfg = write_config(tmp_path, tmp_path / "inv.yaml", "states:\n  down_after: 1\n  up_after: 1\n")
+    mon = Monitor(cfg, inv, sweeper)  # type: ignore[arg-type]
+    url = await served(mon)
+    sweeper.down = {n.address for n in nodes[50:]}
+    await mon.sweep_once()
+
+    async with aiohttp.ClientSession() as http:
+        async def get(path: str, **headers: str) -> tuple[int, Any, str]:
+            async with http.get(url + path, headers=headers) as r:
+                return r.status, r.headers.copy(), await r.text()  # case-insensitive names
+
+        status, headers, html = await get("")
+        assert status == 200 and len(html.encode()) < 200_000
+        assert len(re.findall(r'<tr data-code="\d+" data-state="down"', html)) == 100
+        assert "Trang / page 1 / 10" in html and 'rel="next"' in html
+        status, _, html2 = await get("?page=10")
+        assert status == 200 and len(re.findall(r'data-state="down"', html2)) == 50 and 'rel="next"' not in html2
+        # Accents and case aside: "ea kao" and "XA EA KAO" find "Xã Ea Kao"; a code prefix finds its codes.
+        for q in ("ea kao", "XA EA KAO", "xã ea kao"):
+            _, _, found = await get(f"?q={q}")
+            rows = re.findall(r'<table id="found">.*?</table>', found, re.S)
+            assert rows and "20007" in rows[0] and rows[0].count("<tr data-code") == 1, q
+        _, _, found = await get("?q=2001")
+        assert "Kết quả tìm" in found and "(10)" in found  # 20010-20019
+        # An area's page: its own communes and rate, links back to the commune pages.
+        status, _, area = await get("area/Bu%C3%B4n%20%C4%90%C3%B4n")
+        assert status == 200 and "Khu vực Buôn Đôn" in area
+        assert re.search(r'id="connection-rate">5\.0%', area)  # 25 of its 500 communes up
+        assert 'href="../node/20051"' in area and 'href="../node/20052"' not in area  # its own, not the other's
+        assert (await get("area/Nowhere"))[0] == 404
+        # Bad parameters say which.
+        status, _, text = await get("?page=zero")
+        assert status == 400 and "page" in text
+        # The same sweep's page again: 304 without a body; the next sweep: 200 again.
+        etag = headers["ETag"]
+        status, h304, body = await get("", **{"If-None-Match": etag})
+        assert status == 304 and body == "" and h304["ETag"] == etag
+        status, _, _ = await get("", **{"If-Modified-Since": headers["Last-Modified"]})
+        assert status == 304
+        await mon.sweep_once()
+        status, headers2, _ = await get("", **{"If-None-Match": etag})
+        assert status == 200 and headers2["ETag"] != etag
