@@ -27,12 +27,14 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import bcrypt
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from exporters import api
+from exporters.api import ApiSource, BadParameter, NoHistory
 from exporters.commune import CommuneSource, commune_view, find, window
 from exporters.metrics import CONTENT_TYPE, MetricsCache
 from exporters.status import render_commune_page, render_status_page, status_view
@@ -41,7 +43,7 @@ from monitor.core.snapshot import Snapshot
 from monitor.errors import ListenError
 
 
-class Source(CommuneSource, Protocol):
+class Source(CommuneSource, ApiSource, Protocol):
     """What the server reads of the monitor (monitor.runtime.service.Monitor)."""
 
     @property
@@ -396,8 +398,7 @@ async def _commune(request: web.Request) -> web.Response:
     except Exception as e:  # a damaged or busy store: the page still says what is known now
         log.warning("commune page without history", extra={"code": code, "problem": type(e).__name__})
         days = None
-    web_config = src.cfg.web_config
-    signed_in = web_config is not None and bool(web_config.basic_auth_users)  # the guard let it through
+    signed_in = _signed_in(src)
 
     def page() -> str:
         view = commune_view(snap, code, days, hours, min_availability=src.cfg.rates.connected_min_availability,
@@ -406,6 +407,56 @@ async def _commune(request: web.Request) -> web.Response:
         return render_commune_page(view)
 
     return _html(await asyncio.to_thread(page), etag, last_modified)
+
+
+API_REPORTS: web.AppKey[asyncio.Semaphore] = web.AppKey("api_reports")
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(body, ensure_ascii=False), status=status, content_type="application/json",
+                        charset="utf-8")
+
+
+def _signed_in(src: Source) -> bool:
+    """Basic auth is configured, so the guard let only signed-in users through to here."""
+    return src.cfg.web_config is not None and bool(src.cfg.web_config.basic_auth_users)
+
+
+async def _api(request: web.Request, answer: Callable[[Source], Any]) -> web.Response:
+    """Run one API answer off the event loop (one period count at a time); errors as JSON naming the parameter."""
+    src = request.app[SOURCE]
+    try:
+        async with request.app[API_REPORTS]:
+            body = await asyncio.to_thread(answer, src)
+    except BadParameter as e:
+        return _json({"error": str(e), "parameter": e.name}, 400)
+    except NoHistory as e:
+        return _json({"error": str(e)}, 503)
+    if body is None:
+        return _json({"error": f"no node with code {request.match_info.get('code', '')[:64]!r}"}, 404)
+    return _json(body)
+
+
+async def _api_rates(request: web.Request) -> web.Response:
+    return await _api(request, lambda src: api.rates(src, request.query))
+
+
+async def _api_outages(request: web.Request) -> web.Response:
+    return await _api(request, lambda src: api.outages(src, request.query))
+
+
+async def _api_commune(request: web.Request) -> web.Response:
+    code = request.match_info["code"]
+    return await _api(request, lambda src: api.commune(src, code, request.query))
+
+
+async def _api_inventory(request: web.Request) -> web.Response:
+    src = request.app[SOURCE]
+    return _json(api.inventory(src, show_address=_signed_in(src)))
+
+
+async def _api_openapi(request: web.Request) -> web.Response:
+    return _json(api.OPENAPI)
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -435,6 +486,12 @@ def make_app(source: Source) -> web.Application:
     app.router.add_get("/", _page)
     app.router.add_get("/node/{code}", _commune)
     app.router.add_get("/area/{area}", _page)
+    app[API_REPORTS] = asyncio.Semaphore(2)
+    app.router.add_get("/api/rates", _api_rates)
+    app.router.add_get("/api/outages", _api_outages)
+    app.router.add_get("/api/communes/{code}", _api_commune)
+    app.router.add_get("/api/inventory", _api_inventory)
+    app.router.add_get("/api/openapi.json", _api_openapi)
     return app
 
 

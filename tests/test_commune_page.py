@@ -39,7 +39,7 @@ async def monitored(tmp_path: Path) -> AsyncIterator[Any]:
     (tmp_path / "inv.yaml").write_text(inventory_yaml(inv.nodes), encoding="utf-8")
     (tmp_path / "config.yaml").write_text(
         "province: Đắk Lắk\ninventory: inv.yaml\nweb:\n  listen: 127.0.0.1:0\nicmp:\n  interval_s: 600\n"
-        "states:\n  down_after: 1\n  up_after: 1\n", encoding="utf-8")
+        "states:\n  down_after: 1\n  up_after: 1\nstore:\n  path: h.sqlite\n", encoding="utf-8")
     cfg = load_config(tmp_path / "config.yaml")
     clock = [T0]
     sweeper = ScriptedSweeper()

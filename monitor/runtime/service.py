@@ -47,7 +47,7 @@ from monitor.core.state import (
 from monitor.probes.snmp import SnmpPoller
 from monitor.runtime.mailer import Mailer
 from monitor.runtime.recorder import Recorder, UplinkCounters
-from monitor.store.model import DayHistory
+from monitor.store.model import DayHistory, HistoryStore
 
 log = logging.getLogger("tslcd.service")
 
@@ -211,6 +211,10 @@ class Monitor:
         """The node's last 24 hours of round trips and loss (since start), None when it is not probed."""
         track = self._tracks.get(code)
         return None if track is None else track.hourly.points(self.clock())
+
+    def history_store(self) -> HistoryStore | None:
+        """The history store (read from the web server's threads), None without one."""
+        return None if self.recorder is None else self.recorder.store
 
     def commune_days(self, code: str, first: date, last: date) -> list[DayHistory] | None:
         """The node's days from the history store (its own rows only), None without a store. Blocking: SQL."""

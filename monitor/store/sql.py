@@ -348,14 +348,17 @@ class SqlStore:
             rows = conn.execute(select(inventory_versions).order_by(inventory_versions.c.id)).all()
         return tuple(InventoryVersionInfo(r.id, r.loaded_at, r.digest, r.source, r.nodes) for r in rows)
 
-    def inventory_nodes(self, version: int) -> tuple[InventoryNode, ...]:
+    def inventory_nodes(self, version: int, code: str | None = None) -> tuple[InventoryNode, ...]:
+        """The nodes an inventory version recorded (with ``code``, that code's only: a key lookup)."""
         with self._read() as conn:
-            return self._inventory_nodes(conn, version)
+            return self._inventory_nodes(conn, version, code)
 
-    def _inventory_nodes(self, conn: Connection, version: int) -> tuple[InventoryNode, ...]:
+    def _inventory_nodes(self, conn: Connection, version: int, code: str | None = None) -> tuple[InventoryNode, ...]:
         q = (select(inventory_nodes, units.c.code, units.c.valid_from)
              .join(units, units.c.id == inventory_nodes.c.unit_id)
              .where(inventory_nodes.c.version_id == version).order_by(units.c.code, units.c.valid_from))
+        if code is not None:
+            q = q.where(units.c.code == code)
         return tuple(InventoryNode(r.unit_id, r.code, r.valid_from, r.name, r.kind, r.province, r.area, r.address,
                                    r.parent, r.active_from, r.active_until) for r in conn.execute(q))
 
