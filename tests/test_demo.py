@@ -75,7 +75,7 @@ def test_demo_shows_outages_and_recoveries_then_cleans_up() -> None:
             time.sleep(0.5)  # polling a page with a deadline
         assert {"down", "unreachable"} <= seen, seen
         assert came_back
-        assert "sau nút 66-AGG-NS" in unreachable_page  # the page says behind which node
+        assert 'sau nút <a href="node/66-AGG-NS">66-AGG-NS' in unreachable_page  # behind which node, linked
         # SNMP: every loopback commune's router answers, but one profile has the wrong
         # community (answers ping, not SNMP) and one router's uplink is down.
         import json
