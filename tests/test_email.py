@@ -339,6 +339,17 @@ def test_a_name_with_html_is_escaped_in_the_html_part() -> None:
     assert "<script" not in html.lower() and "src=" not in html.lower()  # no JavaScript, no external images
 
 
+def test_each_commune_named_links_to_its_page_when_the_status_page_has_an_address() -> None:
+    """Issue 15, part 1: with web.public_url set, every commune the email names links to its page there."""
+    import re
+
+    linked = render(replace(sample_report(), pages_url="https://tslcd.example.gov.vn/"), language="vi").html
+    links = set(re.findall(r'href="https://tslcd\.example\.gov\.vn/node/([^"]+)"', linked))
+    assert {"22015", "24160", "24121", "AGG-PY", "24175"} <= links
+    plain = render(sample_report(), language="vi").html  # no status page address: no link to nowhere
+    assert "/node/" not in plain
+
+
 def test_settings_are_strict_and_keep_the_password_secret() -> None:
     good = {"from": SENDER, "to": list(TO), "cc": CC[0], "smtp": {"host": "mail.example.gov.vn", "username": "tslcd",
                                                                    "password": PASSWORD}}

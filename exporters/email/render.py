@@ -199,6 +199,7 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
         "seal": labels["sealed"].format(date=day, digest=report.seal_digest) if report.seal_digest
         else labels["not_sealed"].format(date=day),
         "dashboard_url": report.dashboard_url,
+        "node_url": (report.pages_url.rstrip("/") + "/node/") if report.pages_url else "",
         "generated": labels["generated"].format(
             at=datetime.fromtimestamp(report.generated_at, report.tz).strftime("%d/%m/%Y %H:%M" if f.lang == "vi"
                                                                                else "%Y-%m-%d %H:%M"),

@@ -154,6 +154,7 @@ class DailyReport:
     reboots: tuple[RebootLine, ...] = ()
     partial: tuple[CommuneLine, ...] = ()
     dashboard_url: str = ""
+    pages_url: str = ""  # the status page (web.public_url): each commune named links to its page there
     seal_digest: str | None = None  # the day's hash-chain digest once sealed (auditors can verify it)
 
     @property
@@ -286,6 +287,6 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
         connected=connected, in_use=in_use, provisioned=provisioned, coverage=h.coverage,
         traffic_known=traffic_known, trend=tuple(trend), areas=areas, not_connected=tuple(not_connected),
         not_in_use=tuple(not_in_use), outages=tuple(outages), reboots=tuple(reboots), partial=tuple(partial),
-        dashboard_url=dashboard, seal_digest=h.seal.digest if h.seal else None)
+        dashboard_url=dashboard, pages_url=cfg.web.public_url, seal_digest=h.seal.digest if h.seal else None)
 
 
