@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +38,33 @@ def test_demo_nodes_are_the_official_communes_with_some_without_circuit() -> Non
         assert len(addresses) == len(set(addresses))
         for a in addresses:  # only loopback and the test ranges of docs/design.md
             assert a.startswith(("127.", "198.18.")), a
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+async def _read_in_chromium(url: str) -> None:
+    """The commune's page at 1280 and 390 px, JavaScript off: its strip, outage and charts, no sideways scroll."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            for width in (1280, 390):
+                page = await browser.new_page(viewport={"width": width, "height": 844}, java_script_enabled=False)
+                await page.goto(url, wait_until="load")
+                ARTIFACTS.mkdir(exist_ok=True)
+                await page.screenshot(path=str(ARTIFACTS / f"demo-commune-{width}.png"), full_page=True)
+                assert await page.locator('#strip span[data-verdict="not_connected"]').count() >= 1
+                assert await page.locator("#outages tbody tr").count() >= 1
+                assert await page.locator("svg.chart").count() >= 2
+                assert await page.evaluate("document.documentElement.scrollWidth") <= width
+                await page.close()
+        finally:
+            await browser.close()
 
 
 def _netns_names() -> set[str]:
@@ -75,6 +104,17 @@ def test_demo_shows_outages_and_recoveries_then_cleans_up() -> None:
             time.sleep(0.5)  # polling a page with a deadline
         assert {"down", "unreachable"} <= seen, seen
         assert came_back
+        # The page of the first commune whose link went down (issue 15): today not connected in its strip,
+        # the outage listed, loss in this hour's bar; read in Chromium on a desktop and a phone, no script.
+        flapped = next(n for n in demo_nodes(netns=True) if n.address.startswith("198.18.3."))
+        with urllib.request.urlopen(f"{url}node/{flapped.code}", timeout=10) as r:
+            commune = r.read().decode()
+        assert re.findall(r'data-verdict="(\w+)"', commune)[-1] == "not_connected"
+        assert re.search(r'<table id="outages">.*?<tr data-start=', commune, re.S)
+        loss_bars = re.findall(r'<rect [^>]*class="bar"><title>\d\dh: ([\d.]+) %</title>', commune)
+        assert loss_bars and float(loss_bars[-1]) > 0, loss_bars
+        if Path(CHROMIUM).exists():
+            asyncio.run(_read_in_chromium(f"{url}node/{flapped.code}"))
         assert 'sau nút <a href="node/66-AGG-NS">66-AGG-NS' in unreachable_page  # behind which node, linked
         # SNMP: every loopback commune's router answers, but one profile has the wrong
         # community (answers ping, not SNMP) and one router's uplink is down.
