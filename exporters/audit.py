@@ -32,7 +32,7 @@ from monitor.core.history import (
     merge_outages,
     period_rates,
 )
-from monitor.core.rates import RateRow
+from monitor.core.rates import RateRow, for_scope, province_row
 from monitor.files import atomic_path
 from monitor.store import (
     HistoryStore,
@@ -174,11 +174,11 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
                 day_nodes = nodes[h.inventory_version]
                 used[h.inventory_version] = used.get(h.inventory_version, 0) + 1
             cds = commune_days(h, day_nodes, area)
-            rates = day_rates(h.day, cds, min_availability=rates_cfg.connected_min_availability,
-                              in_use_min_bytes=rates_cfg.in_use_min_bytes)
+            rates = for_scope(day_rates(h.day, cds, min_availability=rates_cfg.connected_min_availability,
+                                        in_use_min_bytes=rates_cfg.in_use_min_bytes), cfg)
             if area is not None:
                 rates = tuple(r for r in rates if r.area == area)
-            main = next((r for r in rates if r.area == (area or "")), None)
+            main = next((r for r in rates if r.area == area), None) if area else province_row(rates, cfg.province)
             if main is None:  # no commune that day (no inventory recorded yet): a day without data, said so
                 main = RateRow(cfg.province, area or "", 0, 0, 0, 0, day=h.day)
                 rates = (*rates, main)
@@ -213,7 +213,9 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
         min_coverage=rates_cfg.min_day_coverage, max_gaps_s=tuple(sorted({r.max_gap_s for r in store.runs()})),
         store=store_name,
         versions=tuple(VersionUse(versions[v], n) for v, n in sorted(used.items()) if v in versions),
-        observed_s=observed, period_s=period, summary=period_rates(all_rates), daily=tuple(daily),
+        observed_s=observed, period_s=period,
+        summary=tuple(sorted(period_rates(all_rates), key=lambda p: (p.province != cfg.province, p.province, p.area))),
+        daily=tuple(daily),
         communes=communes, outages=tuple((o, totals[o.unit]) for o in merged), longest=longest, counts=counts,
         head=head)
 

@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from exporters.fmt import local_time, page_bytes, page_duration, page_pct
 from exporters.labels import REASON_LABELS_VI, STATE_LABELS
+from monitor.config import NATIONAL
 from monitor.core.rates import RateRow
 from monitor.core.snapshot import DaySummary, NodeStatus, RecentRates, Snapshot
 from monitor.core.snmp import SnmpStatus
@@ -103,10 +104,17 @@ def status_view(snap: Snapshot, *, area: str | None = None, q: str = "", page: i
         "connected": headline.connected,
         "connection_rate": headline.rate,
         "provisioned_rate": headline.provisioned_rate,
-        "areas": [
-            {"area": r.area, "communes": r.communes, "provisioned": r.provisioned, "connected": r.connected,
+        "national": snap.province == NATIONAL,
+        "provinces": [
+            {"province": r.province, "communes": r.communes, "provisioned": r.provisioned, "connected": r.connected,
              "connection_rate": r.rate, "provisioned_rate": r.provisioned_rate}
-            for r in snap.rates if r.province == snap.province and r.area and area is None
+            for r in snap.rates if r.area == "" and r.province != snap.province and area is None
+        ],
+        "areas": [
+            {"province": r.province, "area": r.area, "communes": r.communes, "provisioned": r.provisioned,
+             "connected": r.connected, "connection_rate": r.rate, "provisioned_rate": r.provisioned_rate}
+            for r in snap.rates
+            if r.area and area is None and (r.province == snap.province or snap.province == NATIONAL)
         ],
         "not_up": not_up_rows,
         "no_circuit": no_circuit_rows,

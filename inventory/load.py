@@ -8,7 +8,7 @@ import errno
 import io
 import re
 import unicodedata
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -60,7 +60,7 @@ def load_inventory(
     *,
     snmp_profiles: Collection[str] | None = None,
     default_province: str | None = None,
-    province: str | None = None,
+    province: str | Sequence[str] | None = None,
 ) -> Inventory:
     """Load and validate an inventory file (.yaml, .yml or .csv).
 
@@ -111,7 +111,7 @@ def parse_inventory(
     fmt: Format,
     snmp_profiles: Collection[str] | None = None,
     default_province: str | None = None,
-    province: str | None = None,
+    province: str | Sequence[str] | None = None,
 ) -> Inventory:
     """Like :func:`load_inventory`, from text already read; ``source`` names it in messages."""
     if fmt == "yaml":
@@ -145,24 +145,30 @@ def parse_inventory(
     return Inventory.of(nodes, source=source, warnings=[str(p) for p in sorted(warnings, key=_position)])
 
 
-def _align_province(nodes: list[Node], province: str, source: str) -> tuple[list[Node], list[Problem]]:
-    """Nodes of the config's ``province`` written another way take its spelling; warnings for the rest."""
-    same: dict[str, bool] = {}
+def _align_province(nodes: list[Node], province: str | Sequence[str], source: str) -> tuple[list[Node], list[Problem]]:
+    """Nodes of the config's province (or one of its provinces) written another way take its spelling; warnings
+    for the rest."""
+    watched = (province,) if isinstance(province, str) else tuple(province)
+    named = repr(watched[0]) if len(watched) == 1 else f"provinces ({len(watched)})"
+    same: dict[str, str | None] = {}
     out: list[Node] = []
     others: dict[str, Node] = {}
     for n in nodes:
         if n.province not in same:
-            same[n.province] = units.same_province(n.province, province)
-        if same[n.province]:
-            out.append(n if n.province == province else replace(n, province=province))
+            same[n.province] = next((w for w in watched if units.same_province(n.province, w)), None)
+        spelled = same[n.province]
+        if spelled is not None:
+            out.append(n if n.province == spelled else replace(n, province=spelled))
         else:
             out.append(n)
             others.setdefault(n.province, n)
-    warnings = [Problem(n.source or source, "province", f"{n.province!r} is not the config's province {province!r}: "
-                        "its communes count in that province's own figures, not in the config's", True)
+    what = "province" if len(watched) == 1 else "provinces"
+    warnings = [Problem(n.source or source, "province", f"{n.province!r} is not the config's {what} "
+                        f"{named if len(watched) == 1 else ''}".rstrip() + ": its communes count in that province's "
+                        "own figures, not in the config's", True)
                 for n in others.values()]
     if len(others) == len(same):
-        warnings.insert(0, Problem(source, "", f"no node belongs to the config's province {province!r} "
+        warnings.insert(0, Problem(source, "", f"no node belongs to the config's {what} {named} "
                                    f"(the inventory names {', '.join(sorted(repr(p) for p in others))})", True))
     return out, warnings
 

@@ -376,10 +376,16 @@ class StoreSettings(BaseModel):
 
 
 
+NATIONAL = "Toàn quốc"  # the scope's name when a deployment watches several provinces (its rate: all of theirs)
+
+
 class Config(_Strict):
     """The whole config.yaml."""
 
-    province: str = Field(min_length=1)
+    province: str = Field(min_length=1, description="the province whose communes count toward the target; or a "
+                          "list of provinces, or `all` (the 34): then the figures are national, each province's "
+                          "beside them, and this reads as NATIONAL")
+    provinces: tuple[str, ...] = Field((), description="the provinces watched when several (set through province)")
     timezone: Timezone = "Asia/Ho_Chi_Minh"
     inventory: Path
     web: Web = Web()
@@ -394,6 +400,40 @@ class Config(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     strict_inventory: bool = Field(False, description="refuse an inventory with warnings (an unknown commune "
                                    "code, nodes of another province), at start and on reload, as `check --strict`")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _several_provinces(cls, data: Any) -> Any:
+        """``province: [A, B]`` or ``province: all``: the provinces watched, and the national scope's name."""
+        if not isinstance(data, dict) or "provinces" in data:
+            return data
+        value = data.get("province")
+        if isinstance(value, list):
+            if not value or not all(isinstance(v, str) and v.strip() for v in value):
+                raise ValueError("province: a name, a list of names, or all")
+            if len(value) == 1:
+                return {**data, "province": value[0]}
+            return {**data, "province": NATIONAL, "provinces": tuple(value)}
+        if isinstance(value, str) and value.strip().casefold() in ("all", "toàn quốc"):
+            from inventory.units import provinces
+
+            return {**data, "province": NATIONAL, "provinces": tuple(name for _, name in provinces())}
+        return data
+
+    @property
+    def national(self) -> bool:
+        """Several provinces watched: the headline is the rate over all their communes."""
+        return bool(self.provinces)
+
+    @property
+    def default_province(self) -> str | None:
+        """The province of an inventory node that names none: the config's one, none when several."""
+        return None if self.national else self.province
+
+    @property
+    def watched(self) -> tuple[str, ...]:
+        """The provinces whose communes count: the list, or the one province."""
+        return self.provinces or (self.province,)
 
     # Where the config came from; inventory paths are relative to it.
     _source: Path = PrivateAttr(default=Path("config.yaml"))

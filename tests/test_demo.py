@@ -146,3 +146,47 @@ def test_demo_shows_outages_and_recoveries_then_cleans_up() -> None:
     routes = subprocess.run(["ip", "route", "show", "type", "blackhole"], capture_output=True, text=True,
                             check=True).stdout
     assert f"metric {GUARD_METRIC_BASE + proc.pid}" not in routes
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ICMP needs root here (CI runs as root)")
+def test_a_two_province_demo_shows_a_national_row_equal_to_the_rate_over_both() -> None:
+    """Issue 15, part 4: `tslcd demo --two-provinces` watches Đắk Lắk and Lai Châu. The page and the JSON show the
+    national figure first, then one row per province; the provinces' counts add up to the national ones, and
+    the national rate is the rate over both provinces' communes (99 + 33 of 102 + 38)."""
+    import json
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "demo", "--listen", "127.0.0.1:0", "--interval", "2", "--no-netns",
+         "--no-snmp", "--two-provinces", "--duration", "90"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        url = wait_for_url(proc, 60)
+        view: dict = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (view.get("sweeps") and not view.get("not_up")):
+            with urllib.request.urlopen(url + "api/status.json", timeout=5) as r:
+                view = json.loads(r.read())
+            time.sleep(0.5)  # polling with a deadline
+        assert view.get("sweeps") and not view["not_up"], view.get("not_up")
+        provinces = {p["province"]: p for p in view["provinces"]}
+        assert set(provinces) == {"Đắk Lắk", "Lai Châu"}
+        assert view["national"] and view["province"] == "Toàn quốc"
+        assert view["communes"] == sum(p["communes"] for p in provinces.values()) == 140
+        assert view["connected"] == sum(p["connected"] for p in provinces.values()) == 132
+        assert view["connection_rate"] == 132 / 140
+        assert provinces["Lai Châu"]["connection_rate"] == 33 / 38
+        with urllib.request.urlopen(url, timeout=5) as r:
+            page = r.read().decode()
+        assert re.search(r'id="connection-rate">94\.3%', page)
+        assert page.index('data-province=""') < page.index('data-province="Đắk Lắk"')  # the nation first
+        with urllib.request.urlopen(url + "metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        assert 'tslcd_connection_rate_ratio{area="",province="Toàn quốc"} 0.9428571428571428' in metrics
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 0

@@ -1,6 +1,8 @@
 """Rate arithmetic by docs/design.md's definitions."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.core.rates import CommuneNow, availability, connected_on_day, current_rates, period_rate
 
@@ -39,3 +41,26 @@ def test_current_rates_count_unprovisioned_communes_in_the_denominator() -> None
 
 def test_no_communes_gives_zero_not_a_division_error() -> None:
     assert current_rates([]) == ()
+
+
+@given(st.lists(st.tuples(st.sampled_from(["Đắk Lắk", "Lai Châu", "Gia Lai", "Cao Bằng"]),
+                          st.sampled_from(["", "A", "B"]), st.booleans(), st.booleans()), max_size=60))
+def test_the_national_row_is_the_sum_of_the_provinces_watched(communes: list[tuple[str, str, bool, bool]]) -> None:
+    """Issue 15, part 4: with several provinces watched, the national row's counts are the sums of theirs (so
+    the provinces add up to it) and its rate is the rate over all their communes; other provinces' nodes count
+    in their own rows only."""
+    from monitor.config import NATIONAL, Config
+    from monitor.core.rates import for_scope
+
+    cfg = Config.model_validate({"province": ["Đắk Lắk", "Lai Châu", "Gia Lai"], "inventory": "x"})
+    rows = for_scope(current_rates(CommuneNow(p, a, prov, up) for p, a, prov, up in communes), cfg)
+    national = rows[0]
+    assert (national.province, national.area) == (NATIONAL, "")
+    watched = [c for c in communes if c[0] in cfg.watched]
+    assert national.communes == len(watched) == sum(r.communes for r in rows if r.area == "" and r.province in
+                                                    cfg.watched)
+    assert national.connected == sum(1 for _, _, prov, up in watched if prov and up)
+    assert national.provisioned == sum(1 for _, _, prov, _ in watched if prov)
+    assert national.rate == (national.connected / len(watched) if watched else 0.0)
+    one = Config.model_validate({"province": "Đắk Lắk", "inventory": "x"})
+    assert for_scope(rows[1:], one) == rows[1:]  # a province's own deployment: its rows as they are

@@ -6,12 +6,12 @@ It counts with monitor.core.history, like the audit and the status page, so the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from monitor.core.rates import RateRow, province_row
+from monitor.core.rates import RateRow, for_scope, province_row
 from monitor.core.state import NO_CIRCUIT as NO_CIRCUIT  # no TSLCD circuit (address) yet: never probed, not connected
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
     for d in sorted(hist):
         h = hist[d]
         cds = commune_days(h, nodes_of(h.inventory_version).values())
-        rows = day_rates(d, cds, min_availability=min_av, in_use_min_bytes=min_bytes)
+        rows = for_scope(day_rates(d, cds, min_availability=min_av, in_use_min_bytes=min_bytes), cfg)
         prov = _main_row(rows, cfg.province)
         seen = h.observed_s > 0 and prov is not None and prov.has_data
         province_rates[d] = prov if seen else None
@@ -214,7 +214,7 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
     h = hist[day]
     nodes = nodes_of(h.inventory_version)
     communes = commune_days(h, nodes.values())
-    rows = day_rates(day, communes, min_availability=min_av, in_use_min_bytes=min_bytes)
+    rows = for_scope(day_rates(day, communes, min_availability=min_av, in_use_min_bytes=min_bytes), cfg)
     today = _main_row(rows, cfg.province)
     yesterday_h = hist.get(day - timedelta(days=1))
     before = province_rates.get(day - timedelta(days=1))
@@ -227,7 +227,10 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
     in_use = Rate(today.in_use if today else 0, measured,
                   before.in_use_rate if before and traffic_on.get(day - timedelta(days=1)) else None)
     provisioned = Rate(today.provisioned if today else 0, total, before.provisioned_rate if before else None)
-    areas = tuple(r for r in rows if r.area and (today is None or r.province == today.province))
+    if cfg.national:  # one row per province, its name where a province's email has its area's
+        areas = tuple(replace(r, area=r.province) for r in rows if r.area == "" and r.province in cfg.watched)
+    else:
+        areas = tuple(r for r in rows if r.area and (today is None or r.province == today.province))
 
     def line(c: Any, reason: str = "") -> CommuneLine:
         s = c.seconds

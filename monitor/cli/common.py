@@ -73,8 +73,8 @@ def load_inventory_for(cfg: Config) -> Any:
     from inventory.load import load_inventory
 
     try:
-        inv = load_inventory(cfg.inventory_path, snmp_profiles=set(cfg.snmp_profiles), default_province=cfg.province,
-                             province=cfg.province)
+        inv = load_inventory(cfg.inventory_path, snmp_profiles=set(cfg.snmp_profiles),
+                             default_province=cfg.default_province, province=cfg.watched)
     except OSError as e:
         raise TslcdError(f"cannot read the inventory {cfg.inventory_path}: {e.strerror}") from None
     if cfg.strict_inventory and inv.warnings:  # the operator asked that warnings stop, as `check --strict`

@@ -35,6 +35,9 @@ def add_parser(sub: Any) -> None:
                       help="seconds between sweeps, shorter than in production so changes show quickly "
                            "(default: %(default)s)")
     demo.add_argument("--duration", type=float, metavar="S", help="stop by itself after S seconds")
+    demo.add_argument("--two-provinces", action="store_true",
+                      help="also Lai Châu's 38 communes (5 without a circuit): the national rate first, then each "
+                           "province's, as a deployment watching several provinces shows them")
 
     demo.set_defaults(func=cmd_demo)
 
@@ -64,4 +67,4 @@ def cmd_demo(args: argparse.Namespace) -> int:
         no_netns = f"not root, and {no_netns}; or run it as root"
     return demo.run_demo(cfg, listen=args.listen, netns=not args.no_netns, flap_every_s=args.flap_every,
                          interval_s=args.interval, duration_s=args.duration, snmp=not args.no_snmp,
-                         no_netns=no_netns)
+                         no_netns=no_netns, two_provinces=args.two_provinces)

@@ -125,8 +125,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         try:
             inventory = load_inventory(inv_path, snmp_profiles=set(cfg.snmp_profiles) if cfg else None,
-                                       default_province=cfg.province if cfg else None,
-                                       province=cfg.province if cfg else None)
+                                       default_province=cfg.default_province if cfg else None,
+                                       province=cfg.watched if cfg else None)
         except InventoryError as e:
             problems += [str(p) for p in e.problems]
         except OSError as e:

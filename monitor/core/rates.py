@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 
 def availability(up_s: float, down_s: float, unreachable_s: float) -> float | None:
@@ -129,3 +132,18 @@ def province_row(rows: Iterable[R], province: str) -> R | None:
 def current_rates(communes: Iterable[CommuneNow]) -> tuple[RateRow, ...]:
     """Connection rate now, per province (area "") and per area, sorted by province then area."""
     return count_rows((c.province, c.area, c.provisioned, c.provisioned and c.up, False, True) for c in communes)
+
+
+def with_national(rows: Sequence[RateRow], name: str, watched: Collection[str]) -> tuple[RateRow, ...]:
+    """``rows`` after the national row ``name``: the sums of the watched provinces' rows (area ""), so that the
+    provinces' figures add up to it, and its rates are those of all their communes together."""
+    provinces = [r for r in rows if r.area == "" and r.province in watched]
+    national = RateRow(name, "", sum(r.communes for r in provinces), sum(r.provisioned for r in provinces),
+                       sum(r.connected for r in provinces), sum(r.in_use for r in provinces),
+                       sum(r.no_data for r in provinces), rows[0].day if rows else None)
+    return (national, *rows)
+
+
+def for_scope(rows: Sequence[RateRow], cfg: Config) -> tuple[RateRow, ...]:
+    """The rows a deployment shows: as counted, and first the national row when it watches several provinces."""
+    return with_national(rows, cfg.province, cfg.watched) if cfg.national else tuple(rows)

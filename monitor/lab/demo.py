@@ -80,11 +80,31 @@ def demo_nodes(*, netns: bool) -> list[Node]:
     return nodes
 
 
+SECOND_PROVINCE = "12"  # Lai Châu, 38 communes: the second province of `tslcd demo --two-provinces`
+SECOND_NO_CIRCUIT = 5
+
+
+def second_province_nodes() -> list[Node]:
+    """Lai Châu's communes on loopback (127.12.x.y) behind a core node, the last five without a circuit."""
+    from inventory.units import for_province
+
+    units = sorted((u.code, u.name, u.province_name) for u in for_province(SECOND_PROVINCE) or [])
+    assert units, "the shipped list of units lacks Lai Châu"
+    province = units[0][2]
+    nodes = [Node("12-CORE", f"Trung tâm dữ liệu {province} (lõi)", "core", province, address="127.12.0.1")]
+    for i, (code, name, _) in enumerate(units):
+        address = "" if i >= len(units) - SECOND_NO_CIRCUIT else f"127.12.{i // 250 + 1}.{i % 250 + 1}"
+        nodes.append(Node(code, name, "commune", province, area="", address=address, parent="12-CORE"))
+    return nodes
+
+
 def inventory_yaml(nodes: Sequence[Node], header: str = "") -> str:
     """Write nodes as an inventory YAML file (codes quoted: leading zeros matter)."""
     rows: list[dict[str, Any]] = []
     for n in nodes:
         row: dict[str, Any] = {"code": n.code, "name": n.name, "kind": n.kind}
+        if n.province != PROVINCE:
+            row["province"] = n.province
         for key in ("area", "address", "address6", "snmp", "uplink", "parent", "lat", "lon",
                     "active_from", "active_until"):
             value = getattr(n, key)
@@ -183,7 +203,8 @@ def _start_snmp(nodes: list[Node], tmp: Path, agents: contextlib.ExitStack) -> t
 
 
 def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: float, interval_s: float = 5.0,
-             duration_s: float | None = None, snmp: bool = True, no_netns: str | None = None) -> int:
+             duration_s: float | None = None, snmp: bool = True, no_netns: str | None = None,
+             two_provinces: bool = False) -> int:
     """Build the simulated province, monitor it until Ctrl-C (or ``duration_s``), remove everything.
 
     ``no_netns``: why the namespaces cannot be made here, known beforehand (said instead of probing).
@@ -206,6 +227,8 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
         print(f"tslcd demo: loopback only (no link goes down): {reason}", file=sys.stderr)
     try:
         nodes = demo_nodes(netns=lab is not None)
+        if two_provinces:
+            nodes += second_province_nodes()
         flapper = None
         if lab is not None:
             by_code = {n.code: n for n in nodes}
@@ -231,6 +254,11 @@ def run_demo(cfg: Config, *, listen: str | None, netns: bool, flap_every_s: floa
             icmp = type(cfg.icmp).model_validate({**cfg.icmp.model_dump(), "interval_s": interval_s})
             # No email: the demo must never write to the configured recipients.
             demo_cfg = cfg.model_copy(update={"inventory": path, "icmp": icmp, "store": store, "email": None})
+            if two_provinces:  # the national figure first, then each province's
+                from monitor.config import NATIONAL
+
+                demo_cfg = demo_cfg.model_copy(update={
+                    "province": NATIONAL, "provinces": (PROVINCE, second_province_nodes()[0].province)})
             if profiles:
                 from monitor.config import SnmpProfile
 

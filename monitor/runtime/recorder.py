@@ -21,6 +21,7 @@ from exporters.metrics import HistoryCollector
 from inventory.model import Inventory
 from monitor.config import Config
 from monitor.core.history import UnitKey, day_of, day_rates, days, period_rates, unit_key
+from monitor.core.rates import for_scope
 from monitor.core.snapshot import DaySummary, RecentRates, Snapshot
 from monitor.core.state import NO_CIRCUIT, Event, State
 from monitor.store import (
@@ -279,8 +280,9 @@ class Recorder:
             if version not in self._nodes:
                 self._nodes[version] = self.store.inventory_nodes(version)
             nodes = self._nodes[version]
-        rates = day_rates(h.day, commune_days(h, nodes), min_availability=self.cfg.rates.connected_min_availability,
-                          in_use_min_bytes=self.cfg.rates.in_use_min_bytes)
+        rates = for_scope(day_rates(h.day, commune_days(h, nodes),
+                                    min_availability=self.cfg.rates.connected_min_availability,
+                                    in_use_min_bytes=self.cfg.rates.in_use_min_bytes), self.cfg)
         return DaySummary(h.day, rates, h.coverage, h.seal is not None)
 
     def _refresh(self, now: float) -> None:

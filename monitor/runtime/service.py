@@ -21,7 +21,7 @@ from inventory.load import InventoryError, load_inventory
 from inventory.model import Inventory, Node
 from monitor.config import Config
 from monitor.core.hourly import Hourly, HourPoint
-from monitor.core.rates import CommuneNow, current_rates
+from monitor.core.rates import CommuneNow, current_rates, for_scope
 from monitor.core.snapshot import NodeStatus, Snapshot, SweepStats
 from monitor.core.snmp import (
     Delta,
@@ -173,7 +173,7 @@ class Monitor:
         try:
             inv = await asyncio.to_thread(load_inventory, self.inventory_path,
                                           snmp_profiles=set(self.cfg.snmp_profiles),
-                                          default_province=self.cfg.province, province=self.cfg.province)
+                                          default_province=self.cfg.default_province, province=self.cfg.watched)
             if self.cfg.strict_inventory and inv.warnings:
                 raise InventoryError(inv.warnings)
             if self.reload_check is not None and (refused := self.reload_check(inv)):
@@ -348,7 +348,7 @@ class Monitor:
                 communes.append(CommuneNow(n.province, n.area, n.provisioned, status.state == "up"))
         return Snapshot(taken_at=now, province=self.cfg.province, timezone=self.cfg.timezone,
                         target=self.cfg.rates.target, nodes=tuple(statuses),
-                        rates=current_rates(communes), sweep=stats, sweeps=sweeps)
+                        rates=for_scope(current_rates(communes), self.cfg), sweep=stats, sweeps=sweeps)
 
     # -- the service ---------------------------------------------------------------------------
 
