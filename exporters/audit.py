@@ -103,6 +103,7 @@ class Report:
     longest: dict[Any, float] = field(default_factory=dict)
     counts: dict[Any, int] = field(default_factory=dict)
     head: Seal | None = None
+    pages_url: str = ""  # the status page (web.public_url): the HTML links each commune's code to its page there
 
     @property
     def coverage(self) -> float:
@@ -217,7 +218,7 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
         summary=tuple(sorted(period_rates(all_rates), key=lambda p: (p.province != cfg.province, p.province, p.area))),
         daily=tuple(daily),
         communes=communes, outages=tuple((o, totals[o.unit]) for o in merged), longest=longest, counts=counts,
-        head=head)
+        head=head, pages_url=cfg.web.public_url.rstrip("/") + "/" if cfg.web.public_url else "")
 
 
 # -- plain tables shared by the writers ----------------------------------------------------------------

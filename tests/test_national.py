@@ -91,3 +91,18 @@ def test_the_page_and_metrics_name_the_nation_first(national: Any) -> None:
     assert "Mạng TSLCD Toàn quốc" in html and 'id="connection-rate">71.4%' in html
     text = render_snapshot(national.snapshot).text.decode()
     assert 'tslcd_connection_rate_ratio{area="",province="Toàn quốc"} 0.7142857142857143' in text
+
+
+def test_the_audits_html_links_each_commune_to_its_page_when_the_status_page_has_an_address(national: Any) -> None:
+    """Issue 15, part 1: every place a commune is named links to its page; the audit's HTML does so when
+    web.public_url says where the status page is, and names them plainly otherwise."""
+    from exporters.audit import build_report, render_html
+
+    cfg = national.cfg
+    plain = render_html(build_report(national.recorder.store, cfg, D1, D1, now=T0 + 2 * 86_400))
+    assert "/node/" not in plain
+    web = cfg.web.model_copy(update={"public_url": "https://tslcd.example.gov.vn"})
+    linked = render_html(build_report(national.recorder.store, cfg.model_copy(update={"web": web}), D1, D1,
+                                      now=T0 + 2 * 86_400))
+    assert '<a href="https://tslcd.example.gov.vn/node/03542">03542</a>' in linked  # in the communes and outages
+    assert linked.count('href="https://tslcd.example.gov.vn/node/03542"') == 2

@@ -142,3 +142,30 @@ async def test_search_paging_areas_and_caching_at_national_size(tmp_path: Path, 
         await mon.sweep_once()
         status, headers2, _ = await get("", **{"If-None-Match": etag})
         assert status == 200 and headers2["ETag"] != etag
+
+
+async def test_a_person_finds_a_commune_typed_without_accents(tmp_path: Path, served: Any, browser: Any) -> None:
+    """In Chromium with JavaScript off: typing "ea kao" in the search box finds "Xã Ea Kao" (issue 15, part 2)."""
+    from inventory.model import Inventory, Node
+    from monitor.runtime.service import Monitor
+    from tests.conftest import write_config
+
+    nodes = [Node("24160", "Xã Ea Kao", "commune", "Đắk Lắk", area="A", address="127.0.0.2"),
+             Node("24133", "Phường Buôn Ma Thuột", "commune", "Đắk Lắk", area="A", address="127.0.0.3")]
+    mon = Monitor(write_config(tmp_path, tmp_path / "inv.yaml"), Inventory.of(nodes), ScriptedSweeper())
+    url = await served(mon)
+    await mon.sweep_once()
+    page = await browser.new_page(viewport={"width": 390, "height": 844}, java_script_enabled=False)
+    try:
+        await page.goto(url, wait_until="load")
+        await page.fill('input[name="q"]', "ea kao")
+        await page.click('form.search button[type="submit"]')
+        await page.wait_for_selector("#found")
+        found = await page.inner_text("#found")
+        await page.click('#found a:text("Xã Ea Kao")')
+        await page.wait_for_selector("#identity")
+        title = await page.inner_text("#name")
+    finally:
+        await page.close()
+    assert "Xã Ea Kao" in found and "24160" in found and "Buôn Ma Thuột" not in found
+    assert "Xã Ea Kao" in title and "24160" in title
