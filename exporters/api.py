@@ -16,7 +16,15 @@ from zoneinfo import ZoneInfo
 
 from exporters.audit import build_report
 from monitor.config import Config
-from monitor.core.history import CommuneTotals, PeriodRate, has_data, is_connected, is_in_use, merge_outages
+from monitor.core.history import (
+    CommuneTotals,
+    OutagePiece,
+    PeriodRate,
+    has_data,
+    is_connected,
+    is_in_use,
+    merge_outages,
+)
 from monitor.core.rates import RateRow
 from monitor.core.snapshot import Snapshot
 from monitor.store.model import HistoryStore, InventoryNode, commune_days
@@ -152,7 +160,8 @@ def commune(src: ApiSource, code: str, query: Mapping[str, str]) -> dict[str, An
     cfg = src.cfg.rates
     history = store.unit_history(code, p.first, p.last, src.cfg.tz)
     nodes: dict[int, tuple[InventoryNode, ...]] = {}
-    days, pieces = [], []
+    days: list[dict[str, Any]] = []
+    pieces: list[tuple[Any, OutagePiece]] = []
     totals: CommuneTotals | None = None
     for h in history:
         version = h.inventory_version

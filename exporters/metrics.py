@@ -93,7 +93,7 @@ class Family:
         text = self.help.replace("\\", r"\\").replace("\n", r"\n")
         return f"# HELP {self.name} {text}\n# TYPE {self.name} {self.kind}\n"
 
-    def empty(self) -> Metric:
+    def empty(self) -> GaugeMetricFamily | CounterMetricFamily:
         """The family as prometheus_client's type, to add samples to (the reference collector)."""
         cls = CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily
         return cls(self.name, self.help, labels=list(self.labels))
@@ -147,7 +147,7 @@ SNMP_FAMILIES = (F_SNMP_UP, F_SNMP_REASON, F_SNMP_LAST, F_UPTIME, F_REBOOTS, F_L
                  F_ERRORS, F_TODAY, F_SNMP_NODES)
 PARTS = ("nodes", "snmp")
 
-Sample = tuple[Family, Sequence[str], float]
+Sample = tuple[Family, tuple[str, ...], float]
 
 
 def _lat_lon(v: float | None) -> str:
@@ -282,7 +282,7 @@ class Renderer:
     def __init__(self) -> None:
         self._labels: dict[tuple[str, ...], str] = {}
 
-    def _label_set(self, family: Family, values: Sequence[str], key: tuple[str, ...]) -> str:
+    def _label_set(self, family: Family, values: tuple[str, ...], key: tuple[str, ...]) -> str:
         if not values:
             text = ""
         else:
@@ -308,9 +308,9 @@ class Renderer:
         for family, values, value in samples:
             # ``{code="..."}`` is shared by every family labelled by code only; other label sets are the family's.
             key = values if family.labels == _CODE else (family.name, *values)
-            label_set = cached(key)  # type: ignore[arg-type]
+            label_set = cached(key)
             if label_set is None:
-                label_set = self._label_set(family, values, key)  # type: ignore[arg-type]
+                label_set = self._label_set(family, values, key)
             if value == 1.0:
                 v = _ONE
             elif value == 0.0 and math.copysign(1.0, value) > 0:
@@ -318,7 +318,7 @@ class Renderer:
             else:
                 text = repr(value)
                 if text[-1] in "fn":  # inf, -inf, nan
-                    text = floatToGoString(value)
+                    text = floatToGoString(value)  # type: ignore[no-untyped-call]
                 elif value > 0 and (dot := text.find(".")) > 6:  # Go's exponent from 1e6 up, as prometheus_client
                     text = f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.") + f"e+{dot - 1:02d}"
                 v = f" {text}\n"

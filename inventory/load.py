@@ -309,17 +309,17 @@ def _parse_yaml(text: str, path: str) -> tuple[list[_Entry], str | None, list[Pr
         return [], province, problems
     entries: list[_Entry] = []
     for i, item in enumerate(items.value):
-        key = f"nodes[{i}]"
+        where = f"nodes[{i}]"
         if not isinstance(item, yaml.MappingNode):
-            problems.append(Problem(line(item), key, "expected a mapping of fields (code, name, kind, ...)"))
+            problems.append(Problem(line(item), where, "expected a mapping of fields (code, name, kind, ...)"))
             continue
         cells: dict[str, _Cell] = {}
-        for k, v in _pairs(item, key, path, problems):
+        for k, v in _pairs(item, where, path, problems):
             if k.value not in FIELDS:
-                problems.append(Problem(line(k), f"{key}.{k.value}", _unknown(k.value, FIELDS)))
+                problems.append(Problem(line(k), f"{where}.{k.value}", _unknown(k.value, FIELDS)))
                 continue
-            cells[k.value] = _scalar(v, f"{key}.{k.value}", line(k), problems)
-        entries.append(_Entry(line(item), key, cells))
+            cells[k.value] = _scalar(v, f"{where}.{k.value}", line(k), problems)
+        entries.append(_Entry(line(item), where, cells))
     return entries, province, problems
 
 
