@@ -6,6 +6,7 @@ import asyncio
 import os
 import queue
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -87,6 +88,20 @@ async def browser() -> AsyncIterator[Any]:
             yield b
         finally:
             await b.close()
+
+
+def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, grace_s: float = 30) -> int | None:
+    """Stop a process the test started, by its PID: ``sig``, then SIGKILL after ``grace_s``; its exit status
+    (None when it had to be killed)."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(sig)
+    try:
+        return proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        return None
 
 
 _URL = re.compile(r"status page (http://\S+/)")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import wait_for_url
+from tests.conftest import stop, wait_for_url
 
 ROOT = Path(__file__).parent.parent
 TSLCD = [sys.executable, "-m", "monitor.cli"]
@@ -60,13 +60,7 @@ def start(*args: str) -> Iterator[Running]:
         url = wait_for_url(proc, 30)
         yield Running(proc, url)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop(proc, grace_s=15)
 
 
 def test_help_teaches_each_command() -> None:

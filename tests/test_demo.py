@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from monitor.lab.demo import demo_nodes, inventory_yaml
-from tests.conftest import wait_for_url
+from tests.conftest import stop, wait_for_url
 
 ROOT = Path(__file__).parent.parent
 
@@ -132,13 +132,8 @@ def test_demo_shows_outages_and_recoveries_then_cleans_up() -> None:
         assert sum(1 for s in snmp.values() if s["uplink_oper_up"] is False) == 1
         assert any(s["rx_bytes_total"] for s in snmp.values())
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    assert proc.returncode == 0
+        status = stop(proc, signal.SIGINT)
+    assert status == 0
     assert not any(n.startswith("tslcdemo") for n in _netns_names())
     # The demo's own blackhole guard (metric base + its pid) is gone too.
     from monitor.lab.netns import GUARD_METRIC_BASE
@@ -183,10 +178,5 @@ def test_a_two_province_demo_shows_a_national_row_equal_to_the_rate_over_both() 
             metrics = r.read().decode()
         assert 'tslcd_connection_rate_ratio{area="",province="Toàn quốc"} 0.9428571428571428' in metrics
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    assert proc.returncode == 0
+        status = stop(proc, signal.SIGINT)
+    assert status == 0

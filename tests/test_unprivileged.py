@@ -227,16 +227,6 @@ needs_userns = pytest.mark.skipif(SETPRIV is None or shutil.which("unshare") is 
                                   reason="setpriv, unshare or ip missing (util-linux, iproute2)")
 
 
-def _stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGINT)
-    try:
-        return proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-        raise
-
-
 @needs_root
 @needs_userns
 def test_demo_as_an_ordinary_user_shows_outages_and_recoveries(work: Path, runtime: Path) -> None:
@@ -244,7 +234,7 @@ def test_demo_as_an_ordinary_user_shows_outages_and_recoveries(work: Path, runti
     user and network namespace of its own, builds its test namespaces there (none appear here), serves the
     status page here, and communes go down, become unreachable behind the failed aggregation node and come
     back. Stopped with Ctrl-C it exits 0."""
-    from tests.conftest import wait_for_url
+    from tests.conftest import stop, wait_for_url
 
     if not _default_debian():
         pytest.skip("ping_group_range is not Debian's default here")
@@ -276,7 +266,7 @@ def test_demo_as_an_ordinary_user_shows_outages_and_recoveries(work: Path, runti
         here = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
         assert not [n for n in here.split() if n.startswith("tslcdemo-") and f"-{proc.pid}-" in n], here
     finally:
-        status = _stop(proc)
+        status = stop(proc, signal.SIGINT)
     assert status == 0
 
 
@@ -287,7 +277,7 @@ def test_run_as_an_ordinary_user_on_a_loopback_inventory_sweeps_in_its_own_names
     """The README's run command as an ordinary user: no ICMP permission, every node on loopback, so `tslcd run`
     sweeps from a namespace of its own and serves the page here; a reload bringing a node off loopback is
     refused there (the last good inventory kept)."""
-    from tests.conftest import wait_for_url
+    from tests.conftest import stop, wait_for_url
 
     if not _default_debian():
         pytest.skip("ping_group_range is not Debian's default here")
@@ -317,7 +307,7 @@ def test_run_as_an_ordinary_user_on_a_loopback_inventory_sweeps_in_its_own_names
             time.sleep(0.3)  # polling with a deadline
         assert "tslcd_inventory_last_reload_success 0" in metrics
     finally:
-        status = _stop(proc)
+        status = stop(proc, signal.SIGINT)
     assert status == 0
 
 

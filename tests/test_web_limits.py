@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import resource
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from monitor.lab.demo import inventory_yaml
-from tests.conftest import small_inventory
+from tests.conftest import small_inventory, stop
 
 TSLCD = [sys.executable, "-m", "monitor.cli"]
 IDLE = 1_100
@@ -59,13 +58,7 @@ def monitor(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         assert port, "no status page URL in the log:\n" + log.read_text(encoding="utf-8", errors="replace")[-3000:]
         yield port, log
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop(proc, grace_s=15)
 
 
 def _open(port: int) -> socket.socket:
@@ -258,10 +251,5 @@ def test_a_socket_passed_by_listen_fds_is_served_instead_of_web_listen(tmp_path:
         assert url == f"http://127.0.0.1:{port}/"
         assert _scrape(port) == 200
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    assert proc.returncode == 0
+        status = stop(proc, grace_s=15)
+    assert status == 0
