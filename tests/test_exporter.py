@@ -202,3 +202,27 @@ def test_the_direct_renderer_writes_what_prometheus_client_writes() -> None:
     assert renderer.render(snap) == reference
     text = reference.decode()
     assert 'name="Xã \\"Ea\\" Kao0"' in text and "+Inf" in text and "NaN" in text and "e-06" in text
+
+
+def test_promtool_accepts_the_whole_exposition() -> None:
+    """Issue 13, part 2: Prometheus's own linter passes on what /metrics serves (both parts and the live
+    self-metrics), with every kind of node status and label values that need escaping."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from exporters.metrics import PARTS, MetricsCache, SelfMetrics, render_snapshot
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool missing: apt-get install prometheus (scripts/test.sh does as root)")
+    snap = _varied_snapshot()
+    cache = MetricsCache(SelfMetrics())
+    for part in PARTS:
+        cache.update(render_snapshot(snap, part), part)
+    body = cache.body(gzipped=False)
+    r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
+    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), (r.stdout + r.stderr).decode()[:2000]
+    cached = b"".join(render_snapshot(snap, part).text for part in PARTS)
+    assert body.startswith(cached) and gzip.decompress(cache.body(gzipped=True)).startswith(cached)
