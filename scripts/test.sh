@@ -3,11 +3,13 @@
 # packages the tests use for real: chromium (pages), fping (ICMP benchmark peer),
 # iproute2 (test namespaces), prometheus and prometheus-alertmanager (promtool, amtool,
 # and a real Prometheus scraping tslcd), snmpd and snmp (net-snmp's agent for SNMPv3
-# tests, snmpget for the benchmark), systemd (systemd-analyze checks the unit) and python3
-# (Debian's, world-readable: the monitor runs as nobody). Extra arguments go to pytest.
+# tests, snmpget for the benchmark), systemd (systemd-analyze checks the unit), python3
+# (Debian's, world-readable: the monitor runs as nobody) and postgresql (the store suites run on
+# a PostgreSQL server the tests start in a temporary folder). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-debs=(chromium fping iproute2 util-linux procps time prometheus prometheus-alertmanager snmpd snmp systemd python3)
+debs=(chromium fping iproute2 util-linux procps time prometheus prometheus-alertmanager snmpd snmp systemd python3
+      postgresql)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

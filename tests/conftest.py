@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import queue
 import re
@@ -10,7 +11,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,30 @@ async def browser() -> AsyncIterator[Any]:
             yield b
         finally:
             await b.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A PostgreSQL server of the test session's own (Debian's binaries, loopback and a socket only): its URL."""
+    from monitor.lab.postgres import binaries, server
+
+    if binaries() is None:
+        pytest.skip("PostgreSQL is not installed (scripts/test.sh installs it as root)")
+    with server() as url:
+        yield url
+
+
+_DATABASES = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty history store on each backend: a SQLite file, and a database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/var/tslcd.sqlite"
+    from monitor.lab.postgres import database
+
+    return database(request.getfixturevalue("postgres"), f"t{os.getpid()}_{next(_DATABASES)}")
 
 
 def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, grace_s: float = 30) -> int | None:

@@ -730,7 +730,7 @@ async def test_report_daily_send_goes_to_the_configured_list_once_or_to_to(
 # -- the outbox and its schedule ---------------------------------------------------------------------
 
 
-def test_migration_0002_creates_the_outbox_table_the_mailer_uses(tmp_path: Path) -> None:
+def test_migration_0002_creates_the_outbox_table_the_mailer_uses(store_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import MetaData
@@ -738,7 +738,7 @@ def test_migration_0002_creates_the_outbox_table_the_mailer_uses(tmp_path: Path)
     from monitor.store import SqlStore
     from monitor.store.schema import email_outbox
 
-    store = SqlStore(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    store = SqlStore(store_url)
     only = MetaData()
     email_outbox.to_metadata(only)
     try:
@@ -780,8 +780,8 @@ def mailer(tmp_path: Path, st: EmailSettings, clock: Clock) -> tuple[Any, Any]:
 
 
 async def test_smtp_down_then_4xx_then_accepting_delivers_exactly_once(
-        tmp_path: Path, smtp_server: ServerFactory) -> None:
-    history(tmp_path)[0].close()
+        tmp_path: Path, store_url: str, smtp_server: ServerFactory) -> None:
+    history(tmp_path, f"store:\n  url: {store_url}\n")[0].close()
     port = free_port()  # nothing listens yet: the mail server is down
     clock = Clock(at(7, 0, DAY + timedelta(days=1)))
     m, registry = mailer(tmp_path, settings(port), clock)
@@ -814,8 +814,8 @@ async def test_smtp_down_then_4xx_then_accepting_delivers_exactly_once(
 
 
 async def test_service_stopped_over_the_send_time_sends_each_missed_report_once(
-        tmp_path: Path, smtp_server: ServerFactory) -> None:
-    history(tmp_path)[0].close()
+        tmp_path: Path, store_url: str, smtp_server: ServerFactory) -> None:
+    history(tmp_path, f"store:\n  url: {store_url}\n")[0].close()
     inbox, port = smtp_server(auth_required=False)
     st = settings(port)
     # Running on D-1 after 07:00: the report on D-2 (the first day observed) goes out.
@@ -844,10 +844,10 @@ async def test_service_stopped_over_the_send_time_sends_each_missed_report_once(
     assert days == ["2025-11-22", "2025-11-23", "2025-11-24"]  # each day once, none twice
 
 
-async def test_the_cron_job_fires_at_the_configured_local_time(tmp_path: Path) -> None:
+async def test_the_cron_job_fires_at_the_configured_local_time(tmp_path: Path, store_url: str) -> None:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    history(tmp_path)[0].close()
+    history(tmp_path, f"store:\n  url: {store_url}\n")[0].close()
     m, _ = mailer(tmp_path, settings(free_port(), send_at="06:30", timezone="Asia/Ho_Chi_Minh"),
                   Clock(at(6, 0)))
     scheduler = AsyncIOScheduler(timezone=TZ)
@@ -864,9 +864,10 @@ async def test_the_cron_job_fires_at_the_configured_local_time(tmp_path: Path) -
 
 
 async def test_a_wrong_password_is_retried_and_the_password_never_logged(
-        tmp_path: Path, smtp_server: ServerFactory, certs: Certs, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, store_url: str, smtp_server: ServerFactory, certs: Certs,
+        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    history(tmp_path)[0].close()
+    history(tmp_path, f"store:\n  url: {store_url}\n")[0].close()
     box = Inbox(password="not-yet-set-on-the-server")
     inbox, port = smtp_server(tls_context=certs.server_context(), require_starttls=True, inbox=box)
     st = settings(port, smtp={"security": "starttls", "ca_file": str(certs.ca), "username": "tslcd",
@@ -890,8 +891,8 @@ async def test_a_wrong_password_is_retried_and_the_password_never_logged(
 
 
 async def test_a_new_recipient_list_gets_the_reports_the_old_one_had_not_received(
-        tmp_path: Path, smtp_server: ServerFactory) -> None:
-    history(tmp_path)[0].close()
+        tmp_path: Path, store_url: str, smtp_server: ServerFactory) -> None:
+    history(tmp_path, f"store:\n  url: {store_url}\n")[0].close()
     port = free_port()
     clock = Clock(at(7, 0, DAY + timedelta(days=1)))
     m, _ = mailer(tmp_path, settings(port), clock)
@@ -913,10 +914,11 @@ async def test_a_new_recipient_list_gets_the_reports_the_old_one_had_not_receive
     assert "- 08:10–15:10  7 h            24121 Phường Tân An (A): unreachable behind AGG Tập trung" in text
 
 
-async def test_two_mailers_on_one_store_send_a_report_once(tmp_path: Path, smtp_server: ServerFactory) -> None:
+async def test_two_mailers_on_one_store_send_a_report_once(tmp_path: Path, store_url: str,
+                                                             smtp_server: ServerFactory) -> None:
     import asyncio
 
-    history(tmp_path)[0].close()
+    history(tmp_path, f"store:\n  url: {store_url}\n")[0].close()
     inbox, port = smtp_server(auth_required=False)
     clock = Clock(at(7, 0, DAY + timedelta(days=1)))
     a, _ = mailer(tmp_path, settings(port), clock)

@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from inventory.model import Inventory, Node
 from monitor.core.history import DOWN, UNKNOWN, UP, Seconds, day_span
 from monitor.store import ChangeRow, SampleRow, SqlStore, StoreError, SweepBatch
 from monitor.store import migrate as store_migrate
-from monitor.store.schema import metadata
+from monitor.store.schema import events, metadata
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 D = date(2025, 6, 30)
@@ -29,13 +29,14 @@ T0 = day_span(D, HCM)[0]
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "var" / "tslcd.sqlite"
+def db(store_url: str) -> str:
+    """The store's URL, on SQLite and on a real PostgreSQL (the same tests, parametrised: issue 14)."""
+    return store_url
 
 
 @pytest.fixture
-def store(db: Path) -> Iterator[SqlStore]:
-    s = SqlStore(f"sqlite:///{db}")
+def store(db: str) -> Iterator[SqlStore]:
+    s = SqlStore(db)
     yield s
     s.close()
 
@@ -45,23 +46,24 @@ def inventory(n: int = 3) -> Inventory:
                          for i in range(n)])
 
 
-def test_migrations_create_the_schema_of_schema_py(store: SqlStore, db: Path) -> None:
+def test_migrations_create_the_schema_of_schema_py(store: SqlStore, db: str) -> None:
     with store.engine.connect() as conn:
         assert store_migrate.current(conn) == store_migrate.head()
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diffs == []
-    con = sqlite3.connect(db)
-    try:
-        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    finally:
-        con.close()
+    if store.sqlite:
+        con = sqlite3.connect(db.removeprefix("sqlite:///"))
+        try:
+            assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        finally:
+            con.close()
 
 
-def test_reopening_keeps_the_data_and_does_not_migrate_again(db: Path) -> None:
-    s = SqlStore(f"sqlite:///{db}")
+def test_reopening_keeps_the_data_and_does_not_migrate_again(db: str) -> None:
+    s = SqlStore(db)
     run = s.start_run(T0, max_gap_s=90)
     s.close()
-    s = SqlStore(f"sqlite:///{db}")
+    s = SqlStore(db)
     try:
         assert [r.id for r in s.runs()] == [run]
     finally:
@@ -164,27 +166,30 @@ def test_a_day_sealed_reads_the_same_as_it_was_computed(store: SqlStore) -> None
         assert b.rows == a.rows and b.outages == a.outages and b.observed_s == a.observed_s
 
 
-def tamper(db: Path, sql: str, *args: object) -> None:
-    con = sqlite3.connect(db)
+def tamper(db: str, sql: str, **params: object) -> None:
+    """Change the store behind its back, as someone with the database's password could (one row)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db)
     try:
-        assert con.execute(sql, args).rowcount == 1
-        con.commit()
+        with engine.begin() as conn:
+            assert conn.execute(text(sql), params).rowcount == 1
     finally:
-        con.close()
+        engine.dispose()
 
 
 @pytest.mark.parametrize("sql", [
-    "UPDATE daily SET down_s = 0, up_s = 86400 WHERE day = ? AND down_s > 0",
-    "UPDATE outages SET end_at = end_at - 600 WHERE day = ?",
-    "DELETE FROM outages WHERE day = ?",
-    "UPDATE seals SET observed_s = observed_s - 1 WHERE day = ?",
+    "UPDATE daily SET down_s = 0, up_s = 86400 WHERE day = :day AND down_s > 0",
+    "UPDATE outages SET end_at = end_at - 600 WHERE day = :day",
+    "DELETE FROM outages WHERE day = :day",
+    "UPDATE seals SET observed_s = observed_s - 1 WHERE day = :day",
 ])
-def test_verify_names_the_day_whose_stored_data_changed(store: SqlStore, db: Path, sql: str) -> None:
+def test_verify_names_the_day_whose_stored_data_changed(store: SqlStore, db: str, sql: str) -> None:
     fill(store)
     store.seal_due(T0 + 3 * 86_400 + 301, HCM, 300)
     assert store.verify().ok
     middle = D + timedelta(days=1)
-    tamper(db, sql, middle.isoformat())
+    tamper(db, sql, day=middle)
     res = store.verify()
     assert not res.ok and res.first_bad == middle
     assert any(p.startswith(f"{middle}: its data no longer matches") for p in res.problems)
@@ -192,20 +197,20 @@ def test_verify_names_the_day_whose_stored_data_changed(store: SqlStore, db: Pat
     assert store.verify(middle + timedelta(days=1)).ok  # the day after still links to the stored digest
 
 
-def test_verify_names_the_first_day_using_a_changed_inventory(store: SqlStore, db: Path) -> None:
+def test_verify_names_the_first_day_using_a_changed_inventory(store: SqlStore, db: str) -> None:
     fill(store)
     store.seal_due(T0 + 3 * 86_400 + 301, HCM, 300)
     tamper(db, "UPDATE inventory_nodes SET address = '' WHERE unit_id = (SELECT min(unit_id) FROM inventory_nodes)")
     assert store.verify().first_bad == D
 
 
-def test_verify_finds_a_broken_link_and_a_missing_day(store: SqlStore, db: Path) -> None:
+def test_verify_finds_a_broken_link_and_a_missing_day(store: SqlStore, db: str) -> None:
     fill(store)
     store.seal_due(T0 + 3 * 86_400 + 301, HCM, 300)
-    tamper(db, "UPDATE seals SET prev = ? WHERE day = ?", "f" * 64, (D + timedelta(days=2)).isoformat())
+    tamper(db, "UPDATE seals SET prev = :prev WHERE day = :day", prev="f" * 64, day=D + timedelta(days=2))
     res = store.verify()
     assert res.first_bad == D + timedelta(days=2) and any("link" in p for p in res.problems)
-    tamper(db, "DELETE FROM seals WHERE day = ?", (D + timedelta(days=1)).isoformat())
+    tamper(db, "DELETE FROM seals WHERE day = :day", day=D + timedelta(days=1))
     assert store.verify().first_bad == D + timedelta(days=1)
 
 
@@ -227,14 +232,11 @@ def test_days_the_monitor_did_not_run_are_sealed_too_so_the_chain_has_no_hole(st
     assert h.rows == {} and h.coverage == 0
 
 
-def test_retention_purges_old_raw_events_but_keeps_each_units_state(store: SqlStore, db: Path) -> None:
+def test_retention_purges_old_raw_events_but_keeps_each_units_state(store: SqlStore, db: str) -> None:
     ids = fill(store, 3)
     store.seal_due(T0 + 3 * 86_400 + 301, HCM, 300)
-    con = sqlite3.connect(db)
-    try:
-        before = con.execute("SELECT count(*) FROM events").fetchone()[0]
-    finally:
-        con.close()
+    with store.engine.connect() as conn:
+        before = conn.execute(select(func.count()).select_from(events)).scalar()
     gone = store.purge_events(T0 + 2 * 86_400, HCM)
     assert gone == before - 3 - 2  # keeps each unit's last change before the cutoff, and the day after's pair
     assert store.verify().ok  # sealed days never depended on raw events
@@ -248,7 +250,7 @@ def test_retention_purges_old_raw_events_but_keeps_each_units_state(store: SqlSt
 # -- the recorder: what the service will call ------------------------------------------------------------
 
 
-def recorded_monitor(tmp_path: Path, clock: list[float]) -> tuple[Any, Any, Any, Any]:
+def recorded_monitor(tmp_path: Path, clock: list[float], url: str) -> tuple[Any, Any, Any, Any]:
     from monitor.config import load_config
     from monitor.lab.demo import inventory_yaml
     from monitor.runtime.recorder import Recorder
@@ -264,7 +266,7 @@ def recorded_monitor(tmp_path: Path, clock: list[float]) -> tuple[Any, Any, Any,
     cfg = load_config(tmp_path / "config.yaml")
     sweeper = ScriptedSweeper()
     mon = Monitor(cfg, inv, sweeper, clock=lambda: clock[0])  # type: ignore[arg-type]
-    rec = Recorder(SqlStore(f"sqlite:///{tmp_path}/h.sqlite"), cfg, clock=lambda: clock[0])
+    rec = Recorder(SqlStore(url), cfg, clock=lambda: clock[0])
     return mon, rec, sweeper, inv
 
 
@@ -276,7 +278,7 @@ async def sweep(mon: Any, rec: Any, inv: Inventory, clock: list[float], t: float
     await rec.on_sweep(t, snap, events, inv)
 
 
-async def test_recorder_keeps_today_and_past_days_for_the_page_and_metrics(tmp_path: Path) -> None:
+async def test_recorder_keeps_today_and_past_days_for_the_page_and_metrics(tmp_path: Path, store_url: str) -> None:
     from dataclasses import replace
 
     from prometheus_client import CollectorRegistry, generate_latest
@@ -285,7 +287,7 @@ async def test_recorder_keeps_today_and_past_days_for_the_page_and_metrics(tmp_p
     from exporters.status import render_status_page
 
     clock = [T0]
-    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock)
+    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock, store_url)
     await rec.on_start(inv)
     for k in range(36 * 12):  # a day and a half, a sweep every 5 min; 22015 down 01:00-04:00 on day 1
         t = T0 + 300 * (k + 1)
@@ -311,9 +313,9 @@ async def test_recorder_keeps_today_and_past_days_for_the_page_and_metrics(tmp_p
     assert 'id="day-today"' in html and "60.0%" in html and "80.0%" in html
 
 
-async def test_a_node_leaving_the_inventory_becomes_unknown_not_up(tmp_path: Path) -> None:
+async def test_a_node_leaving_the_inventory_becomes_unknown_not_up(tmp_path: Path, store_url: str) -> None:
     clock = [T0]
-    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock)
+    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock, store_url)
     for k in range(1, 4):
         await sweep(mon, rec, inv, clock, T0 + 5 * k)
     smaller = Inventory.of([n for n in inv.nodes if n.code != "24154"], source="smaller")
@@ -332,9 +334,9 @@ async def test_a_node_leaving_the_inventory_becomes_unknown_not_up(tmp_path: Pat
     assert h.rows[unit].seconds.up == 15
 
 
-async def test_a_failed_write_is_retried_and_its_gap_is_unknown(tmp_path: Path) -> None:
+async def test_a_failed_write_is_retried_and_its_gap_is_unknown(tmp_path: Path, store_url: str) -> None:
     clock = [T0]
-    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock)
+    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock, store_url)
     await sweep(mon, rec, inv, clock, T0 + 5)
     real = rec.store.write_sweep
     calls = []
@@ -357,16 +359,16 @@ async def test_a_failed_write_is_retried_and_its_gap_is_unknown(tmp_path: Path) 
     assert h.rows[unit].seconds == Seconds(up=5, down=5, unknown=86_390)
 
 
-def test_a_second_monitor_on_the_same_store_is_refused_a_killed_one_is_not(store: SqlStore, db: Path) -> None:
+def test_a_second_monitor_on_the_same_store_is_refused_a_killed_one_is_not(store: SqlStore, db: str) -> None:
     run = store.start_run(T0, max_gap_s=90)
     store.write_sweep(SweepBatch(run, T0 + 30))
     with pytest.raises(StoreError, match="another monitor .* is writing"):
         store.start_run(T0 + 40, max_gap_s=90)  # this process is alive and its run is not stopped
-    tamper(db, "UPDATE runs SET pid = ? WHERE id = ?", 2**22 + 1, run)  # as if it had been killed
+    tamper(db, "UPDATE runs SET pid = :pid WHERE id = :id", pid=2**22 + 1, id=run)  # as if it had been killed
     assert store.start_run(T0 + 40, max_gap_s=90) > run
 
 
-async def test_nothing_observed_today_yet_shows_no_rate_rather_than_zero(tmp_path: Path) -> None:
+async def test_nothing_observed_today_yet_shows_no_rate_rather_than_zero(tmp_path: Path, store_url: str) -> None:
     from dataclasses import replace
 
     from prometheus_client import CollectorRegistry, generate_latest
@@ -374,7 +376,7 @@ async def test_nothing_observed_today_yet_shows_no_rate_rather_than_zero(tmp_pat
     from exporters.status import render_status_page
 
     clock = [T0 + 3600]
-    mon, rec, _, inv = recorded_monitor(tmp_path, clock)
+    mon, rec, _, inv = recorded_monitor(tmp_path, clock, store_url)
     await rec.on_start(inv)
     await sweep(mon, rec, inv, clock, clock[0])  # the first sweep: no time observed yet
     recent = rec.recent()
@@ -397,7 +399,8 @@ async def test_nothing_observed_today_yet_shows_no_rate_rather_than_zero(tmp_pat
     await rec.on_stop()
 
 
-async def test_a_day_the_monitor_did_not_run_is_no_data_on_metrics_and_the_page(tmp_path: Path) -> None:
+async def test_a_day_the_monitor_did_not_run_is_no_data_on_metrics_and_the_page(tmp_path: Path,
+                                                                               store_url: str) -> None:
     """Day D observed (22015 down 3 h: 3 of 5 connected), D+1 the monitor stopped all day, D+2 observed
     (all connected): yesterday (D+1) has no rate series, the 30-day rate is the mean of D and D+2 only,
     and the page says "no data" for D+1 (issue 16: unobserved is not disconnected)."""
@@ -408,7 +411,7 @@ async def test_a_day_the_monitor_did_not_run_is_no_data_on_metrics_and_the_page(
     from exporters.status import render_status_page
 
     clock = [T0]
-    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock)
+    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock, store_url)
     await rec.on_start(inv)
     for k in range(24 * 12):  # day D, a sweep every 5 min; 22015 down 01:00-04:00
         t = T0 + 300 * (k + 1)
@@ -417,7 +420,7 @@ async def test_a_day_the_monitor_did_not_run_is_no_data_on_metrics_and_the_page(
     await rec.on_stop()
     rec.store.close()
     # D+1: not running. D+2: a new start at 00:00, a morning observed.
-    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock)
+    mon, rec, sweeper, inv = recorded_monitor(tmp_path, clock, store_url)
     clock[0] = T0 + 2 * 86_400
     await rec.on_start(inv)
     for k in range(12 * 12):
@@ -441,13 +444,14 @@ async def test_a_day_the_monitor_did_not_run_is_no_data_on_metrics_and_the_page(
     await rec.on_stop()
 
 
-async def test_healthz_is_unhealthy_while_history_cannot_be_written(tmp_path: Path, served: Any) -> None:
+async def test_healthz_is_unhealthy_while_history_cannot_be_written(tmp_path: Path, store_url: str,
+                                                                  served: Any) -> None:
     """A full disk keeps monitoring (states are still published) but /healthz says the history is not kept."""
     import urllib.error
     import urllib.request
 
     clock = [time.time()]
-    mon, rec, _, inv = recorded_monitor(tmp_path, clock)
+    mon, rec, _, inv = recorded_monitor(tmp_path, clock, store_url)
     mon.recorder = rec
     url = await served(mon)
     await sweep(mon, rec, inv, clock, clock[0])
@@ -508,14 +512,14 @@ def test_a_store_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None
         SqlStore(f"sqlite:///{tmp_path}/var/h.sqlite")
 
 
-def test_two_monitors_starting_at_once_cannot_both_run(store: SqlStore, db: Path) -> None:
+def test_two_monitors_starting_at_once_cannot_both_run(store: SqlStore, db: str) -> None:
     """The second start, before the first monitor's first heartbeat, sees the first run (its start counts)."""
     store.start_run(T0, max_gap_s=90)
     with pytest.raises(StoreError, match="another monitor .* is writing"):
-        SqlStore(f"sqlite:///{db}").start_run(T0 + 0.5, max_gap_s=90)
+        SqlStore(db).start_run(T0 + 0.5, max_gap_s=90)
 
 
-def test_a_restart_with_the_same_pid_is_not_another_monitor(store: SqlStore, db: Path) -> None:
+def test_a_restart_with_the_same_pid_is_not_another_monitor(store: SqlStore, db: str) -> None:
     """A container's PID 1 restarted: the run its earlier incarnation left (same pid, same host, another
     process identity) does not block the new one, even within the gap; the same process's own run still does."""
     import os
@@ -528,12 +532,13 @@ def test_a_restart_with_the_same_pid_is_not_another_monitor(store: SqlStore, db:
     store.write_sweep(SweepBatch(run, T0 + 30))
     with pytest.raises(StoreError, match="another monitor"):
         store.start_run(T0 + 40, max_gap_s=90)
-    tamper(db, "UPDATE runs SET process = ? WHERE id = ? AND pid = ?", "an-earlier-boot/12345", run, os.getpid())
+    tamper(db, "UPDATE runs SET process = :p WHERE id = :id AND pid = :pid", p="an-earlier-boot/12345", id=run,
+           pid=os.getpid())
     assert store.start_run(T0 + 40, max_gap_s=90) > run
 
 
-def test_a_store_written_by_a_newer_tslcd_is_refused(store: SqlStore, db: Path) -> None:
+def test_a_store_written_by_a_newer_tslcd_is_refused(store: SqlStore, db: str) -> None:
     store.close()
-    tamper(db, "UPDATE alembic_version SET version_num = ?", "9999")
+    tamper(db, "UPDATE alembic_version SET version_num = :v", v="9999")
     with pytest.raises(StoreError, match=r"has schema 9999, newer than this tslcd knows \(up to 0003\)"):
-        SqlStore(f"sqlite:///{db}")
+        SqlStore(db)
