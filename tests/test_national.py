@@ -4,7 +4,7 @@ first, then each province's, and the provinces add up to the nation; a province'
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -106,3 +106,39 @@ def test_the_audits_html_links_each_commune_to_its_page_when_the_status_page_has
                                       now=T0 + 2 * 86_400))
     assert '<a href="https://tslcd.example.gov.vn/node/03542">03542</a>' in linked  # in the communes and outages
     assert linked.count('href="https://tslcd.example.gov.vn/node/03542"') == 2
+
+
+def test_a_history_moved_from_sqlite_to_postgresql_keeps_every_figure_and_the_chain(national: Any,
+                                                                                     postgres: str) -> None:
+    """Issue 14, part 1: `tslcd store migrate` moves the whole history into a real PostgreSQL; the chain verifies
+    the same, the audit of the period gives the same figures, and the monitor can go on writing there."""
+    import subprocess
+    import sys
+
+    from exporters.audit import build_report
+    from monitor.lab.postgres import database
+    from monitor.store import SqlStore, SweepBatch
+
+    target = database(postgres, "moved_history")
+    config = national.cfg.inventory_path.parent / "config.yaml"
+    r = subprocess.run([sys.executable, "-m", "monitor.cli", "store", "migrate", "--config", str(config),
+                        "--to", target], capture_output=True, text=True, timeout=300,
+                       cwd=Path(__file__).parent.parent)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "the chain verifies the same" in r.stdout and "daily:" in r.stdout
+    old, new = national.recorder.store, SqlStore(target, create=False)
+    try:
+        assert new.seals() == old.seals() and new.verify().ok
+        now = T0 + 2 * 86_400
+        a, b = (build_report(s, national.cfg, D1, D1 + timedelta(days=1), now=now) for s in (old, new))
+        assert (a.summary, a.daily, a.communes, a.outages) == (b.summary, b.daily, b.communes, b.outages)
+        run = new.start_run(now, max_gap_s=900)  # the sequences go on after the moved ids
+        assert run > max(x.id for x in old.runs())
+        new.write_sweep(SweepBatch(run, now + 60))
+    finally:
+        new.close()
+    # A store that already holds a history is never written into.
+    again = subprocess.run([sys.executable, "-m", "monitor.cli", "store", "migrate", "--config", str(config),
+                            "--to", target], capture_output=True, text=True, timeout=300,
+                           cwd=Path(__file__).parent.parent)
+    assert again.returncode == 1 and "already holds a history" in again.stderr, again.stdout + again.stderr
