@@ -56,15 +56,15 @@ def stop(proc: subprocess.Popen[bytes], sig: signal.Signals) -> int:
             proc.wait(timeout=10)
 
 
-def test_kill_9_during_a_sweep_loses_nothing_and_the_gap_is_unknown(tmp_path: Path) -> None:
+def test_kill_9_during_a_sweep_loses_nothing_and_the_gap_is_unknown(tmp_path: Path, store_url: str) -> None:
+    """On SQLite and on a real PostgreSQL (issue 14): the same run, killed, restarted, counted."""
     inv = tmp_path / "inv.yaml"
     inv.write_text(inventory_yaml(small_inventory().nodes), encoding="utf-8")
     (tmp_path / "config.yaml").write_text(
         f"province: Đắk Lắk\ninventory: {inv}\nweb:\n  listen: 127.0.0.1:0\n"
         "icmp:\n  interval_s: 1\n  count: 1\n  timeout_s: 0.3\n  echo_interval_s: 0\n"
-        "states:\n  down_after: 1\n  up_after: 1\n", encoding="utf-8")
+        f"states:\n  down_after: 1\n  up_after: 1\nstore:\n  url: {store_url}\n", encoding="utf-8")
     cfg = load_config(tmp_path / "config.yaml")
-    db = tmp_path / "var" / "tslcd.sqlite"
 
     first, m1 = start(tmp_path, "first", {"3": ["127.0.0.6"]})  # 22015 down from the 3rd sweep
     try:
@@ -72,13 +72,14 @@ def test_kill_9_during_a_sweep_loses_nothing_and_the_gap_is_unknown(tmp_path: Pa
     finally:
         killed_at = time.time()
         assert stop(first, signal.SIGKILL) == -signal.SIGKILL
-    con = sqlite3.connect(db)
+    killed = SqlStore(store_url, create=False)
     try:
-        down_events = con.execute("SELECT e.at FROM events e JOIN units u ON u.id = e.unit_id "
-                                  "WHERE u.code = '22015' AND e.new = 'down'").fetchall()
-        n_events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        with killed.engine.connect() as conn:
+            down_events = conn.exec_driver_sql("SELECT e.at FROM events e JOIN units u ON u.id = e.unit_id "
+                                               "WHERE u.code = '22015' AND e.new = 'down'").all()
+            n_events = conn.exec_driver_sql("SELECT count(*) FROM events").scalar()
     finally:
-        con.close()
+        killed.close()
     assert len(down_events) == 1 and down_events[0][0] < killed_at
     assert n_events == 6 + 1  # 6 probed nodes unknown -> up, then 22015 up -> down
 
@@ -88,7 +89,7 @@ def test_kill_9_during_a_sweep_loses_nothing_and_the_gap_is_unknown(tmp_path: Pa
     finally:
         assert stop(second, signal.SIGTERM) == 0, (tmp_path / "second.log").read_text()
 
-    store = SqlStore(f"sqlite:///{db}", create=False)
+    store = SqlStore(store_url, create=False)
     try:
         runs = store.runs()
         assert len(runs) == 2 and runs[0].stopped_at is None and runs[1].stopped_at is not None
@@ -121,8 +122,9 @@ def test_kill_9_during_a_sweep_loses_nothing_and_the_gap_is_unknown(tmp_path: Pa
         assert store.verify().ok
     finally:
         store.close()
-    con = sqlite3.connect(db)
-    try:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        con.close()
+    if store_url.startswith("sqlite:///"):
+        con = sqlite3.connect(store_url.removeprefix("sqlite:///"))
+        try:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finally:
+            con.close()
