@@ -7,7 +7,6 @@ import asyncio
 import csv
 import io
 import os
-import sqlite3
 import time
 import zipfile
 from collections.abc import Iterator
@@ -108,11 +107,17 @@ async def simulate(cfg: Config, inv: Inventory, start: float, end: float, *, gap
         rec.store.close()
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store holding D 00:00 to D+4 12:00, the monitor stopped D+3 06:00-09:00."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def run_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding D 00:00 to D+4 12:00, the monitor stopped D+3 06:00-09:00: a SQLite file next to the
+    config, or a database on the tests' real PostgreSQL (issue 14: the audit suite runs on both)."""
     tmp = tmp_path_factory.mktemp("audit")
-    cfg = audit_config(tmp)
+    extra = ""
+    if request.param == "postgresql":
+        from monitor.lab.postgres import database
+
+        extra = f"store:\n  url: {database(request.getfixturevalue('postgres'), f'audit_{os.getpid()}')}\n"
+    cfg = audit_config(tmp, extra=extra)
     t0 = day_span(D, cfg.tz)[0]
     asyncio.run(simulate(cfg, audit_inventory(), t0, t0 + 4 * 24 * H + 12 * H, gap=(t0 + 78 * H, t0 + 81 * H)))
     return tmp
@@ -276,21 +281,42 @@ def test_verify_passes_then_names_the_day_a_stored_value_changed(run_dir: Path, 
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     import shutil
 
+    from sqlalchemy import create_engine, text
+
+    from monitor.store.url import store_url
+
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)
+    url = store_url(load_config(copy / "config.yaml"))
+    if not url.startswith("sqlite"):  # a copy of the PostgreSQL history, moved as `tslcd store migrate` moves it
+        from monitor.lab.postgres import database
+        from monitor.store.copy import copy_store
+
+        moved = database(_server_of(url), f"audit_copy_{os.getpid()}")
+        copy_store(url, moved)
+        config = copy / "config.yaml"
+        config.write_text(config.read_text(encoding="utf-8").replace(url, moved), encoding="utf-8")
+        url = moved
     assert run(args(copy, "verify")) == 0
     assert "OK: 4 sealed day(s) verified" in capsys.readouterr().out
-    con = sqlite3.connect(copy / "var" / "tslcd.sqlite")
+    engine = create_engine(url)
     try:
-        con.execute("UPDATE daily SET down_s = 0, up_s = up_s + down_s WHERE day = ? AND down_s > 0",
-                    ((D + timedelta(days=0)).isoformat(),))
-        con.commit()
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE daily SET down_s = 0, up_s = up_s + down_s WHERE day = :day AND down_s > 0"),
+                         {"day": D})
     finally:
-        con.close()
+        engine.dispose()
     assert run(args(copy, "verify")) == 1
     out = capsys.readouterr().out
     assert f"first day that no longer matches: {D}" in out
     assert run(args(copy, "verify", "--from", str(D + timedelta(days=1)))) == 0  # the later days are intact
+
+
+def _server_of(url: str) -> str:
+    """The tests' PostgreSQL server of a database URL (its ``postgres`` database)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database="postgres").render_as_string(hide_password=False)
 
 
 def test_period_shortcuts() -> None:
@@ -323,10 +349,13 @@ def test_usage_errors_exit_2(run_dir: Path, tmp_path: Path, capsys: pytest.Captu
     assert run(args(run_dir, "--year", "2025", "--out", str(tmp_path / "x.pdf"))) == 2
     assert run(args(run_dir, "--year", "2025", "--area", "Z", "--out", str(tmp_path / "x.csv"))) == 2
     assert run(args(run_dir, "--out", str(tmp_path / "x.csv"))) == 2
-    (tmp_path / "config.yaml").write_text((run_dir / "config.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-    assert run(args(tmp_path, "verify")) == 2  # no store next to that config
     err = capsys.readouterr().err
-    assert "cannot tell the format" in err and "no commune has area 'Z'" in err and "no history store" in err
+    assert "cannot tell the format" in err and "no commune has area 'Z'" in err
+    config = (run_dir / "config.yaml").read_text(encoding="utf-8")
+    if "url:" not in config:  # a SQLite store: the same config elsewhere has no store next to it
+        (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
+        assert run(args(tmp_path, "verify")) == 2
+        assert "no history store" in capsys.readouterr().err
 
 
 # -- a real run over network namespaces ---------------------------------------------------------------------
@@ -469,6 +498,8 @@ def test_a_backup_taken_while_a_monitor_writes_restores_to_an_identical_audit(ru
     import subprocess
     import sys
 
+    if "url:" in (run_dir / "config.yaml").read_text(encoding="utf-8"):
+        pytest.skip("SQLite's online backup; a PostgreSQL store is backed up with pg_dump (docs/install.md)")
     work = tmp_path / "live"
     shutil.copytree(run_dir, work)
     cfg = load_config(work / "config.yaml")
