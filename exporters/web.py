@@ -214,10 +214,13 @@ def bind_socket(listen: str) -> socket.socket:
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     every = not host  # ":9750": every address of both families, as a server binding "" does
+    if not port.isdigit() or int(port) > 65535:
+        raise ListenError(f"cannot listen on {listen[:200]}: expected HOST:PORT with a port from 0 to 65535")
     try:
         infos = socket.getaddrinfo("::" if every and socket.has_ipv6 else host or None, int(port),
                                    type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, kind, proto, _, addr = infos[0]
+        # A name with both families ("localhost"): its IPv4 address, where browsers and Prometheus look first.
+        family, kind, proto, _, addr = min(infos, key=lambda i: i[0] != socket.AF_INET)
         sock = socket.socket(family, kind, proto)
     except (OSError, ValueError, UnicodeError) as e:
         raise ListenError(f"cannot listen on {listen}: {getattr(e, 'strerror', None) or e}") from None

@@ -253,3 +253,23 @@ def test_a_socket_passed_by_listen_fds_is_served_instead_of_web_listen(tmp_path:
     finally:
         status = stop(proc, grace_s=15)
     assert status == 0
+
+
+def test_the_listen_address_binds_as_operators_write_it() -> None:
+    """web.listen as written in configs: an IPv4 or IPv6 literal, a name (its IPv4 address), or only a port
+    (every address of both families: an IPv4 client connects); a bad one is a ListenError naming it."""
+    from exporters.web import bind_socket
+    from monitor.errors import ListenError
+
+    for listen, family, host in (("127.0.0.1:0", socket.AF_INET, "127.0.0.1"), ("[::1]:0", socket.AF_INET6, "::1"),
+                                 ("localhost:0", socket.AF_INET, "127.0.0.1"), (":0", socket.AF_INET6, "::")):
+        sock = bind_socket(listen)
+        try:
+            assert (sock.family, sock.getsockname()[0]) == (family, host), listen
+            if listen == ":0":
+                with socket.create_connection(("127.0.0.1", sock.getsockname()[1]), timeout=5):
+                    pass
+        finally:
+            sock.close()
+    with pytest.raises(ListenError, match="cannot listen on 127.0.0.1:99999"):
+        bind_socket("127.0.0.1:99999")
