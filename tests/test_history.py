@@ -380,3 +380,19 @@ def test_a_day_nobody_observed_has_no_rate_but_a_commune_without_circuit_is_know
     up = Seconds(up=86_400)
     row = day_rates(D, commune_days(history(D, {1: up}), nodes), min_availability=0.9, in_use_min_bytes=1)[0]
     assert (row.no_data, row.connected_rate) == (0, 0.5)  # the commune without a circuit counts, not connected
+
+
+@given(st.lists(st.tuples(st.floats(0, 80_000), st.floats(60, 20_000)), min_size=1, max_size=6),
+       st.lists(st.tuples(st.floats(0, 86_000), st.sampled_from([UP, DOWN, UNREACHABLE])), max_size=12))
+def test_another_pollers_heartbeats_say_nothing_of_a_unit_it_does_not_watch(
+        other: list[tuple[float, float]], mine: list[tuple[float, str]]) -> None:
+    """Issue 14 (pollers sharing one store): run 2 watches other units, its windows overlapping run 1's at will.
+    A unit watched by run 1 only has exactly the timeline run 1's windows give it; when run 1 is gone and run 2
+    goes on, the unit is unknown, never the state it last had."""
+    start, end = 0.0, 86_400.0
+    run1 = [Window(1, 1_000, 40_000)]
+    run2 = [Window(2, s, min(end, s + d)) for s, d in other]
+    changes = [Change(1, 999, UP)] + [Change(1, at, state) for at, state in sorted(mine) if 1_000 < at < 40_000]
+    alone = timeline(run1, changes, start, end)
+    assert timeline(run1 + run2, changes, start, end) == alone
+    assert fold(alone, start, end).unknown >= end - 40_000  # after run 1 stopped: unknown, whatever run 2 saw

@@ -160,6 +160,10 @@ def timeline(windows: Iterable[Window], changes: Iterable[Change], start: float,
 
     ``changes`` are that unit's changes, any run, any order; only those of a window's
     own run count inside it, so a state never carries over a restart of the monitor.
+    Only the windows of runs that watched the unit (that recorded a change of it) count
+    for it: pollers sharing one store each watch their own nodes, and a poller's
+    heartbeats say nothing of the nodes it does not watch (they are unknown when their
+    own poller is gone, never the state another poller's time would carry).
     """
     by_run: dict[int, list[Change]] = defaultdict(list)
     for c in changes:
@@ -170,7 +174,7 @@ def timeline(windows: Iterable[Window], changes: Iterable[Change], start: float,
         ats[run] = [c.at for c in cs]
     out: list[Segment] = []
     reach = start
-    for w in sorted(windows, key=lambda w: (w.start, w.end)):
+    for w in sorted((w for w in windows if w.run in by_run), key=lambda w: (w.start, w.end)):
         # Windows never overlap when one monitor writes the store; if two ever did, the time is counted once.
         s, e = max(w.start, start, reach), min(w.end, end)
         if s >= e:
