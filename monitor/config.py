@@ -25,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from inventory.model import Node
 from monitor.errors import ConfigError
+from monitor.shard import Shard
 
 
 class _Strict(BaseModel):
@@ -376,6 +378,32 @@ class StoreSettings(BaseModel):
 
 
 
+class ShardSettings(_Strict):
+    """This poller's share of the inventory, when several pollers write one history store (PostgreSQL)."""
+
+    index: int | None = Field(None, ge=0, description="this poller's slot of a stable hash of the codes")
+    count: int | None = Field(None, ge=2, le=1024, description="how many hash slots (pollers)")
+    areas: tuple[str, ...] = Field((), description="or: the areas this poller watches")
+    provinces: tuple[str, ...] = Field((), description="or: the provinces this poller watches (as the config "
+                                                        "spells them)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ShardSettings:
+        hashed = self.index is not None or self.count is not None
+        if hashed and (self.index is None or self.count is None):
+            raise ValueError("give both index and count")
+        if hashed and self.index is not None and self.count is not None and self.index >= self.count:
+            raise ValueError(f"index {self.index} is not below count {self.count}")
+        if hashed and (self.areas or self.provinces):
+            raise ValueError("a hash slot (index, count) or lists of areas and provinces, not both")
+        if not hashed and not self.areas and not self.provinces:
+            raise ValueError("give index and count, or areas and/or provinces")
+        return self
+
+    def spec(self) -> Shard:
+        return Shard(self.index, self.count, frozenset(self.areas), frozenset(self.provinces))
+
+
 NATIONAL = "Toàn quốc"  # the scope's name when a deployment watches several provinces (its rate: all of theirs)
 
 
@@ -398,6 +426,8 @@ class Config(_Strict):
     store: StoreSettings = StoreSettings()
     email: EmailSettings | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shard: ShardSettings | None = Field(None, description="the nodes this poller watches when several share one "
+                                        "store (default: every node)")
     strict_inventory: bool = Field(False, description="refuse an inventory with warnings (an unknown commune "
                                    "code, nodes of another province), at start and on reload, as `check --strict`")
 
@@ -424,6 +454,15 @@ class Config(_Strict):
     def national(self) -> bool:
         """Several provinces watched: the headline is the rate over all their communes."""
         return bool(self.provinces)
+
+    @property
+    def shard_spec(self) -> Shard:
+        """The nodes this poller watches (every node without ``shard``)."""
+        return self.shard.spec() if self.shard is not None else Shard()
+
+    def owns(self, node: Node) -> bool:
+        """Whether this poller probes ``node`` (pollers sharing a store each probe their own shard)."""
+        return self.shard is None or self.shard_spec.owns(node.code, node.area, node.province)
 
     @property
     def default_province(self) -> str | None:

@@ -93,7 +93,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     finally:
         before.close()
     with tqdm(unit=" rows", desc="moving", leave=False) as bar:
-        copied = copy_store(source, args.to, progress=lambda table, n: (bar.set_postfix_str(table), bar.update(n)))
+        def progress(table: str, rows: int) -> None:
+            bar.set_postfix_str(table)
+            bar.update(rows)
+
+        copied = copy_store(source, args.to, progress=progress)
     after = SqlStore(args.to, create=False)
     try:
         new_head, result = after.chain_head(), after.verify()

@@ -88,7 +88,7 @@ def database(server_url: str, name: str) -> str:
     from sqlalchemy.engine import make_url
 
     url = make_url(server_url)
-    with psycopg.connect(host=url.query["host"], port=int(str(url.query["port"])), user=url.username,
+    with psycopg.connect(host=str(url.query["host"]), port=int(str(url.query["port"])), user=url.username,
                          dbname="postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')  # name: from the test, [a-z0-9_] only
     return url.set(database=name).render_as_string(hide_password=False)

@@ -150,7 +150,7 @@ class Recorder:
 
     def _start(self, inventory: Inventory, now: float) -> None:
         self._seal(now)
-        self._run = self.store.start_run(now, max_gap_s=self.max_gap_s)
+        self._run = self.store.start_run(now, max_gap_s=self.max_gap_s, shard=self.cfg.shard_spec)
         self._states = {}  # a new run: every node starts unknown, as the state machine does
         self._record_inventory(inventory, now)
         log.info("history run started", extra={"run": self._run, "max_gap_s": self.max_gap_s})

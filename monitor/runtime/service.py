@@ -227,12 +227,18 @@ class Monitor:
             return None
         return f"history not written since {max(0.0, self.clock() - since):.0f} s ago (see the log)"
 
+    def _watched(self, now: float) -> Sequence[Node]:
+        """The nodes active today that this poller probes and shows (its shard, when pollers share a store; the
+        recorder still records the whole inventory, so that the history's figures cover every shard)."""
+        active = self.inventory.active(self.today(now))
+        return active if self.cfg.shard is None else [n for n in active if self.cfg.owns(n)]
+
     # -- sweeps --------------------------------------------------------------------------------
 
     async def sweep_once(self) -> Snapshot:
         """Probe every active node with an address once, fold results into states, publish."""
         started = self.clock()
-        active = self.inventory.active(self.today(started))
+        active = self._watched(started)
         probed = [n for n in active if n.address]
         addresses = sorted({a for n in probed for a in (n.address, n.address6) if a})
         icmp = self.cfg.icmp
@@ -313,7 +319,7 @@ class Monitor:
 
     def _build(self, now: float, stats: SweepStats, *, sweeps: int,
                resolved: dict[str, Resolved] | None = None) -> Snapshot:
-        active = self.inventory.active(self.today(now))
+        active = self._watched(now)
         st = self.cfg.states
         statuses: list[NodeStatus] = []
         communes: list[CommuneNow] = []
@@ -433,7 +439,7 @@ class Monitor:
         """Poll every active node with an SNMP profile (not those ping says are down), fold, publish."""
         assert self.snmp is not None
         started = self.clock()
-        active = self.inventory.active(self.today(started))
+        active = self._watched(started)
         todo, skipped = plan_poll(active, {s.node.code: s.state for s in self.snapshot.nodes}, started)
         readings = await self.snmp.poll(todo, spread_s=self.cfg.snmp.spread * self.cfg.snmp.interval_s)
         now = self.clock()

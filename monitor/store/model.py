@@ -9,6 +9,7 @@ from typing import Protocol
 
 from inventory.model import Inventory, NodeFacts
 from monitor.core.history import CommuneDay, OutagePiece, Seconds, UnitKey
+from monitor.shard import Shard
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +187,7 @@ class RunInfo:
 class HistoryStore(Protocol):
     """What the recorder and the audit need of a history backend (monitor.store.sql.SqlStore implements it)."""
 
-    def start_run(self, at: float, *, max_gap_s: float) -> int: ...
+    def start_run(self, at: float, *, max_gap_s: float, shard: Shard | None = None) -> int: ...
     def stop_run(self, run: int, at: float) -> None: ...
     def record_inventory(self, inventory: Inventory, at: float) -> RecordedInventory: ...
     def write_sweep(self, batch: SweepBatch) -> None: ...

@@ -40,6 +40,9 @@ runs = Table(
     # Boot id and start time of the process (procs.process_identity): a later process with the same pid on the
     # same host (a container's PID 1 restarted) is another incarnation, not another live monitor. NULL: unknown.
     Column("process", String(80), nullable=True),
+    # Which nodes the run watches (monitor.core.shard text): pollers sharing a store watch disjoint shards. NULL:
+    # everything (runs before migration 0004).
+    Column("shard", String(1000), nullable=True),
 )
 
 # Heartbeats, compacted: each sweep extends its run's last window or opens a new one.

@@ -53,6 +53,8 @@ from monitor.core.history import (
 from monitor.errors import StoreDamaged, StoreError
 from monitor.files import atomic_path
 from monitor.procs import pid_alive, process_identity
+from monitor.shard import ALL, Shard
+from monitor.shard import parse as parse_shard
 from monitor.store import chain, migrate
 from monitor.store.model import (
     DayHistory,
@@ -219,32 +221,41 @@ class SqlStore:
 
     # -- runs and heartbeats ---------------------------------------------------------------------
 
-    def start_run(self, at: float, *, max_gap_s: float) -> int:
-        """Record a start of the monitor; return the run id its heartbeats and changes carry.
+    def start_run(self, at: float, *, max_gap_s: float, shard: Shard | None = None) -> int:
+        """Record a start of the monitor watching ``shard`` (default: every node); return the run id its
+        heartbeats and changes carry.
 
-        StoreError when another monitor is writing to this store (a recent heartbeat of a
-        run not stopped, from a live process here or from another host): two monitors
-        in one history would count the same time twice.
+        StoreError when another monitor is writing to this store for nodes this one would watch too (a recent
+        heartbeat of a run not stopped whose shard overlaps, from a live process here or from another host):
+        two monitors watching one node would count its time twice. Pollers of disjoint shards share a store.
         """
+        shard = shard or Shard()
         me, here = process_identity(), socket.gethostname()[:255]
-        # One write transaction (BEGIN IMMEDIATE): two monitors starting at once are serialised, and the
-        # second sees the first's run even before its first heartbeat (its start counts as one).
+        # One write transaction (BEGIN IMMEDIATE; on PostgreSQL the runs table locked): two monitors starting at
+        # once are serialised, and the second sees the first's run even before its first heartbeat.
         with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE")
             last = func.coalesce(func.max(windows.c.end_at), runs.c.started_at)
-            q = (select(runs.c.id, runs.c.pid, runs.c.host, runs.c.process, runs.c.max_gap_s, last)
+            q = (select(runs.c.id, runs.c.pid, runs.c.host, runs.c.process, runs.c.max_gap_s, runs.c.shard, last)
                  .outerjoin(windows, windows.c.run_id == runs.c.id).where(runs.c.stopped_at.is_(None))
-                 .group_by(runs.c.id, runs.c.pid, runs.c.host, runs.c.process, runs.c.max_gap_s, runs.c.started_at))
-            for other, pid, host, process, gap, seen in conn.execute(q):
+                 .group_by(runs.c.id, runs.c.pid, runs.c.host, runs.c.process, runs.c.max_gap_s, runs.c.shard,
+                           runs.c.started_at))
+            for other, pid, host, process, gap, theirs, seen in conn.execute(q):
                 if at - seen > gap:
                     continue  # no heartbeat for longer than its gap: killed, its time is unknown
                 if host == here:
                     earlier_self = pid == os.getpid() and process is not None and me is not None and process != me
                     if earlier_self or not pid_alive(pid):
                         continue  # an earlier incarnation of this pid (a restarted container), or a dead process
-                raise StoreError(f"another monitor (pid {pid} on {host}, run {other}) is writing to the history "
-                                 f"store {self.where}; stop it, or give this one its own store")
+                if not shard.overlaps(parse_shard(theirs)):
+                    continue  # another poller of the same history, watching other nodes
+                what = "" if theirs in (None, ALL) else f", shard {theirs}"
+                raise StoreError(f"another monitor (pid {pid} on {host}, run {other}{what}) is writing to the "
+                                 f"history store {self.where} for nodes this one would watch too; stop it, give "
+                                 "this one another shard (config: shard), or its own store")
             run = conn.execute(insert(runs).values(started_at=at, max_gap_s=max_gap_s, pid=os.getpid(),
-                                                   host=here, process=me)).inserted_primary_key
+                                                   host=here, process=me, shard=shard.text())).inserted_primary_key
         run_id = int(run[0]) if run else 0
         self._max_gap[run_id] = max_gap_s
         return run_id
@@ -494,6 +505,14 @@ class SqlStore:
         done = []
         for day in days(first, through):
             with self._write() as conn:
+                # Pollers sharing the store seal each day once: the first to get here does, the others find it
+                # (SQLite's write transactions are serialised already; PostgreSQL's, by this lock).
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("LOCK TABLE seals IN SHARE ROW EXCLUSIVE MODE")
+                sealed = conn.execute(select(seals.c.digest).where(seals.c.day == day)).scalar()
+                if sealed is not None:
+                    prev = sealed
+                    continue
                 prev = self._seal_day(conn, day, tz, prev, now)
             done.append(day)
         if done:
