@@ -179,7 +179,10 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
                                         in_use_min_bytes=rates_cfg.in_use_min_bytes), cfg)
             if area is not None:
                 rates = tuple(r for r in rates if r.area == area)
-            main = next((r for r in rates if r.area == area), None) if area else province_row(rates, cfg.province)
+            # The scope's row: the area's, the nation's, or the province's (else the first province's: a history
+            # recorded under another spelling of the province keeps its figures).
+            main = next((r for r in rates if r.area == area), None) if area else (
+                province_row(rates, cfg.province) or next((r for r in rates if r.area == ""), None))
             if main is None:  # no commune that day (no inventory recorded yet): a day without data, said so
                 main = RateRow(cfg.province, area or "", 0, 0, 0, 0, day=h.day)
                 rates = (*rates, main)
