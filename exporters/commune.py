@@ -168,7 +168,8 @@ def commune_view(snap: Snapshot, code: str, days: list[DayHistory] | None, hours
         "days_connected": sum(1 for d in strip if d["verdict"] == "connected"),
         "days_with_data": sum(1 for d in strip if d["verdict"] in ("connected", "not_connected")),
         "min_availability": min_availability,
-        "hours_since": local_time(hours[0].start, tz) if hours else None,
+        "hours_since": next((local_time(h.start, tz) for h in hours or [] if h.rtt_s is not None or h.loss is not None),
+                            None),  # the first hour measured: after a restart, the restart's
     }
 
 

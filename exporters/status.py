@@ -46,6 +46,18 @@ def _page(rows: list[Any], page: int, size: int | None) -> tuple[list[Any], dict
     return rows[(page - 1) * size:page * size], {"total": total, "page": page, "pages": pages}
 
 
+_FOLDED: list[Any] = [None, {}]  # the nodes tuple of the last snapshot searched, and its names folded
+
+
+def _folded_names(snap: Snapshot) -> dict[str, str]:
+    """Every node's name as search compares it, folded once per snapshot (20,000 names: 40 ms), not per query."""
+    nodes, names = _FOLDED
+    if nodes is not snap.nodes:  # identity, not id(): the tuple is held, so its id cannot be reused meanwhile
+        names = {ns.node.code: fold(ns.node.name) for ns in snap.nodes}
+        _FOLDED[:] = [snap.nodes, names]
+    return names  # type: ignore[no-any-return]
+
+
 def status_view(snap: Snapshot, *, area: str | None = None, q: str = "", page: int = 1,
                 page_rows: int | None = None) -> dict[str, Any]:
     """Everything the page and the JSON API show, as plain values.
@@ -88,7 +100,8 @@ def status_view(snap: Snapshot, *, area: str | None = None, q: str = "", page: i
     wanted = fold(q)
     found: list[NodeStatus] = []
     if wanted:
-        found = [ns for ns in nodes if wanted in fold(ns.node.name) or ns.node.code.casefold().startswith(wanted)]
+        names = _folded_names(snap)
+        found = [ns for ns in nodes if wanted in names[ns.node.code] or ns.node.code.casefold().startswith(wanted)]
     found_rows, found_pager = rows(found)
     view = {
         "province": snap.province,
