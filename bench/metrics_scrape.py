@@ -140,7 +140,8 @@ async def main() -> None:
 
     mon = Holder()
     mon.metrics = MetricsCache(SelfMetrics())  # type: ignore[attr-defined]
-    mon.metrics.update(expo)  # type: ignore[attr-defined]
+    for part in PARTS:
+        mon.metrics.update(render_snapshot(snap, part), part)  # type: ignore[attr-defined]
     mon.snapshot = snap  # type: ignore[attr-defined]
     mon.cfg = Config.model_validate({"province": "x", "inventory": "x"})  # type: ignore[attr-defined]
     mon.health_problem = lambda: None  # type: ignore[attr-defined]

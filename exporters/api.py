@@ -14,10 +14,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from exporters.audit import build_report
+from exporters.audit import Report, build_report
 from monitor.config import Config
 from monitor.core.history import (
     CommuneTotals,
+    Outage,
     OutagePiece,
     PeriodRate,
     has_data,
@@ -117,11 +118,17 @@ def _definitions(cfg: Config) -> dict[str, Any]:
             "timezone": cfg.timezone, "method": "docs/design.md, Definitions auditors rely on"}
 
 
+def _report(src: ApiSource, query: Mapping[str, str]) -> tuple[Report, Period, str | None]:
+    """The audit's report of the period and area the query asks for."""
+    snap = src.snapshot
+    p, area = period(query, snap), _area(query, snap)
+    return build_report(_store(src), src.cfg, p.first, p.last, area=area, now=snap.taken_at), p, area
+
+
 def rates(src: ApiSource, query: Mapping[str, str]) -> dict[str, Any]:
     """/api/rates: now, each day and the period, for the province and its areas (or one area)."""
     snap = src.snapshot
-    p, area = period(query, snap), _area(query, snap)
-    report = build_report(_store(src), src.cfg, p.first, p.last, area=area, now=snap.taken_at)
+    report, p, area = _report(src, query)
     return {
         "province": snap.province, "area": area, "from": p.first.isoformat(), "to": report.last.isoformat(),
         "definitions": _definitions(src.cfg),
@@ -134,7 +141,7 @@ def rates(src: ApiSource, query: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def _outage(o: Any, code: str, name: str, area: str, tz: ZoneInfo) -> dict[str, Any]:
+def _outage(o: Outage, code: str, name: str, area: str, tz: ZoneInfo) -> dict[str, Any]:
     return {"code": code, "name": name, "area": area,
             "start": datetime.fromtimestamp(o.start, tz).isoformat(),
             "end": datetime.fromtimestamp(o.end, tz).isoformat(),
@@ -145,8 +152,7 @@ def _outage(o: Any, code: str, name: str, area: str, tz: ZoneInfo) -> dict[str, 
 def outages(src: ApiSource, query: Mapping[str, str]) -> dict[str, Any]:
     """/api/outages: every outage of the communes of the province (or one area) in the period."""
     snap = src.snapshot
-    p, area = period(query, snap), _area(query, snap)
-    report = build_report(_store(src), src.cfg, p.first, p.last, area=area, now=snap.taken_at)
+    report, p, area = _report(src, query)
     tz = ZoneInfo(snap.timezone)
     return {"province": snap.province, "area": area, "from": p.first.isoformat(), "to": report.last.isoformat(),
             "outages": [_outage(o, t.code, t.name, t.area, tz) for o, t in report.outages]}
@@ -227,12 +233,9 @@ _PERIOD = [
 ]
 _AREA = {"name": "area", "in": "query", "required": False, "schema": {"type": "string"},
          "description": "one area of the province (its name as in the inventory)"}
-_ERRORS = {
-    "400": {"description": "a bad parameter: the message names it",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-    "503": {"description": "no history store", "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}},
-}
+_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_ERRORS = {"400": {"description": "a bad parameter: the message names it", **_ERROR},
+           "503": {"description": "no history store", **_ERROR}}
 _OBJECT = {"content": {"application/json": {"schema": {"type": "object"}}}}
 
 OPENAPI: dict[str, Any] = {
@@ -252,9 +255,7 @@ OPENAPI: dict[str, Any] = {
             "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"},
                             "description": "official commune code (or the node's code)"}, *_PERIOD],
             "responses": {"200": {"description": "the commune", **_OBJECT},
-                          "404": {"description": "no node with that code",
-                                  "content": {"application/json": {
-                                      "schema": {"$ref": "#/components/schemas/Error"}}}},
+                          "404": {"description": "no node with that code", **_ERROR},
                           **_ERRORS}}},
         "/api/outages": {"get": {
             "summary": "Every outage of the communes in the period",

@@ -20,7 +20,7 @@ from monitor.config import Config
 from monitor.core.history import merge_outages
 from monitor.core.hourly import HourPoint
 from monitor.core.snapshot import NodeStatus, Snapshot
-from monitor.store.model import DayHistory
+from monitor.store.model import DayHistory, HistoryStore
 
 DAYS = 30
 OUTAGES_SHOWN = 50
@@ -43,7 +43,7 @@ class CommuneSource(Protocol):
     def snapshot(self) -> Snapshot: ...
 
     def commune_hours(self, code: str) -> list[HourPoint] | None: ...
-    def commune_days(self, code: str, first: date, last: date) -> list[DayHistory] | None: ...
+    def history_store(self) -> HistoryStore | None: ...
 
 
 def find(snap: Snapshot, code: str) -> NodeStatus | None:

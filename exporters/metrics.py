@@ -383,12 +383,9 @@ class MetricsCache:
         self._parts = {part: empty for part in PARTS}
         self.self_metrics = self_metrics
 
-    def update(self, exposition: Exposition, part: str | None = None) -> None:
-        """Keep ``exposition`` as one part (PARTS), or as the whole (``part`` None: the other parts emptied)."""
+    def update(self, exposition: Exposition, part: str) -> None:
+        """Keep ``exposition`` as one of the PARTS."""
         with self._lock:
-            if part is None:
-                self._parts = {p: Exposition(b"", gzip.compress(b"")) for p in PARTS}
-                part = PARTS[0]
             self._parts[part] = exposition
 
     def body(self, *, gzipped: bool) -> bytes:

@@ -396,8 +396,10 @@ async def _commune(request: web.Request) -> web.Response:
         return cached
     hours = src.commune_hours(code)
     first, last = window(snap)
+    store = src.history_store()
     try:
-        days = await asyncio.to_thread(src.commune_days, code, first, last)
+        days = None if store is None else await asyncio.to_thread(store.unit_history, code, first, last,
+                                                                  src.cfg.tz)
     except Exception as e:  # a damaged or busy store: the page still says what is known now
         log.warning("commune page without history", extra={"code": code, "problem": type(e).__name__})
         days = None
@@ -426,7 +428,8 @@ def _signed_in(src: Source) -> bool:
 
 
 async def _api(request: web.Request, answer: Callable[[Source], Any]) -> web.Response:
-    """Run one API answer off the event loop (one period count at a time); errors as JSON naming the parameter."""
+    """Run one API answer off the event loop (two period counts at most at once); errors as JSON naming the
+    parameter."""
     src = request.app[SOURCE]
     try:
         async with request.app[API_REPORTS]:

@@ -47,7 +47,7 @@ from monitor.core.state import (
 from monitor.probes.snmp import SnmpPoller
 from monitor.runtime.mailer import Mailer
 from monitor.runtime.recorder import Recorder, UplinkCounters
-from monitor.store.model import DayHistory, HistoryStore
+from monitor.store.model import HistoryStore
 
 log = logging.getLogger("tslcd.service")
 
@@ -145,7 +145,7 @@ class Monitor:
         for part in PARTS:
             self.metrics.update(render_snapshot(self.snapshot, part), part)
         self._snmp_rendered_for = inventory  # the inventory whose nodes the "snmp" part of /metrics lists
-        self._ping_only_rendered = ping_only(self.snapshot)  # what the "nodes" part says answers ping only
+        self._nodes_rendered = self.snapshot  # the snapshot the "nodes" part of /metrics was rendered from
         self._sweeps = 0
         self._sweeping: asyncio.Task[None] | None = None
 
@@ -215,10 +215,6 @@ class Monitor:
     def history_store(self) -> HistoryStore | None:
         """The history store (read from the web server's threads), None without one."""
         return None if self.recorder is None else self.recorder.store
-
-    def commune_days(self, code: str, first: date, last: date) -> list[DayHistory] | None:
-        """The node's days from the history store (its own rows only), None without a store. Blocking: SQL."""
-        return None if self.recorder is None else self.recorder.store.unit_history(code, first, last, self.cfg.tz)
 
     def health_problem(self) -> str | None:
         """What /healthz reports beside stale sweeps: history that cannot be written (None: healthy)."""
@@ -311,7 +307,7 @@ class Monitor:
         # Rendering 10^5 samples costs a tenth of a second of CPU: never in the event loop (docs/benchmarks.md).
         # A sweep renders the "nodes" part; the "snmp" part changes with a poll, or with the inventory.
         self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "nodes"), "nodes")
-        self._ping_only_rendered = ping_only(snap)
+        self._nodes_rendered = snap
         if self._snmp_rendered_for is not self.inventory:
             self._snmp_rendered_for = self.inventory
             self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "snmp"), "snmp")
@@ -468,8 +464,8 @@ class Monitor:
             replace(ns, snmp=snmp_status(tracks.get(ns.node.code), now, self.cfg.tz)) for ns in snap.nodes))
         self.snapshot = snap
         self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "snmp"), "snmp")
-        if (now_ping_only := ping_only(snap)) != self._ping_only_rendered:  # the "nodes" part says it: again
-            self._ping_only_rendered = now_ping_only
+        if ping_only(snap) != ping_only(self._nodes_rendered):  # the "nodes" part says who answers ping only
+            self._nodes_rendered = snap
             self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "nodes"), "nodes")
         return snap
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Integer, func, insert, select, text
 
 from monitor.errors import StoreError
 from monitor.store.schema import metadata, runs, seals
@@ -47,13 +47,11 @@ def copy_store(source: str, target: str, *, progress: Callable[[str, int], None]
                 copied[table.name] = done
             if write.dialect.name == "postgresql":  # ids were given: the sequences start after them
                 for table in metadata.sorted_tables:
-                    for column in table.primary_key.columns:
-                        if column.autoincrement is True or (column.autoincrement == "auto" and
-                                                             column.type.python_type is int and
-                                                             len(table.primary_key.columns) == 1):
-                            write.execute(text(
-                                f"SELECT setval(pg_get_serial_sequence('{table.name}', '{column.name}'), "
-                                f"COALESCE((SELECT max({column.name}) FROM {table.name}), 0) + 1, false)"))
+                    keys = list(table.primary_key.columns)
+                    if len(keys) == 1 and isinstance(keys[0].type, Integer):  # a serial id
+                        write.execute(text(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', '{keys[0].name}'), "
+                            f"COALESCE((SELECT max({keys[0].name}) FROM {table.name}), 0) + 1, false)"))
     finally:
         src.close()
         dst.close()
