@@ -52,7 +52,7 @@ class Outbox:
 
     @contextmanager
     def _write(self) -> Any:
-        # tslcd_write makes the store's SQLite hook issue BEGIN IMMEDIATE: read-then-write without a race.
+        # tslcd_write: the store serialises the transaction (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock).
         with self.engine.connect().execution_options(tslcd_write=True) as conn, conn.begin():
             yield conn
 

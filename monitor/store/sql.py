@@ -125,6 +125,17 @@ def _begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tslcd_write") else "BEGIN")
 
 
+_WRITE_LOCK = 0x74_73_6C_63  # "tslc": the advisory lock of tslcd's write transactions on PostgreSQL
+
+
+def _begin_postgresql(conn: Connection) -> None:
+    # What BEGIN IMMEDIATE is to SQLite: a write transaction (`_write`) holds one lock from its first statement
+    # to its end, so pollers and mailers sharing the store never both read-then-write (a run's start check, a
+    # day's seal, an outbox claim); readers are not held.
+    if conn.get_execution_options().get("tslcd_write"):
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
+
+
 class SqlStore:
     """The history store. Open it with a SQLAlchemy URL; migrations are applied on open.
 
@@ -156,6 +167,8 @@ class SqlStore:
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _begin)
+        elif self.engine.dialect.name == "postgresql":
+            event.listen(self.engine, "begin", _begin_postgresql)
         self._max_gap: dict[int, float] = {}
         try:
             with self._write() as conn:
@@ -231,11 +244,9 @@ class SqlStore:
         """
         shard = shard or Shard()
         me, here = process_identity(), socket.gethostname()[:255]
-        # One write transaction (BEGIN IMMEDIATE; on PostgreSQL the runs table locked): two monitors starting at
-        # once are serialised, and the second sees the first's run even before its first heartbeat.
+        # One write transaction (serialised: `_begin`, `_begin_postgresql`): two monitors starting at once never
+        # both pass, and the second sees the first's run even before its first heartbeat.
         with self._write() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE")
             last = func.coalesce(func.max(windows.c.end_at), runs.c.started_at)
             q = (select(runs.c.id, runs.c.pid, runs.c.host, runs.c.process, runs.c.max_gap_s, runs.c.shard, last)
                  .outerjoin(windows, windows.c.run_id == runs.c.id).where(runs.c.stopped_at.is_(None))
@@ -505,10 +516,8 @@ class SqlStore:
         done = []
         for day in days(first, through):
             with self._write() as conn:
-                # Pollers sharing the store seal each day once: the first to get here does, the others find it
-                # (SQLite's write transactions are serialised already; PostgreSQL's, by this lock).
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql("LOCK TABLE seals IN SHARE ROW EXCLUSIVE MODE")
+                # Pollers sharing the store seal each day once: the first to get here does (write transactions
+                # are serialised), the others find it sealed.
                 sealed = conn.execute(select(seals.c.digest).where(seals.c.day == day)).scalar()
                 if sealed is not None:
                     prev = sealed
