@@ -60,6 +60,7 @@ PROBES = "tslcd_probes_total"
 INVENTORY_NODES = "tslcd_inventory_nodes"
 INVENTORY_RELOAD_OK = "tslcd_inventory_last_reload_success"
 INVENTORY_WARNINGS = "tslcd_inventory_warnings"
+POLLER_ACTIVE = "tslcd_poller_active"
 
 # SNMP, per node (monitor/probes/snmp polls; snmp_samples below exports).
 SNMP_UP = "tslcd_snmp_up"
@@ -368,6 +369,10 @@ class SelfMetrics:
         self.inventory_warnings = Gauge(INVENTORY_WARNINGS, "Warnings of the loaded inventory (e.g. commune codes "
                                         "the bundled list of units lacks); its nodes are monitored all the same.",
                                         registry=self.registry)
+        self.poller_active = Gauge(POLLER_ACTIVE, "1 when this poller probes and writes its nodes; 0 for a standby "
+                                   "(config: standby), which exports no node series until it takes over.",
+                                   registry=self.registry)
+        self.poller_active.set(1)
         ProcessCollector(registry=self.registry)
 
     def render(self) -> bytes:

@@ -112,6 +112,7 @@ def status_view(snap: Snapshot, *, area: str | None = None, q: str = "", page: i
         "timezone": snap.timezone,
         "target": snap.target,
         "sweeps": snap.sweeps,
+        "standby": snap.standby,
         "communes": headline.communes,
         "provisioned": headline.provisioned,
         "connected": headline.connected,

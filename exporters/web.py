@@ -470,6 +470,10 @@ async def _healthz(request: web.Request) -> web.Response:
     snap = src.snapshot
     stale_after = 3 * src.cfg.icmp.interval_s
     age = time.time() - snap.taken_at
+    if snap.standby is not None:  # healthy while it can see the store, to take over when the active one stops
+        problem = src.health_problem()
+        return web.Response(status=503 if problem else 200,
+                            text=f"unhealthy standby: {problem}\n" if problem else "ok: standby\n")
     if snap.sweeps == 0:
         return web.Response(status=503, text="starting: no sweep has finished yet\n")
     if age > stale_after:

@@ -404,6 +404,16 @@ class ShardSettings(_Strict):
         return Shard(self.index, self.count, frozenset(self.areas), frozenset(self.provinces))
 
 
+class StandbySettings(_Strict):
+    """Active/standby: pollers with the same shard and store, one writing (active), the others waiting."""
+
+    enabled: bool = Field(False, description="wait as a standby while another live poller watches these nodes, "
+                          "instead of refusing to start; take over when its heartbeats stop")
+    check_s: float = Field(5.0, gt=0, le=300, description="how often a standby checks the active poller's "
+                           "heartbeat: it takes over at most max gap (3 ICMP intervals) + check_s after the "
+                           "active one's last sweep")
+
+
 NATIONAL = "Toàn quốc"  # the scope's name when a deployment watches several provinces (its rate: all of theirs)
 
 
@@ -428,6 +438,7 @@ class Config(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shard: ShardSettings | None = Field(None, description="the nodes this poller watches when several share one "
                                         "store (default: every node)")
+    standby: StandbySettings = StandbySettings()
     strict_inventory: bool = Field(False, description="refuse an inventory with warnings (an unknown commune "
                                    "code, nodes of another province), at start and on reload, as `check --strict`")
 

@@ -58,6 +58,19 @@ class StoreDamaged(StoreError):
     exit_status = 3
 
 
+class RunRefused(StoreError):
+    """Another live poller writes this store for nodes this one would watch: ``active`` says which one."""
+
+    def __init__(self, message: str, active: str) -> None:
+        super().__init__(message)
+        self.active = active
+
+
+class Superseded(RunRefused):
+    """Refused after it started: this run's nodes are watched by a newer run (a standby took over), so its writes
+    are refused; ``active`` says which run."""
+
+
 class ListenError(TslcdError, OSError):
     """The HTTP address cannot be bound; the message says which and what to do."""
 

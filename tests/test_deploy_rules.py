@@ -42,6 +42,7 @@ SNMP_METRICS = {
 }
 # Alerts about tslcd itself name the instance, not a commune.
 SELF_ALERTS = {"TslcdMonitorDown", "TslcdSweepsStale", "TslcdInventoryReloadFailed", "TslcdHistoryWriteFailing"}
+JOB_ALERTS = {"TslcdNoActivePoller"}  # about a job's pollers together (active/standby), not one of them
 ANNOTATIONS = ("summary", "description", "summary_en", "description_en")
 
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None,
@@ -225,6 +226,10 @@ def test_alert_speaks_vietnamese_and_english_naming_the_commune_and_area(name: s
     assert set(ANNOTATIONS) <= set(ann), f"{name}: needs {ANNOTATIONS}"
     assert re.search(r"[À-ỹ]", ann["summary"] + ann["description"]), f"{name}: Vietnamese text expected"
     assert rule["labels"]["severity"] in {"critical", "warning", "info"}
+    if name in JOB_ALERTS:
+        for key in ANNOTATIONS:
+            assert "$labels.job" in ann[key], f"{name}.{key} names the tslcd job"
+        return
     if name in SELF_ALERTS:
         for key in ANNOTATIONS:
             assert "$labels.instance" in ann[key], f"{name}.{key} names the tslcd instance"

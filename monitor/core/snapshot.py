@@ -81,6 +81,7 @@ class Snapshot:
     sweep: SweepStats = field(default_factory=SweepStats)
     sweeps: int = 0
     history: RecentRates | None = None  # today and the last 30 days, when a store is configured
+    standby: str | None = None  # a standby poller (no nodes): which poller is active, as far as it knows
 
     def province_rate(self, province: str | None = None) -> RateRow:
         """The whole-province row (area ""), or zeros when the province has no commune."""

@@ -24,6 +24,7 @@ from monitor.core.history import UnitKey, day_of, day_rates, days, period_rates,
 from monitor.core.rates import for_scope
 from monitor.core.snapshot import DaySummary, RecentRates, Snapshot
 from monitor.core.state import NO_CIRCUIT, Event, State
+from monitor.errors import Superseded
 from monitor.store import (
     ChangeRow,
     DayHistory,
@@ -106,7 +107,9 @@ class Recorder:
     # -- what the service calls ---------------------------------------------------------------------
 
     async def on_start(self, inventory: Inventory) -> None:
-        """Seal the days missed while stopped, record a new run and the inventory (on_sweep does it if not called)."""
+        """Seal the days missed while stopped, record a new run and the inventory (on_sweep does it if not called).
+
+        RunRefused while another live poller watches some of these nodes (it says which)."""
         await self._call(self._start, inventory, self.clock())
 
     async def on_sweep(self, now: float, snapshot: Snapshot, events: Sequence[Event], inventory: Inventory,
@@ -114,6 +117,7 @@ class Recorder:
         """Write one sweep (heartbeat, state changes, samples) in one transaction, off the event loop.
 
         ``counters`` (by node code) are SNMP uplink deltas since the previous sweep, when polled.
+        Superseded when another poller has taken these nodes over (nothing of this sweep is kept).
         """
         if self._stopped:
             return  # a sweep finishing after on_stop: the run is over, its time is not observed
@@ -195,6 +199,9 @@ class Recorder:
         t0 = time.monotonic()
         try:
             self.store.write_sweep(SweepBatch(self._run, now, changes, samples))
+        except Superseded:
+            self._superseded()
+            raise
         except Exception:
             # The monitor never dies of its history: retry the changes with the next sweep;
             # this sweep's heartbeat is lost, so the time since the last one becomes unknown.
@@ -217,6 +224,18 @@ class Recorder:
             t1 = time.monotonic()
             self._refresh(now)
             self._refresh_cost_s = time.monotonic() - t1
+
+    def _superseded(self) -> None:
+        """A later run took these nodes over: forget this run and what it had not written (that time is the other
+        run's now); ``on_start`` begins a new run when this poller becomes active again."""
+        log.warning("history run taken over by another poller", extra={"run": self._run})
+        self._run = None
+        self._states = {}
+        self._pending = []
+        self._acc = {}
+        self._sweeps_unflushed = 0
+        self._recent = None
+        self.failing_since = None
 
     def _sample(self, day: date, unit: int, loss: float | None, rtt: float | None,
                 up: UplinkCounters | None) -> None:

@@ -44,6 +44,7 @@ from monitor.core.state import (
     observe,
     resolve,
 )
+from monitor.errors import RunRefused, Superseded
 from monitor.probes.snmp import SnmpPoller
 from monitor.runtime.mailer import Mailer
 from monitor.runtime.recorder import Recorder, UplinkCounters
@@ -140,6 +141,12 @@ class Monitor:
         self.snmp: SnmpPoller | None = (
             SnmpPoller(cfg.snmp_profiles, max_in_flight=cfg.snmp.max_in_flight) if cfg.snmp_profiles else None)
         self._snmp: dict[str, SnmpTrack] = {}
+        # Active (probing and writing) or a standby (config: standby) waiting for the active poller's heartbeats
+        # to stop; a poller whose run another one took over becomes a standby too.
+        self.active = True
+        self._standby_of: str | None = None  # the active poller, as the store names it
+        self._standby_checked: float | None = None  # the standby's last look at the store
+        self._scheduler: AsyncIOScheduler | None = None
         self._snmp_pending: dict[str, Delta] = {}  # uplink deltas not yet written to the history
         self.snapshot = self._build(self.clock(), SweepStats(), sweeps=0)
         for part in PARTS:
@@ -218,6 +225,11 @@ class Monitor:
 
     def health_problem(self) -> str | None:
         """What /healthz reports beside stale sweeps: history that cannot be written (None: healthy)."""
+        if not self.active:
+            checked, limit = self._standby_checked, 3 * self.cfg.standby.check_s + 10
+            if checked is None or self.clock() - checked > limit:
+                return "the standby cannot read the active poller's heartbeats in the history store (see the log)"
+            return None
         since = self.recorder.failing_since if self.recorder is not None else None
         if since is None:
             return None
@@ -298,6 +310,11 @@ class Monitor:
             try:
                 await self.recorder.on_sweep(now, snap, events, self.inventory,
                                              counters={c: UplinkCounters(*d) for c, d in pending.items()})
+            except Superseded as e:
+                log.warning("another poller took these nodes over; this one is now its standby",
+                            extra={"active": e.active})
+                await self._to_standby(e.active)
+                return self.snapshot
             except Exception:
                 # The store failed: states are still published; the traffic waits for the next write.
                 self._snmp_pending = add_deltas(pending, self._snmp_pending)
@@ -315,6 +332,9 @@ class Monitor:
 
     def _build(self, now: float, stats: SweepStats, *, sweeps: int,
                resolved: dict[str, Resolved] | None = None) -> Snapshot:
+        if not self.active:  # a standby shows no node and no rate: the active poller's are the figures
+            return Snapshot(taken_at=now, province=self.cfg.province, timezone=self.cfg.timezone,
+                            target=self.cfg.rates.target, sweeps=sweeps, standby=self._standby_of or "?")
         active = self._watched(now)
         st = self.cfg.states
         statuses: list[NodeStatus] = []
@@ -381,13 +401,25 @@ class Monitor:
                 except (RuntimeError, ValueError):  # not the main thread: the caller stops us
                     pass
             if self.recorder is not None:
-                await self.recorder.on_start(self.inventory)
+                try:
+                    await self.recorder.on_start(self.inventory)
+                except RunRefused as e:
+                    if not self.cfg.standby.enabled:
+                        raise
+                    log.warning("another poller watches these nodes; this one waits as its standby",
+                                extra={"active": e.active, "check_s": self.cfg.standby.check_s})
+                    self._standby_checked = self.clock()
+                    await self._to_standby(e.active)
             runner, url = await start_server(self, listen or self.cfg.web.listen)
+            self._scheduler = scheduler
             scheduler.add_job(self._sweep_job, "interval", seconds=self.cfg.icmp.interval_s, id="icmp-sweep",
                               max_instances=1, coalesce=True, next_run_time=datetime.now(self.cfg.tz),
                               misfire_grace_time=None)
             scheduler.add_job(self.reload_if_changed, "interval", seconds=5, id="inventory-watch",
                               max_instances=1, coalesce=True)
+            if self.recorder is not None:
+                scheduler.add_job(self.standby_check, "interval", seconds=self.cfg.standby.check_s,
+                                  id="standby-check", max_instances=1, coalesce=True)
             if self.snmp is not None:
                 # The first poll after the first sweep, so that nodes known down are not polled.
                 first = datetime.fromtimestamp(self.clock() + self.cfg.icmp.interval_s / 2, self.cfg.tz)
@@ -420,7 +452,51 @@ class Monitor:
                 loop.remove_signal_handler(sig)
             self.engine.close()
 
+    async def _to_standby(self, active: str) -> None:
+        """Stop probing and showing nodes (the active poller does), until ``standby_check`` finds it gone."""
+        self.active = False
+        self._standby_of = active
+        self._tracks = {}
+        self._snmp = {}
+        self._snmp_pending = {}
+        self.self_metrics.poller_active.set(0)
+        await self._publish_empty()
+
+    async def _publish_empty(self) -> None:
+        self.snapshot = self._build(self.clock(), SweepStats(), sweeps=self._sweeps)
+        for part in PARTS:
+            self.metrics.update(await asyncio.to_thread(render_snapshot, self.snapshot, part), part)
+        self._nodes_rendered = self.snapshot
+
+    async def standby_check(self) -> bool:
+        """A standby's look at the store: take over (a new run, probing at once) when no live poller watches
+        these nodes any more; return whether this poller is active."""
+        if self.active or self.recorder is None:
+            return self.active
+        try:
+            await self.recorder.on_start(self.inventory)
+        except RunRefused as e:
+            self._standby_checked = self.clock()
+            if e.active != self._standby_of:
+                self._standby_of = e.active
+                await self._publish_empty()
+            return False
+        except Exception:  # the store is out of reach: stay a standby; /healthz says so in time
+            log.exception("standby: cannot check the active poller in the history store")
+            return False
+        log.warning("taking over: the active poller's heartbeats stopped", extra={"was": self._standby_of})
+        self.active = True
+        self._standby_of = None
+        self._standby_checked = None
+        self.self_metrics.poller_active.set(1)
+        await self._publish_empty()
+        if self._scheduler is not None and self._scheduler.get_job("icmp-sweep") is not None:
+            self._scheduler.modify_job("icmp-sweep", next_run_time=datetime.now(self.cfg.tz))
+        return True
+
     async def _sweep_job(self) -> None:
+        if not self.active:
+            return  # a standby does not probe
         self._sweeping = asyncio.current_task()
         try:
             await self.sweep_once()
@@ -470,6 +546,8 @@ class Monitor:
         return snap
 
     async def _snmp_job(self) -> None:
+        if not self.active:
+            return
         try:
             await self.poll_snmp_once()
         except asyncio.CancelledError:

@@ -50,7 +50,7 @@ from monitor.core.history import (
     timeline,
     unit_key,
 )
-from monitor.errors import StoreDamaged, StoreError
+from monitor.errors import RunRefused, StoreDamaged, StoreError, Superseded
 from monitor.files import atomic_path
 from monitor.procs import pid_alive, process_identity
 from monitor.shard import ALL, Shard
@@ -136,6 +136,17 @@ def _begin_postgresql(conn: Connection) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
 
 
+# A poller frozen inside a write transaction (a hung process, a host cut off) would hold the write lock, and a
+# standby could never take over: PostgreSQL ends such a session after this long idle in its transaction.
+IDLE_IN_TRANSACTION_S = 60
+
+
+def _connect_args(url: Any) -> dict[str, str]:
+    if url.get_backend_name() != "postgresql" or "options" in url.query:
+        return {}  # an operator's own libpq options (in the URL) are kept as they are
+    return {"options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_S}s"}
+
+
 class SqlStore:
     """The history store. Open it with a SQLAlchemy URL; migrations are applied on open.
 
@@ -161,7 +172,7 @@ class SqlStore:
             else:
                 _check_sqlite_file(path)
         try:
-            self.engine: Engine = create_engine(url)
+            self.engine: Engine = create_engine(url, connect_args=_connect_args(parsed))
         except (SQLAlchemyError, ImportError) as e:
             raise StoreError(f"cannot open the history store {self.where}: {e}") from None
         if self.sqlite:
@@ -170,6 +181,7 @@ class SqlStore:
         elif self.engine.dialect.name == "postgresql":
             event.listen(self.engine, "begin", _begin_postgresql)
         self._max_gap: dict[int, float] = {}
+        self._shards: dict[int, Shard] = {}
         try:
             with self._write() as conn:
                 migrate.upgrade(conn, self.where)
@@ -262,14 +274,32 @@ class SqlStore:
                 if not shard.overlaps(parse_shard(theirs)):
                     continue  # another poller of the same history, watching other nodes
                 what = "" if theirs in (None, ALL) else f", shard {theirs}"
-                raise StoreError(f"another monitor (pid {pid} on {host}, run {other}{what}) is writing to the "
-                                 f"history store {self.where} for nodes this one would watch too; stop it, give "
-                                 "this one another shard (config: shard), or its own store")
+                active = f"pid {pid} on {host}, run {other}{what}"
+                raise RunRefused(f"another monitor ({active}) is writing to the history store {self.where} for "
+                                 "nodes this one would watch too; stop it, give this one another shard (config: "
+                                 "shard), or its own store, or make this one its standby (config: standby)",
+                                 active=active)
             run = conn.execute(insert(runs).values(started_at=at, max_gap_s=max_gap_s, pid=os.getpid(),
                                                    host=here, process=me, shard=shard.text())).inserted_primary_key
         run_id = int(run[0]) if run else 0
         self._max_gap[run_id] = max_gap_s
+        self._shards[run_id] = shard
         return run_id
+
+    def _check_not_superseded(self, conn: Connection, run: int) -> None:
+        """Superseded when a later run watches some of this run's nodes: it started because this one's heartbeats
+        had stopped (a standby took over, or an operator started another poller), so this run's time and changes
+        from now on would be counted twice. Checked inside each write transaction, which are serialised."""
+        shard = self._shards.get(run)
+        if shard is None:
+            text = conn.execute(select(runs.c.shard).where(runs.c.id == run)).scalar_one()
+            shard = self._shards[run] = parse_shard(text)
+        for other, pid, host, theirs in conn.execute(
+                select(runs.c.id, runs.c.pid, runs.c.host, runs.c.shard).where(runs.c.id > run)):
+            if shard.overlaps(parse_shard(theirs)):
+                active = f"pid {pid} on {host}, run {other}"
+                raise Superseded(f"run {run} was taken over by another monitor ({active}) after its heartbeats "
+                                 "stopped: its writes are refused, so that no time counts twice", active=active)
 
     def stop_run(self, run: int, at: float) -> None:
         """Record a clean stop (a killed monitor never gets here; its last heartbeat ends its time)."""
@@ -286,9 +316,11 @@ class SqlStore:
 
         A heartbeat further than the run's max gap from the previous one opens a new
         window: the time between is unknown. Samples for a day already sealed are
-        dropped (a sealed day never changes) with a warning.
+        dropped (a sealed day never changes) with a warning. Superseded (nothing written)
+        when a later run watches some of this run's nodes.
         """
         with self._write() as conn:
+            self._check_not_superseded(conn, batch.run)
             if batch.at is not None:
                 self._heartbeat(conn, batch.run, batch.at)
             if batch.changes:
