@@ -9,6 +9,7 @@ Packets go only to loopback.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -27,7 +28,7 @@ from monitor.shard import Shard
 from monitor.store import ChangeRow, SqlStore, SweepBatch
 from monitor.store.schema import events, windows
 from tests.conftest import small_inventory, stop, wait_for_url
-from tests.test_cli import TSLCD, ROOT, Running, needs_root
+from tests.test_cli import ROOT, TSLCD, Running, needs_root
 
 T0 = 1_790_000_000.0
 INTERVAL_S, CHECK_S, TIMEOUT_S = 1.0, 0.5, 0.3
@@ -157,7 +158,7 @@ def test_the_standby_takes_over_within_the_stated_time_and_the_old_active_steps_
     assert len(runs) == 3, runs  # a, b, a again
     first, second, third = (r.id for r in runs)
     # Nothing counted twice: no two runs' windows overlap, and each run's changes fall inside its own windows.
-    for before, after in zip(spans, spans[1:]):
+    for before, after in itertools.pairwise(spans):
         assert after.start_at >= before.end_at, spans
     last = {run: max(s.end_at for s in spans if s.run_id == run) for run in (first, second, third)}
     assert all(at <= last[run] for run, at in changes)
