@@ -61,6 +61,7 @@ INVENTORY_NODES = "tslcd_inventory_nodes"
 INVENTORY_RELOAD_OK = "tslcd_inventory_last_reload_success"
 INVENTORY_WARNINGS = "tslcd_inventory_warnings"
 POLLER_ACTIVE = "tslcd_poller_active"
+SNMP_WORKER_RESTARTS = "tslcd_snmp_worker_restarts_total"
 
 # SNMP, per node (monitor/probes/snmp polls; snmp_samples below exports).
 SNMP_UP = "tslcd_snmp_up"
@@ -373,6 +374,9 @@ class SelfMetrics:
                                    "(config: standby), which exports no node series until it takes over.",
                                    registry=self.registry)
         self.poller_active.set(1)
+        self.snmp_worker_restarts = Counter(SNMP_WORKER_RESTARTS.removesuffix("_total"),
+                                            "SNMP worker processes started again after one died or overran (config: "
+                                            "snmp.worker).", registry=self.registry)
         ProcessCollector(registry=self.registry)
 
     def render(self) -> bytes:

@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import re
+import signal
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -977,3 +978,99 @@ async def test_an_agent_answering_garbage_is_a_timeout_that_says_so_never_a_trac
     assert r.reason is Reason.TIMEOUT, r
     assert "not a working SNMP agent" in r.detail and error in r.detail, r.detail
     assert COMMUNITY not in r.detail and AUTH_KEY not in r.detail
+
+
+# ---------------------------------------------------------------- the worker process (issue 13, part 3)
+
+
+def _same(r: SnmpReading) -> tuple[Any, ...]:
+    """A reading without what moves between two polls (time, sysUpTime, counters)."""
+    up = r.uplink
+    return (r.code, r.reason, r.detail, r.sys_name, r.uptime_ticks is not None,
+            None if up is None else (up.name, up.if_index, up.matched_by, up.oper_status, up.bits))
+
+
+async def test_the_worker_process_reads_what_the_poller_reads(snmpd: Agent) -> None:
+    from monitor.runtime.snmp_worker import SnmpWorker, pack, unpack
+
+    profiles = {"p": v2(COMMUNITY, snmpd.port), "u": v3(USER.name, snmpd.port), "w": v2(WRONG, snmpd.port,
+                                                                                          timeout_s=0.5)}
+    nodes = [node("a", "p", uplink="lo"), node("b", "u", uplink="lo"), node("c", "p", uplink="no-such-if"),
+             node("d", "w", uplink="lo"), node("e", "missing")]
+    here = SnmpPoller(profiles)
+    worker = SnmpWorker(profiles)
+    try:
+        expected = await here.poll(nodes)
+        got = await worker.poll(nodes)
+        again = await worker.poll(nodes[:2])  # the worker keeps the nodes it was sent: only codes go over again
+        pid = worker.pid
+        assert pid is not None and pid != os.getpid()
+        for f in ("cmdline", "environ"):  # the secrets went through the pipe, nowhere a process listing shows
+            with open(f"/proc/{pid}/{f}", "rb") as fh:  # noqa: ASYNC230  (a few bytes of procfs)
+                text = fh.read().decode("utf-8", "replace")
+            assert not any(s in text for s in SECRETS)
+    finally:
+        here.close()
+        worker.close()
+    assert worker.pid is None
+    assert [_same(r) for r in got] == [_same(r) for r in expected]
+    assert [r.reason for r in got] == [Reason.OK, Reason.OK, Reason.UPLINK_NOT_FOUND, Reason.WRONG_COMMUNITY,
+                                       Reason.LOCAL_ERROR]
+    assert [_same(r) for r in again] == [_same(r) for r in expected[:2]]
+    assert all(unpack(pack(r)) == r for r in got)
+
+
+async def test_a_worker_killed_or_late_fails_that_poll_and_the_next_poll_starts_another(snmpd: Agent) -> None:
+    """A worker killed -9 mid-poll, one dead between polls, one over its deadline: each fails that poll only,
+    is counted in tslcd_snmp_worker_restarts_total, and the next poll is answered by a new worker."""
+    from exporters.metrics import SelfMetrics
+    from monitor.runtime.snmp_worker import SnmpWorker, SnmpWorkerError
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # an "agent" that never answers, on loopback
+    silent.bind(("127.0.0.1", 0))
+    silent.settimeout(60)
+    sm = SelfMetrics()
+    profiles = {"p": v2(COMMUNITY, snmpd.port), "mute": v2(COMMUNITY, silent.getsockname()[1], timeout_s=5)}
+    worker = SnmpWorker(profiles, on_restart=sm.snmp_worker_restarts.inc)
+    good, mute = [node("a", "p", uplink="lo")], [node("m", "mute", uplink="lo")]
+
+    def restarts() -> float | None:
+        for fam in text_string_to_metric_families(sm.render().decode()):
+            for s in fam.samples:
+                if s.name == "tslcd_snmp_worker_restarts_total":
+                    return s.value
+        return None
+
+    try:
+        assert (await worker.poll(good))[0].ok
+        first = worker.pid
+        poll = asyncio.ensure_future(worker.poll(mute))
+        await asyncio.to_thread(silent.recvfrom, 65535)  # the worker's request arrived: the poll is in flight
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        with pytest.raises(SnmpWorkerError, match="died during a poll"):
+            await asyncio.wait_for(poll, 30)
+        assert worker.restarts == 1 and restarts() == 1
+        assert (await worker.poll(good))[0].ok
+        second = worker.pid
+        assert second not in (None, first)
+
+        os.kill(second, signal.SIGKILL)  # dead between two polls
+        for _ in range(500):  # bounded: until the kill has landed (worker.pid checks the process)
+            if worker.pid is None:
+                break
+            await asyncio.sleep(0.01)
+        assert (await worker.poll(good))[0].ok
+        assert worker.restarts == 2 and worker.pid not in (None, second)
+
+        worker.deadline_s = 1.0  # a worker that overruns is killed (by its PID), not waited for
+        late = worker.pid
+        with pytest.raises(SnmpWorkerError, match="overran its 1 s deadline"):
+            await worker.poll(mute)
+        assert worker.restarts == 3 and restarts() == 3
+        assert late is not None and not os.path.exists(f"/proc/{late}")  # noqa: ASYNC240
+        worker.deadline_s = None
+        assert (await worker.poll(good))[0].ok
+    finally:
+        worker.close()
+        silent.close()

@@ -48,6 +48,7 @@ from monitor.errors import RunRefused, Superseded
 from monitor.probes.snmp import SnmpPoller
 from monitor.runtime.mailer import Mailer
 from monitor.runtime.recorder import Recorder, UplinkCounters
+from monitor.runtime.snmp_worker import SnmpWorker
 from monitor.store.model import HistoryStore
 
 log = logging.getLogger("tslcd.service")
@@ -138,8 +139,13 @@ class Monitor:
         self.recorder = recorder  # history store; None: nothing is kept
         self.mailer = mailer  # the daily email; None: none is sent
         self.reload_check = reload_check  # problems that refuse a reloaded inventory (the sandbox: loopback only)
-        self.snmp: SnmpPoller | None = (
-            SnmpPoller(cfg.snmp_profiles, max_in_flight=cfg.snmp.max_in_flight) if cfg.snmp_profiles else None)
+        self.snmp: SnmpPoller | SnmpWorker | None = None
+        if cfg.snmp_profiles and cfg.snmp.worker:
+            self.snmp = SnmpWorker(cfg.snmp_profiles, max_in_flight=cfg.snmp.max_in_flight, log_level=cfg.log_level,
+                                   deadline_s=3 * cfg.snmp.interval_s,
+                                   on_restart=self.self_metrics.snmp_worker_restarts.inc)
+        elif cfg.snmp_profiles:
+            self.snmp = SnmpPoller(cfg.snmp_profiles, max_in_flight=cfg.snmp.max_in_flight)
         self._snmp: dict[str, SnmpTrack] = {}
         # Active (probing and writing) or a standby (config: standby) waiting for the active poller's heartbeats
         # to stop; a poller whose run another one took over becomes a standby too.
