@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -45,11 +45,13 @@ from monitor.core.state import (
     resolve,
 )
 from monitor.errors import RunRefused, Superseded
-from monitor.probes.snmp import SnmpPoller
 from monitor.runtime.mailer import Mailer
 from monitor.runtime.recorder import Recorder, UplinkCounters
 from monitor.runtime.snmp_worker import SnmpWorker
 from monitor.store.model import HistoryStore
+
+if TYPE_CHECKING:  # pysnmp (30 MB) is imported in the main process only when it polls there (snmp.worker false)
+    from monitor.probes.snmp import SnmpPoller
 
 log = logging.getLogger("tslcd.service")
 
@@ -145,6 +147,8 @@ class Monitor:
                                    deadline_s=3 * cfg.snmp.interval_s,
                                    on_restart=self.self_metrics.snmp_worker_restarts.inc)
         elif cfg.snmp_profiles:
+            from monitor.probes.snmp import SnmpPoller
+
             self.snmp = SnmpPoller(cfg.snmp_profiles, max_in_flight=cfg.snmp.max_in_flight)
         self._snmp: dict[str, SnmpTrack] = {}
         # Active (probing and writing) or a standby (config: standby) waiting for the active poller's heartbeats
