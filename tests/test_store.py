@@ -545,7 +545,7 @@ def test_a_store_written_by_a_newer_tslcd_is_refused(store: SqlStore, db: str) -
 
 
 def test_a_store_already_up_to_date_opens_without_importing_alembic(tmp_path: Path) -> None:
-    """Alembic and its templates cost a running monitor 37 MB of memory: loaded only to migrate."""
+    """Alembic costs a running monitor about 11 MB of memory: loaded only to migrate."""
     import subprocess
     import sys
 

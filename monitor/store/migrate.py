@@ -43,7 +43,7 @@ def head() -> str:
 
 def shipped_head() -> str | None:
     """The newest revision, read from the migration files' ``revision``/``down_revision`` lines without
-    importing Alembic (37 MB in a process that only checks that its store is up to date); None when the files
+    importing Alembic (11 MB in a process that only checks that its store is up to date); None when the files
     say something this cannot read (``upgrade`` then asks Alembic)."""
     revisions: set[str] = set()
     downs: set[str] = set()
