@@ -43,6 +43,9 @@ class InventoryError(TslcdError, ValueError):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self) -> tuple[type[InventoryError], tuple[list[object]]]:
+        return type(self), (self.problems,)  # pickled whole (an inventory loaded in another process)
+
 
 class SkeletonError(TslcdError, ValueError):
     """The province is unknown, or has no unit in the bundled list."""

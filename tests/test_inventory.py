@@ -509,3 +509,21 @@ def test_twelve_thousand_rows_sharing_one_code_are_each_reported_once() -> None:
     assert dups[0] == ("big.yaml:4: nodes[1].code: duplicate code '24133' (also at big.yaml:3) among nodes active at "
                        "the same time")
     assert dups[-1].startswith("big.yaml:12002: nodes[11999].code: duplicate code '24133' (also at big.yaml:3)")
+
+
+async def test_a_large_file_is_loaded_apart_with_the_same_result_and_the_same_problems() -> None:
+    """monitor.runtime.loader: a file over its threshold (0 here) is loaded in a process of its own, whose parse
+    leaves nothing behind in the monitor; what comes back is what load_inventory gives, problems included."""
+    from monitor.runtime import loader
+
+    here = load_inventory("good.yaml", snmp_profiles=PROFILES)
+    assert loader.load("good.yaml", threshold=0, snmp_profiles=PROFILES) == here
+    assert await loader.load_async("good.yaml", threshold=0, snmp_profiles=PROFILES) == here
+    with pytest.raises(InventoryError) as e:
+        loader.load("bad-many.yaml", threshold=0, snmp_profiles=PROFILES)
+    assert [str(p) for p in e.value.problems] == BAD_FILES["bad-many.yaml"]
+    with pytest.raises(InventoryError) as e:
+        await loader.load_async("bad-many.yaml", threshold=0, snmp_profiles=PROFILES)
+    assert [str(p) for p in e.value.problems] == BAD_FILES["bad-many.yaml"]
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        loader.load("missing.yaml", threshold=0)

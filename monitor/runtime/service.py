@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from exporters.metrics import PARTS, MetricsCache, SelfMetrics, ping_only, render_snapshot
 from exporters.web import start_server
-from inventory.load import InventoryError, load_inventory
+from inventory.load import InventoryError
 from inventory.model import Inventory, Node
 from monitor.config import Config
 from monitor.core.hourly import Hourly, HourPoint
@@ -45,6 +45,7 @@ from monitor.core.state import (
     resolve,
 )
 from monitor.errors import RunRefused, Superseded
+from monitor.runtime import loader
 from monitor.runtime.mailer import Mailer
 from monitor.runtime.recorder import Recorder, UplinkCounters
 from monitor.runtime.snmp_worker import SnmpWorker
@@ -178,7 +179,8 @@ class Monitor:
         return datetime.fromtimestamp(self.clock() if now is None else now, self.cfg.tz).date()
 
     async def reload_inventory(self, *, confirmed: bool = True) -> bool:
-        """Load the inventory file again (in a thread: 20,000 nodes take seconds); a bad file keeps the last good.
+        """Load the inventory file again (in a thread, or a process of its own for a large file: 20,000 nodes take
+        seconds); a bad file keeps the last good.
 
         Not ``confirmed`` (a change of the file seen by the watch): a file with less than a quarter of
         the nodes of the one in use is not loaded (a truncated copy, a half-saved file) until an operator
@@ -188,8 +190,7 @@ class Monitor:
             return False
         self._inventory_mtime = self._mtime()
         try:
-            inv = await asyncio.to_thread(load_inventory, self.inventory_path,
-                                          snmp_profiles=set(self.cfg.snmp_profiles),
+            inv = await loader.load_async(self.inventory_path, snmp_profiles=set(self.cfg.snmp_profiles),
                                           default_province=self.cfg.default_province, province=self.cfg.watched)
             if self.cfg.strict_inventory and inv.warnings:
                 raise InventoryError(inv.warnings)
