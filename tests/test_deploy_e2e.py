@@ -77,6 +77,8 @@ DAY_RATES = {
     "last_30d": {"": (5 / 7 + 6 / 7) / 2, AREA_A: 1.0, AREA_B: (2 / 4 + 3 / 4) / 2},
 }
 DEADLINE_S = 60.0
+# tslcd's sweeps at test time scales (module docstring): one echo a second, 0.3 s timeout.
+FAST_ICMP = "icmp:\n  interval_s: 1\n  count: 1\n  timeout_s: 0.3\n  echo_interval_s: 0\n"
 T = TypeVar("T")
 
 
@@ -333,22 +335,36 @@ def _start_tslcd(tmp: Path, lab_hosts: dict[str, Any], agents: Agents) -> tuple[
     profiles = "".join(f"  e2e-{code}:\n    version: '2c'\n    community: ubnd-{code}\n    port: {agents.ports[code]}\n"
                        "    timeout_s: 1\n    retries: 0\n" for code in SNMP_HOSTS)
     cfg.write_text(
-        f"province: {PROVINCE}\ninventory: {inv}\nweb:\n  listen: 127.0.0.1:0\n"
-        "icmp:\n  interval_s: 1\n  count: 1\n  timeout_s: 0.3\n  echo_interval_s: 0\n"
+        f"province: {PROVINCE}\ninventory: {inv}\nweb:\n  listen: 127.0.0.1:0\n{FAST_ICMP}"
         "states:\n  down_after: 1\n  up_after: 1\n"
         "snmp:\n  interval_s: 10\n"  # the shortest tslcd accepts
         f"snmp_profiles:\n{profiles}"
         f"store:\n  path: {tmp / 'history.sqlite'}\n"
         "rates:\n  target: 1.0\nlog_level: warning\n", encoding="utf-8")
     _seed_history(cfg)
-    proc = Proc([sys.executable, "-m", "monitor.cli", "run", "--config", str(cfg)], tmp / "tslcd.log")
+    return run_tslcd(cfg, tmp / "tslcd.log")
+
+
+def run_tslcd(cfg: Path, log: Path) -> tuple[Proc, str]:
+    """`tslcd run --config cfg` (its output in ``log``), and its status page URL once it has started."""
+    proc = Proc([sys.executable, "-m", "monitor.cli", "run", "--config", str(cfg)], log)
 
     def started() -> str | None:
         assert proc.alive(), "tslcd exited:\n" + proc.output()
         m = re.search(r"status page (http://\S+/)", proc.output())
         return m.group(1) if m else None
 
-    return proc, wait_for("tslcd's start-up line", started, 30)
+    return proc, wait_for(f"the start-up line of {log.stem}", started, 30)
+
+
+def wait_ready(proc: Proc, url: str, what: str) -> None:
+    """Wait (30 s at most) until a Prometheus or Alertmanager started as ``proc`` answers ``url``-/ready."""
+    def ready() -> bool:
+        assert proc.alive(), f"{what} exited:\n" + proc.output()
+        with urllib.request.urlopen(url + "-/ready", timeout=2) as r:
+            return bool(r.status == 200)
+
+    wait_for(f"{what} ready", ready, 30)
 
 
 def _start_alertmanager(tmp: Path, webhook: Webhook) -> tuple[Proc, str]:
@@ -368,43 +384,48 @@ def _start_alertmanager(tmp: Path, webhook: Webhook) -> tuple[Proc, str]:
                  f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
                 tmp / "alertmanager.log")
     url = f"http://127.0.0.1:{port}/"
-
-    def ready() -> bool:
-        assert proc.alive(), "alertmanager exited:\n" + proc.output()
-        with urllib.request.urlopen(url + "-/ready", timeout=2) as r:
-            return bool(r.status == 200)
-
-    wait_for("alertmanager ready", ready, 30)
+    wait_ready(proc, url, "alertmanager")
     return proc, url
 
 
-def _start_prometheus(tmp: Path, tslcd_url: str, am_url: str) -> tuple[Proc, str]:
+def shortened_rules(tmp: Path, folder: Path, name: str = "") -> list[str]:
+    """Copies of the rule files of ``folder`` (deploy/prometheus/rules, or the national ones) at test time
+    scales (``shorten``), written in ``tmp``: their paths, for a config's rule_files."""
     rules = []
-    for f in sorted((DEPLOY / "prometheus" / "rules").glob("*.yml")):
-        copy = tmp / f"short-{f.name}"
+    for f in sorted(folder.glob("*.yml")):
+        copy = tmp / f"short-{name}{f.name}"
         copy.write_text(shorten(f.read_text(encoding="utf-8")), encoding="utf-8")
         rules.append(str(copy))
-    cfg = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    return rules
+
+
+def province_prometheus_config(tmp: Path, tslcd_url: str, am_url: str | None, name: str = "") -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml, scraping the tslcd at ``tslcd_url`` every second with the shipped rules
+    shortened; its alerts sent to the Alertmanager at ``am_url``, or nowhere when None."""
+    cfg: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
     cfg["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    cfg["rule_files"] = rules
-    cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [urllib.parse.urlsplit(am_url).netloc]
+    cfg["rule_files"] = shortened_rules(tmp, DEPLOY / "prometheus" / "rules", name)
+    if am_url is None:
+        del cfg["alerting"]
+    else:
+        cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [urllib.parse.urlsplit(am_url).netloc]
     job = next(j for j in cfg["scrape_configs"] if j["job_name"] == "tslcd")
     job.update(scrape_interval="1s", scrape_timeout="1s")
     job["static_configs"][0]["targets"] = [urllib.parse.urlsplit(tslcd_url).netloc]
-    path = tmp / "prometheus.yml"
+    return cfg
+
+
+def start_prometheus(tmp: Path, cfg: dict[str, Any], name: str = "prometheus", *flags: str) -> tuple[Proc, str]:
+    """A Prometheus on a free loopback port with config ``cfg`` (files named ``name`` in ``tmp``) and more command
+    line ``flags``, once ready."""
+    path = tmp / f"{name}.yml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     port = free_port()
     assert PROMETHEUS
-    proc = Proc([PROMETHEUS, f"--config.file={path}", f"--storage.tsdb.path={tmp / 'prom-data'}",
-                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], tmp / "prometheus.log")
+    proc = Proc([PROMETHEUS, f"--config.file={path}", f"--storage.tsdb.path={tmp / f'{name}-data'}",
+                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *flags], tmp / f"{name}.log")
     url = f"http://127.0.0.1:{port}/"
-
-    def ready() -> bool:
-        assert proc.alive(), "prometheus exited:\n" + proc.output()
-        with urllib.request.urlopen(url + "-/ready", timeout=2) as r:
-            return bool(r.status == 200)
-
-    wait_for("prometheus ready", ready, 30)
+    wait_ready(proc, url, name)
     return proc, url
 
 
@@ -436,7 +457,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         procs.append(tslcd)
         am, am_url = _start_alertmanager(tmp, webhook)
         procs.append(am)
-        prom, prom_url = _start_prometheus(tmp, tslcd_url, am_url)
+        prom, prom_url = start_prometheus(tmp, province_prometheus_config(tmp, tslcd_url, am_url))
         procs.append(prom)
         s = Stack(lab, hosts, agents, tslcd, Prometheus(prom_url), webhook, procs)
         s.all_up()
@@ -632,6 +653,35 @@ def _substitute(expr: str, code: str = D1) -> str:
     return expr
 
 
+def check_dashboard_query(prom_url: str, check: Any, expr: str, where: str) -> bool:
+    """Send one of build.py's dashboard queries (``expr``: ``check.expr``, its variables filled in) to the
+    Prometheus at ``prom_url`` as Grafana does (instant, or a range over the last 30 s) and check the answer's
+    shape against ``check.expect``; False when it came back empty and ``expect.pending`` allows that."""
+    if check.instant:
+        data = get_json(prom_url + "api/v1/query", query=expr)
+        assert data["status"] == "success", where
+        assert data["data"]["resultType"] == "vector", where
+        points = [[s["value"]] for s in data["data"]["result"]]
+    else:
+        now = time.time()
+        data = get_json(prom_url + "api/v1/query_range", query=expr, start=str(now - 30), end=str(now), step="1")
+        assert data["status"] == "success", where
+        assert data["data"]["resultType"] == "matrix", where
+        points = [s["values"] for s in data["data"]["result"]]
+    series = data["data"]["result"]
+    want = check.expect
+    if want.pending and not series:
+        return False
+    assert len(series) >= want.min_series, f"{where}: {len(series)} series, want >= {want.min_series}"
+    for s in series:
+        assert set(want.labels) <= set(s["metric"]), f"{where}: {s['metric']} lacks {want.labels}"
+    if want.bounds:
+        lo, hi = want.bounds
+        values = [float(v) for pts in points for _, v in pts]
+        assert all(lo <= v <= hi for v in values if not math.isnan(v)), f"{where}: {values[:5]} ..."
+    return True
+
+
 def test_every_dashboard_query_parses_and_returns_data_of_the_expected_shape(stack: Stack) -> None:
     from tests.test_deploy_rules import load_build
 
@@ -647,38 +697,18 @@ def test_every_dashboard_query_parses_and_returns_data_of_the_expected_shape(sta
         f'changes(tslcd_snmp_last_poll_timestamp_seconds{{code="{S1}"}}[60s]) >= 1'))
     build = load_build()
     pending_empty = []
-    # The node dashboard for a node with no SNMP profile (D1) and one polled over SNMP (S1).
-    runs = [(uid, check, code) for uid, (_, checks) in build.dashboards().items() for check in checks
+    # The boards of a province's Prometheus (the central ones: tests/test_federation.py). The node
+    # dashboard for a node with no SNMP profile (D1) and one polled over SNMP (S1).
+    boards = {uid: checks for uid, (_, checks) in build.dashboards().items() if uid not in build.CENTRAL}
+    runs = [(uid, check, code) for uid, checks in boards.items() for check in checks
             for code in ((D1, S1) if "$code" in check.expr else (D1,))]
     for uid, check, code in runs:
         expr = _substitute(check.expr, code)
         where = f"{uid} / {check.panel} / {check.ref_id} / {code}: {expr}"
-        if check.instant:
-            data = get_json(stack.prom.url + "api/v1/query", query=expr)
-            assert data["status"] == "success", where
-            assert data["data"]["resultType"] == "vector", where
-            points = [[s["value"]] for s in data["data"]["result"]]
-        else:
-            now = time.time()
-            data = get_json(stack.prom.url + "api/v1/query_range", query=expr, start=str(now - 30),
-                            end=str(now), step="1")
-            assert data["status"] == "success", where
-            assert data["data"]["resultType"] == "matrix", where
-            points = [s["values"] for s in data["data"]["result"]]
-        series = data["data"]["result"]
-        want = check.expect
-        if want.pending and not series:
-            pending_empty.append((where, want.pending))
-            continue
-        if want.pending == build.SNMP_ONLY:
+        if not check_dashboard_query(stack.prom.url, check, expr, where):
+            pending_empty.append((where, check.expect.pending))
+        elif check.expect.pending == build.SNMP_ONLY:
             assert code == S1, f"{where}: {code} has no SNMP profile, yet SNMP series"
-        assert len(series) >= want.min_series, f"{where}: {len(series)} series, want >= {want.min_series}"
-        for s in series:
-            assert set(want.labels) <= set(s["metric"]), f"{where}: {s['metric']} lacks {want.labels}"
-        if want.bounds:
-            lo, hi = want.bounds
-            values = [float(v) for pts in points for _, v in pts]
-            assert all(lo <= v <= hi for v in values if not math.isnan(v)), f"{where}: {values[:5]} ..."
     for text, _ in build.dashboards().values():
         # Variable queries: label_values() and query_result() as Grafana runs them.
         for var in json.loads(text)["templating"]["list"]:
@@ -706,7 +736,7 @@ def test_every_dashboard_query_parses_and_returns_data_of_the_expected_shape(sta
     assert {reason for _, reason in pending_empty} <= {build.SNMP_ONLY}, pending_empty
     assert {w for w, _ in pending_empty} == {
         f"{uid} / {c.panel} / {c.ref_id} / {D1}: {_substitute(c.expr, D1)}"
-        for uid, (_, checks) in build.dashboards().items() for c in checks if c.expect.pending == build.SNMP_ONLY}
+        for uid, checks in boards.items() for c in checks if c.expect.pending == build.SNMP_ONLY}
 
 
 def test_every_shipped_rule_evaluates_without_error_on_real_data(stack: Stack) -> None:

@@ -5,8 +5,10 @@ runs the unit tests under deploy/prometheus/tests/; these tests also make sure e
 alert and recording rule is covered there, that the upstream-failure grouping stays
 pinned, and that rules and dashboards only name metrics tslcd exports (or docs/design.md's
 SNMP names, whose poller is being built). amtool (`prometheus-alertmanager`) checks the
-Alertmanager example and its routes. End to end against a running Prometheus:
-tests/test_deploy_e2e.py.
+Alertmanager example and its routes. The national view's central Prometheus (deploy/prometheus/national)
+is checked the same way, and its rules against the definitions (counts summed, the pollers' own national
+row left out). End to end against a running Prometheus: tests/test_deploy_e2e.py, and for the national
+view tests/test_federation.py.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ DEPLOY = ROOT / "deploy"
 PROM = DEPLOY / "prometheus"
 RULE_FILES = sorted((PROM / "rules").glob("*.yml"))
 UNIT_TESTS = sorted((PROM / "tests").glob("*_test.yml"))
+NATIONAL = PROM / "national"  # the central Prometheus of the national view, federating the provinces' ones
+NATIONAL_RULE_FILES = sorted((NATIONAL / "rules").glob("*.yml"))
+NATIONAL_UNIT_TESTS = sorted((NATIONAL / "tests").glob("*_test.yml"))
+# Each example Prometheus: its folder (with prometheus.yml), its rule files, their promtool unit tests.
+KITS = {"province": (PROM, RULE_FILES, UNIT_TESTS), "national": (NATIONAL, NATIONAL_RULE_FILES, NATIONAL_UNIT_TESTS)}
 ALERTMANAGER = DEPLOY / "alertmanager" / "alertmanager.yml"
 GRAFANA = DEPLOY / "grafana"
 
@@ -55,21 +62,21 @@ def run(*argv: str, cwd: Path = PROM) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def rules() -> list[dict[str, Any]]:
-    return [r for f in RULE_FILES for g in yaml.safe_load(f.read_text(encoding="utf-8"))["groups"]
+def rules(files: list[Path] = RULE_FILES) -> list[dict[str, Any]]:
+    return [r for f in files for g in yaml.safe_load(f.read_text(encoding="utf-8"))["groups"]
             for r in g["rules"]]
 
 
-def alerts() -> dict[str, dict[str, Any]]:
-    return {r["alert"]: r for r in rules() if "alert" in r}
+def alerts(files: list[Path] = RULE_FILES) -> dict[str, dict[str, Any]]:
+    return {r["alert"]: r for r in rules(files) if "alert" in r}
 
 
-def records() -> set[str]:
-    return {r["record"] for r in rules() if "record" in r}
+def records(files: list[Path] = RULE_FILES) -> set[str]:
+    return {r["record"] for r in rules(files) if "record" in r}
 
 
-def unit_tests() -> list[tuple[Path, dict[str, Any]]]:
-    return [(f, yaml.safe_load(f.read_text(encoding="utf-8"))) for f in UNIT_TESTS]
+def unit_tests(files: list[Path] = UNIT_TESTS) -> list[tuple[Path, dict[str, Any]]]:
+    return [(f, yaml.safe_load(f.read_text(encoding="utf-8"))) for f in files]
 
 
 def exported_metrics() -> set[str]:
@@ -109,45 +116,53 @@ def load_build() -> ModuleType:
 
 
 @needs_promtool
-def test_example_prometheus_config_and_its_rule_files_pass_promtool() -> None:
-    r = run("promtool", "check", "config", "prometheus.yml")
+@pytest.mark.parametrize("kit", sorted(KITS))
+def test_example_prometheus_config_and_its_rule_files_pass_promtool(kit: str) -> None:
+    folder, rule_files, _ = KITS[kit]
+    assert rule_files
+    r = run("promtool", "check", "config", "prometheus.yml", cwd=folder)
     assert r.returncode == 0, r.stdout + r.stderr
-    for f in RULE_FILES:
+    for f in rule_files:
         assert f"Checking rules/{f.name}" in r.stdout + r.stderr, "the example config must load every rule file"
 
 
 @needs_promtool
-def test_rule_files_pass_promtool_check_rules() -> None:
-    r = run("promtool", "check", "rules", *(str(f.relative_to(PROM)) for f in RULE_FILES))
+@pytest.mark.parametrize("kit", sorted(KITS))
+def test_rule_files_pass_promtool_check_rules(kit: str) -> None:
+    folder, rule_files, _ = KITS[kit]
+    r = run("promtool", "check", "rules", *(str(f.relative_to(folder)) for f in rule_files), cwd=folder)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count("SUCCESS") == len(RULE_FILES)
+    assert r.stdout.count("SUCCESS") == len(rule_files)
 
 
 @needs_promtool
-@pytest.mark.parametrize("unit_test", UNIT_TESTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("unit_test", UNIT_TESTS + NATIONAL_UNIT_TESTS, ids=lambda p: str(p.relative_to(PROM)))
 def test_promtool_unit_tests_pass(unit_test: Path) -> None:
-    r = run("promtool", "test", "rules", str(unit_test.relative_to(PROM)))
+    folder = unit_test.parent.parent
+    r = run("promtool", "test", "rules", str(unit_test.relative_to(folder)), cwd=folder)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "SUCCESS" in r.stdout + r.stderr
 
 
-def test_every_alert_fires_in_a_unit_test_and_every_recording_rule_is_checked() -> None:
+@pytest.mark.parametrize("kit", sorted(KITS))
+def test_every_alert_fires_in_a_unit_test_and_every_recording_rule_is_checked(kit: str) -> None:
+    _, rule_files, tests = KITS[kit]
     fired: set[str] = set()
     quiet: set[str] = set()
     checked_exprs: list[str] = []
     loaded: set[str] = set()
-    for path, doc in unit_tests():
+    for path, doc in unit_tests(tests):
         loaded |= {(path.parent / f).resolve().name for f in doc["rule_files"]}
         for group in doc["tests"]:
             for case in group.get("alert_rule_test", []):
                 (fired if case.get("exp_alerts") else quiet).add(case["alertname"])
             checked_exprs += [c["expr"] for c in group.get("promql_expr_test", []) if c.get("exp_samples")]
-    assert loaded == {f.name for f in RULE_FILES}
-    assert set(alerts()) <= fired, f"alerts never seen firing: {sorted(set(alerts()) - fired)}"
+    assert loaded == {f.name for f in rule_files}
+    assert set(alerts(rule_files)) <= fired, f"alerts never seen firing: {sorted(set(alerts(rule_files)) - fired)}"
     # A `for:` alert is also checked not to fire too early.
-    pending_checked = {a for a, r in alerts().items() if "for" in r}
+    pending_checked = {a for a, r in alerts(rule_files).items() if "for" in r}
     assert pending_checked <= quiet, f"alerts never checked quiet: {sorted(pending_checked - quiet)}"
-    unchecked = {r for r in records() if not any(r in e for e in checked_exprs)}
+    unchecked = {r for r in records(rule_files) if not any(r in e for e in checked_exprs)}
     assert not unchecked, f"recording rules without exp_samples: {sorted(unchecked)}"
 
 
@@ -257,12 +272,78 @@ def test_commune_down_alert_ignores_unreachable_communes() -> None:
 
 def test_rules_only_use_metrics_tslcd_exports_or_design_snmp_names() -> None:
     known = exported_metrics() | SNMP_METRICS
-    used = set().union(*(metric_names(r["expr"]) for r in rules()))
-    for r in rules():
+    every = rules(RULE_FILES + NATIONAL_RULE_FILES)
+    used = set().union(*(metric_names(r["expr"]) for r in every))
+    for r in every:
         for text in r.get("annotations", {}).values():
             used |= metric_names(text)
     assert used - known == set(), f"unknown metric names in rules: {sorted(used - known)}"
     assert exported_metrics() - SNMP_METRICS, "exporters/metrics.py lists no metric?"
+
+
+# --- the national view ----------------------------------------------------------------------------------------
+
+
+def test_national_rules_sum_the_pollers_counts_and_leave_out_their_own_national_row() -> None:
+    """docs/design.md's rate over all the communes: counts summed over pollers (a province split between two
+    adds up), the national row a multi-province poller exports (province="Toàn quốc") never counted again,
+    and no mean of rates anywhere."""
+    from monitor.config import NATIONAL as TOAN_QUOC
+
+    counted = set()
+    for r in rules(NATIONAL_RULE_FILES):
+        expr = r["expr"]
+        assert not re.search(r"\bavg", expr), r
+        # A raw series always with its matchers (a bare tslcd_communes would take the national row too).
+        assert not re.findall(r"\btslcd_\w+\b(?!\{)", RECORDED.sub(" ", expr)), r
+        for m in re.finditer(r"\b(tslcd_communes\w*)\{([^}]*)\}", expr):
+            counted.add(m.group(1))
+            assert 'area=""' in m.group(2) and f'province!="{TOAN_QUOC}"' in m.group(2), r
+    assert counted == {"tslcd_communes", "tslcd_communes_provisioned", "tslcd_communes_connected"}
+    by_name = {r["record"]: r["expr"] for r in rules(NATIONAL_RULE_FILES) if "record" in r}
+    for level in ("province", "national"):
+        rate = by_name[f"{level}:tslcd_connection_rate:ratio"]
+        assert rate.startswith(f"{level}:tslcd_communes_connected:sum / ({level}:tslcd_communes:sum > 0)"), rate
+    assert by_name["province:tslcd_communes:sum"].startswith("sum by (province) (")
+
+
+def test_national_alert_names_the_province_and_the_communes_left_out_in_vietnamese_and_english() -> None:
+    for name, rule in alerts(NATIONAL_RULE_FILES).items():
+        ann = rule["annotations"]
+        assert set(ANNOTATIONS) <= set(ann), name
+        assert re.search(r"[À-ỹ]", ann["summary"] + ann["description"]), name
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}
+        for key in ANNOTATIONS:
+            assert "$labels.province" in ann[key] and "$value" in ann[key], f"{name}.{key}"
+    # Per province, not per poller: a province moved to another poller (docs/country.md) is no alarm.
+    expr = alerts(NATIONAL_RULE_FILES)["TslcdNationalCountsMissing"]["expr"]
+    assert "on (province)" in expr and "instance" not in expr and "poller" not in expr
+
+
+def test_central_config_federates_exactly_what_the_national_rules_and_board_read() -> None:
+    from monitor.config import NATIONAL as TOAN_QUOC
+
+    build = load_build()
+    cfg = yaml.safe_load((NATIONAL / "prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = cfg["scrape_configs"]
+    assert job["metrics_path"] == "/federate" and job["honor_labels"] is True
+    selectors = job["params"]["match[]"]
+    federated: set[str] = set()
+    for s in selectors:
+        assert 'job="tslcd"' in s, s  # the provinces' job (deploy/prometheus/prometheus.yml), not their rules
+        m = re.search(r'__name__(=~?)"([^"]+)"', s)
+        assert m, s
+        names = set(m.group(2).split("|"))
+        federated |= names
+        if any(n.startswith("tslcd_communes") for n in names):
+            assert 'area=""' in s and f'province!="{TOAN_QUOC}"' in s, s
+    read = set().union(*(metric_names(r["expr"]) for r in rules(NATIONAL_RULE_FILES)))
+    for uid in build.CENTRAL:
+        _, checks = build.dashboards()[uid]
+        read |= set().union(*(metric_names(c.expr) for c in checks))
+    assert read == federated, (sorted(read - federated), sorted(federated - read))
+    pollers = [sc["labels"]["poller"] for sc in job["static_configs"]]
+    assert len(pollers) == len(set(pollers)) >= 2, "a distinct poller label per provincial Prometheus"
 
 
 # --- Alertmanager -------------------------------------------------------------------------------------------
@@ -330,8 +411,9 @@ def test_every_dashboard_query_is_declared_with_its_expected_shape() -> None:
 def test_dashboards_only_use_known_metrics_and_recording_rules() -> None:
     build = load_build()
     known = exported_metrics() | SNMP_METRICS
-    recorded = records()
     for uid, (text, _) in build.dashboards().items():
+        # A central board reads the national rules (on the central Prometheus); the others, a province's.
+        recorded = records(NATIONAL_RULE_FILES if uid in build.CENTRAL else RULE_FILES)
         model = json.loads(text)
         exprs = [t["expr"] for _, t in _targets(model)] + [v.get("query", "") for v in model["templating"]["list"]
                                                           if v["type"] == "query"]
@@ -355,7 +437,7 @@ def test_dashboards_json_model() -> None:
             assert " / " in p["title"], f"{p['title']}: Vietnamese / English title"
             g = p["gridPos"]
             assert 0 <= g["x"] and g["x"] + g["w"] <= 24 and g["h"] > 0
-            for t in p["targets"]:
+            for t in p.get("targets", []):
                 assert t["datasource"]["uid"] == "${datasource}" and t["expr"].strip()
 
     prov = boards["tslcd-province"]
@@ -397,6 +479,15 @@ def test_dashboards_json_model() -> None:
                    "tslcd_uplink_receive_bytes_total", "tslcd_uplink_transmit_bytes_total"):
         assert metric in node_exprs, metric
     assert all('code="$code"' in t["expr"] for _, t in _targets(node))
+
+    national = boards["tslcd-national"]
+    assert [p["title"] for p in national["panels"] if p["type"] == "row"] == ["Toàn quốc / National"]
+    assert national["panels"][0]["type"] == "row" and not national["panels"][0]["collapsed"]
+    national_exprs = [t["expr"] for _, t in _targets(national)]
+    for rec in ("national:tslcd_connection_rate:ratio", "province:tslcd_connection_rate:ratio",
+                "national:tslcd_communes:sum", "national:tslcd_provinces_reporting:count"):
+        assert rec in national_exprs, rec
+    assert not any(re.search(r"\bavg\b", e) for e in national_exprs), "rates from summed counts, never a mean"
 
 
 def test_grafana_provisioning_points_at_the_dashboards_and_a_prometheus() -> None:

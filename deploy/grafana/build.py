@@ -5,8 +5,10 @@
 
 Every PromQL query is declared here with the shape of data it must return
 (``Expect``); tests/test_deploy_e2e.py sends each one to a real Prometheus scraping a
-real tslcd and checks it. Metric names come from exporters/metrics.py (docs/design.md) and
-recording-rule names from deploy/prometheus/rules/tslcd-recording.yml.
+real tslcd and checks it, and tests/test_federation.py those of the boards in CENTRAL on a central
+Prometheus federating two pollers' Prometheus. Metric names come from exporters/metrics.py
+(docs/design.md) and recording-rule names from deploy/prometheus/rules/tslcd-recording.yml (a province's
+Prometheus) and deploy/prometheus/national/rules/tslcd-national.yml (the central one).
 """
 
 from __future__ import annotations
@@ -129,6 +131,12 @@ class _Board:
         self.checks: list[QueryCheck] = []
         self._next_id = 1
 
+    def row(self, title: str) -> db.Row:
+        """An (expanded) row: the panels added after it, up to the next row, are under it."""
+        row = db.Row(title).id(self._next_id).datasource(DS)
+        self._next_id += 1
+        return row
+
     def panel(self, builder: Any, title: str, *queries: _Q) -> Any:
         builder = builder.id(self._next_id).title(title).datasource(DS)
         self._next_id += 1
@@ -155,6 +163,24 @@ def _last() -> cb.ReduceDataOptions:
 
 def _rate_thresholds() -> db.ThresholdsConfig:
     return _thresholds((None, "red"), (0.9, "orange"), (0.99, "yellow"), (1, "green"))
+
+
+def _rate_gauge(description: str) -> gauge.Panel:
+    """A connection rate as a gauge against the thresholds (its query: the panel's)."""
+    return (gauge.Panel().span(6).height(8).reduce_options(_last()).unit("percentunit").min(0).max(1).decimals(1)
+            .thresholds(_rate_thresholds()).show_threshold_markers(True).description(description))
+
+
+def _live_rate_graph(span: int, description: str) -> timeseries.Panel:
+    """Live connection rates over 30 days, the target (legend "mục tiêu / target") as a dashed line."""
+    return (timeseries.Panel().span(span).height(9).time_from("30d").unit("percentunit").min(0).max(1)
+            .line_interpolation(cm.LineInterpolation.STEP_AFTER)
+            .description(description)
+            .legend(cb.VizLegendOptions().show_legend(True).display_mode(cm.LegendDisplayMode.LIST)
+                    .placement(cm.LegendPlacement.BOTTOM))
+            .override_by_name("mục tiêu / target", [
+                dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
+                dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "green"})]))
 
 
 def _datasource_var() -> db.DatasourceVariable:
@@ -184,10 +210,8 @@ def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
          .with_variable(_datasource_var()).with_variable(_province_var()).with_variable(area_var))
 
     d = d.with_panel(b.panel(
-        gauge.Panel().span(6).height(8).reduce_options(_last()).unit("percentunit").min(0).max(1).decimals(1)
-        .thresholds(_rate_thresholds()).show_threshold_markers(True)
-        .description("Xã/phường đang kết nối / tất cả xã/phường đang hoạt động, kể cả chưa có đường truyền. "
-                     "Connected communes / all active communes, provisioned or not."),
+        _rate_gauge("Xã/phường đang kết nối / tất cả xã/phường đang hoạt động, kể cả chưa có đường truyền. "
+                    "Connected communes / all active communes, provisioned or not."),
         "Tỷ lệ kết nối / Connection rate",
         _Q('province_area:tslcd_connection_rate:ratio{province="$province", area=""}', legend="{{province}}",
            instant=True, expect=ratio)))
@@ -239,15 +263,9 @@ def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
         _Q('tslcd_monitor_coverage_ratio{period="last_30d"}', legend="giám sát / coverage", instant=True,
            expect=Expect(labels=("period",), bounds=(0.0, 1.0)))))
     d = d.with_panel(b.panel(
-        timeseries.Panel().span(12).height(9).time_from("30d").unit("percentunit").min(0).max(1)
-        .line_interpolation(cm.LineInterpolation.STEP_AFTER)
-        .description("Tỷ lệ tức thời (xã đang up / tất cả xã) do Prometheus ghi lại, không phải tỷ lệ theo ngày. "
-                     "The live rate (communes up now / all communes) as Prometheus recorded it, not the daily rate.")
-        .legend(cb.VizLegendOptions().show_legend(True).display_mode(cm.LegendDisplayMode.LIST)
-                .placement(cm.LegendPlacement.BOTTOM))
-        .override_by_name("mục tiêu / target", [
-            dm.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
-            dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "green"})]),
+        _live_rate_graph(12, "Tỷ lệ tức thời (xã đang up / tất cả xã) do Prometheus ghi lại, không phải tỷ lệ theo "
+                         "ngày. The live rate (communes up now / all communes) as Prometheus recorded it, not the "
+                         "daily rate."),
         "Tỷ lệ kết nối tức thời, 30 ngày / Live connection rate, 30 days",
         _Q('province_area:tslcd_connection_rate:ratio{province="$province", area=""}', legend="{{province}}",
            expect=ratio),
@@ -462,7 +480,73 @@ def node_detail() -> tuple[db.Dashboard, list[QueryCheck]]:
     return d, b.checks
 
 
-BOARDS = {"tslcd-province": province_overview, "tslcd-node": node_detail}
+def national_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
+    """The national row, on the central Prometheus (deploy/prometheus/national): the nation's connection rate
+    and each province's, from the communes counted by every poller and summed (never a mean of rates)."""
+    b = _Board("tslcd-national")
+    d = (db.Dashboard("TSLCD: toàn quốc / national view").uid(b.uid)
+         .tags(["tslcd"]).refresh("1m").time("now-24h", "now").timezone("browser")
+         .description("Tỷ lệ xã/phường kết nối của cả nước và từng tỉnh, từ số xã/phường mà mọi máy giám sát đếm, "
+                      "cộng lại (không lấy trung bình các tỷ lệ). Prometheus trung tâm: deploy/prometheus/national. "
+                      "The nation's and each province's connection rate, from the communes every poller counts, "
+                      "summed (never a mean of rates); on the central Prometheus of deploy/prometheus/national.")
+         .with_variable(_datasource_var()))
+    d = d.with_row(b.row("Toàn quốc / National"))
+    ratio = Expect(bounds=(0.0, 1.0))
+    count = Expect(bounds=(0.0, 1e6))
+    d = d.with_panel(b.panel(
+        _rate_gauge("Xã/phường đang kết nối / tất cả xã/phường đang hoạt động của các tỉnh, kể cả chưa có đường "
+                    "truyền. Connected communes / all active communes of the provinces, provisioned or not."),
+        "Tỷ lệ kết nối toàn quốc / National connection rate",
+        _Q("national:tslcd_connection_rate:ratio", legend="toàn quốc / national", instant=True, expect=ratio)))
+    d = d.with_panel(b.panel(
+        stat.Panel().reduce_options(_last()).span(6).height(8).unit("none").decimals(0)
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color("text"))
+        .description("Số tỉnh có số liệu lúc này: một tỉnh vắng (máy giám sát hoặc Prometheus của tỉnh ngừng) "
+                     "không được tính, xem cảnh báo TslcdNationalCountsMissing. Provinces reporting now: a missing "
+                     "one is left out of the national figures (alert TslcdNationalCountsMissing)."),
+        "Xã/phường toàn quốc / Communes, national",
+        _Q("national:tslcd_communes_connected:sum", legend="kết nối / connected", instant=True, expect=count),
+        _Q("national:tslcd_communes_provisioned:sum", legend="có đường truyền / provisioned", instant=True,
+           expect=count),
+        _Q("national:tslcd_communes:sum", legend="tổng / total", instant=True, expect=count),
+        _Q("national:tslcd_provinces_reporting:count", legend="tỉnh có số liệu / provinces reporting",
+           instant=True, expect=count)))
+    by_province = Expect(labels=("province",), bounds=(0.0, 1e6))
+    d = d.with_panel(b.panel(
+        table.Panel().span(12).height(8)
+        .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
+            "excludeByName": {"Time": True},
+            "indexByName": {"province": 0, "Value #A": 1, "Value #B": 2, "Value #C": 3, "Value #D": 4},
+            "renameByName": {"province": "Tỉnh / Province", "Value #A": "Tỷ lệ / Rate",
+                             "Value #B": "Kết nối / Connected", "Value #C": "Có đường truyền / Provisioned",
+                             "Value #D": "Tổng / Communes"}}))
+        .override_by_name("Tỷ lệ / Rate", [
+            dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+            dm.DynamicConfigValue(id_val="decimals", value=1)]),
+        "Theo tỉnh / By province",
+        _Q("province:tslcd_connection_rate:ratio", instant=True, table=True,
+           expect=Expect(labels=("province",), bounds=(0.0, 1.0))),
+        _Q("province:tslcd_communes_connected:sum", instant=True, table=True, expect=by_province),
+        _Q("province:tslcd_communes_provisioned:sum", instant=True, table=True, expect=by_province),
+        _Q("province:tslcd_communes:sum", instant=True, table=True, expect=by_province)))
+    d = d.with_panel(b.panel(
+        _live_rate_graph(24, "Tỷ lệ tức thời do Prometheus trung tâm ghi lại, không phải tỷ lệ theo ngày (tslcd "
+                         "audit). The live rate as the central Prometheus recorded it, not the daily rate (tslcd "
+                         "audit)."),
+        "Tỷ lệ kết nối tức thời, 30 ngày / Live connection rate, 30 days",
+        _Q("national:tslcd_connection_rate:ratio", legend="toàn quốc / national", expect=ratio),
+        _Q("province:tslcd_connection_rate:ratio", legend="{{province}}",
+           expect=Expect(labels=("province",), bounds=(0.0, 1.0))),
+        _Q("max(tslcd_connection_target_ratio)", legend="mục tiêu / target", expect=ratio)))
+    return d, b.checks
+
+
+BOARDS = {"tslcd-province": province_overview, "tslcd-node": node_detail, "tslcd-national": national_overview}
+# Boards for the central Prometheus of the national view: their queries read its recording rules, which a
+# province's Prometheus does not have (tests/test_federation.py checks them on a central one).
+CENTRAL = frozenset({"tslcd-national"})
 
 
 def render(builder: db.Dashboard) -> str:
