@@ -36,6 +36,15 @@ REASON_LABELS_VI: dict[str, str] = {
     Reason.NOT_POLLED: "không hỏi SNMP",
 }
 
+# Why a node is cut off (monitor.core.causes), Vietnamese / English.
+CAUSE_LABELS = {
+    "upstream": ("do nút phía trên", "upstream node"),
+    "power": ("mất điện / khởi động lại", "power or reboot"),
+    "line": ("đứt đường truyền", "line"),
+    "filtered": ("bị chặn ping (SNMP vẫn trả lời)", "ping filtered (SNMP answers)"),
+    "unknown": ("chưa rõ nguyên nhân", "cause unknown"),
+}
+
 # How an outage ended, as the report says it.
 ENDED_BY = {
     "up": "up",

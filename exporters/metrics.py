@@ -30,6 +30,7 @@ NODE_LAST_CHANGE = "tslcd_node_last_change_timestamp_seconds"
 NODE_FLAPPING = "tslcd_node_flapping"
 NODE_IPV6_UP = "tslcd_node_ipv6_up"
 NODE_UNREACHABLE_CAUSE = "tslcd_node_unreachable_cause"
+NODE_OUTAGE_CAUSE = "tslcd_node_outage_cause"
 ICMP_RTT = "tslcd_icmp_rtt_seconds"
 ICMP_RTT_MIN = "tslcd_icmp_rtt_min_seconds"
 ICMP_RTT_MAX = "tslcd_icmp_rtt_max_seconds"
@@ -111,6 +112,8 @@ F_LAST = Family(NODE_LAST_CHANGE, "gauge", "When the node last changed state.")
 F_FLAP = Family(NODE_FLAPPING, "gauge", "1 when the node changed state too often recently.")
 F_CAUSE = Family(NODE_UNREACHABLE_CAUSE, "gauge", "1 for an unreachable node, labelled with the topmost upstream "
                  "node that is down (count by cause: communes cut off behind it).", ("code", "cause"))
+F_OUTAGE = Family(NODE_OUTAGE_CAUSE, "gauge", "1 for a node that is down or unreachable, labelled with why as far as "
+                  "ICMP and SNMP tell: power, line, filtered, upstream or unknown (docs/design.md).", ("code", "cause"))
 F_V6 = Family(NODE_IPV6_UP, "gauge", "1 when the node's IPv6 address answers (dual-stack nodes).")
 F_RTT = Family(ICMP_RTT, "gauge", "Mean echo round trip of the last sweep.")
 F_RTT_MIN = Family(ICMP_RTT_MIN, "gauge", "Minimum echo round trip of the last sweep.")
@@ -143,8 +146,8 @@ F_SNMP_NODES = Family(SNMP_NODES, "gauge", "Nodes by the outcome of their last S
 
 # The exposition comes in two parts, each rendered when its data changes: "nodes" after every ICMP sweep
 # (states, round trips, rates, and ping-only, which needs the state), "snmp" after every SNMP poll.
-NODE_FAMILIES = (F_INFO, F_UP, F_STATE, F_CHANGES, F_LAST, F_FLAP, F_CAUSE, F_V6, F_RTT, F_RTT_MIN, F_RTT_MAX,
-                 F_JITTER, F_LOSS, F_PING_ONLY, F_COMMUNES, F_PROVISIONED, F_CONNECTED, F_RATE, F_TARGET)
+NODE_FAMILIES = (F_INFO, F_UP, F_STATE, F_CHANGES, F_LAST, F_FLAP, F_CAUSE, F_OUTAGE, F_V6, F_RTT, F_RTT_MIN,
+                 F_RTT_MAX, F_JITTER, F_LOSS, F_PING_ONLY, F_COMMUNES, F_PROVISIONED, F_CONNECTED, F_RATE, F_TARGET)
 SNMP_FAMILIES = (F_SNMP_UP, F_SNMP_REASON, F_SNMP_LAST, F_UPTIME, F_REBOOTS, F_LAST_REBOOT, F_OPER, F_RX, F_TX,
                  F_ERRORS, F_TODAY, F_SNMP_NODES)
 PARTS = ("nodes", "snmp")
@@ -189,6 +192,8 @@ def node_samples(snap: Snapshot) -> Iterator[Sample]:
         yield F_FLAP, code, 1.0 if ns.flapping else 0.0
         if ns.state == "unreachable" and ns.cause:
             yield F_CAUSE, (n.code, ns.cause), 1.0
+        if ns.outage_cause is not None:
+            yield F_OUTAGE, (n.code, ns.outage_cause), 1.0
         if ns.ipv6_ok is not None:
             yield F_V6, code, 1.0 if ns.ipv6_ok else 0.0
         if ns.loss is not None:

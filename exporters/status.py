@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from exporters.fmt import local_time, page_bytes, page_duration, page_pct
-from exporters.labels import REASON_LABELS_VI, STATE_LABELS
+from exporters.labels import CAUSE_LABELS, REASON_LABELS_VI, STATE_LABELS
 from monitor.config import NATIONAL
 from monitor.core.rates import RateRow
 from monitor.core.snapshot import DaySummary, NodeStatus, RecentRates, Snapshot
@@ -84,6 +84,8 @@ def status_view(snap: Snapshot, *, area: str | None = None, q: str = "", page: i
             "since": local_time(ns.since, tz), "since_ts": ns.since,
             "for": page_duration(snap.taken_at - ns.since) if ns.since else "",
             "cause": ns.cause, "cause_name": names.get(ns.cause or "", ""),
+            "outage_cause": ns.outage_cause,
+            "outage_cause_label": CAUSE_LABELS.get(ns.outage_cause or "", (ns.outage_cause, ns.outage_cause)),
             "loss": ns.loss, "rtt_ms": None if ns.rtt_avg is None else round(ns.rtt_avg * 1000, 2),
             "flapping": ns.flapping,
             "snmp": snmp_row(ns.snmp, ns.state),

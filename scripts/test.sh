@@ -5,11 +5,12 @@
 # and a real Prometheus scraping tslcd), snmpd and snmp (net-snmp's agent for SNMPv3
 # tests, snmpget for the benchmark), systemd (systemd-analyze checks the unit), python3
 # (Debian's, world-readable: the monitor runs as nobody) and postgresql (the store suites run on
-# a PostgreSQL server the tests start in a temporary folder). Extra arguments go to pytest.
+# a PostgreSQL server the tests start in a temporary folder) and nftables (outage causes: echoes
+# dropped in a test's own network namespace). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 debs=(chromium fping iproute2 util-linux procps time prometheus prometheus-alertmanager snmpd snmp systemd python3
-      postgresql)
+      postgresql nftables)
 if [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

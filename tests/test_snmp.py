@@ -645,6 +645,19 @@ def test_plan_poll_skips_nodes_that_do_not_answer_ping() -> None:
     assert snmp_row(None, "up") is None
 
 
+def test_down_nodes_are_polled_too_a_bounded_number_the_least_recently_polled_first() -> None:
+    """Their answer or silence tells why they are cut off (monitor.core.causes); unreachable ones never are."""
+    nodes = [node("up", "p"), *(node(f"d{i}", "p") for i in range(5)), node("unreach", "p")]
+    states = {"up": "up", "unreach": "unreachable", **{f"d{i}": "down" for i in range(5)}}
+    polled = {"d0": 50.0, "d1": None, "d2": 10.0, "d3": 30.0}  # d4 never polled during its outage either
+    poll, skipped = plan_poll(nodes, states, 100.0, down_max=3, polled_at=polled)
+    assert [n.code for n in poll] == ["up", "d1", "d4", "d2"]
+    assert sorted(r.code for r in skipped) == ["d0", "d3", "unreach"]
+    assert all(r.reason is Reason.NOT_POLLED for r in skipped)
+    assert "at most 3 down nodes" in next(r.detail for r in skipped if r.code == "d0")
+    assert plan_poll(nodes, states, 100.0)[0] == [nodes[0]]  # down_max 0: as before, only nodes that answer ping
+
+
 # ---------------------------------------------------------------- tslcd snmp probe
 
 

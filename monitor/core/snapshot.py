@@ -30,6 +30,7 @@ class NodeStatus:
     loss: float | None = None
     ipv6_ok: bool | None = None
     snmp: SnmpStatus | None = None  # None: no SNMP profile, or not polled yet
+    outage_cause: str | None = None  # down or unreachable: why, as far as seen (monitor.core.causes.Cause)
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,21 +253,35 @@ SKIP_STATES = frozenset({"down", "unreachable"})
 
 
 def plan_poll(nodes: Iterable[Node], states: Mapping[str, str], at: float, *,
-              skip_states: frozenset[str] = SKIP_STATES) -> tuple[list[Node], list[SnmpReading]]:
+              skip_states: frozenset[str] = SKIP_STATES, down_max: int = 0,
+              polled_at: Mapping[str, float | None] | None = None) -> tuple[list[Node], list[SnmpReading]]:
     """The nodes to poll now, and NOT_POLLED readings for the ones skipped. Pure.
 
     Polled: nodes with an address and an ``snmp`` profile, except those whose state
-    (``states``: code -> ICMP state) is down or unreachable: they would only time out,
-    holding request slots (2,000 dead nodes x 2 s x 2 tries = 8,000 slot-seconds).
+    (``states``: code -> ICMP state) is in ``skip_states`` (down or unreachable): they would
+    mostly time out, holding request slots (2,000 dead nodes x 2 s x 2 tries = 8,000 slot-seconds).
+    Yet a down node's answer or silence says why it is cut off (monitor.core.causes): up to
+    ``down_max`` down nodes a poll are polled all the same, those polled longest ago first
+    (``polled_at``: code -> the last poll during their outage), so that a province-wide outage
+    costs a bounded share of the poll. Unreachable nodes never are: their cause is upstream.
     """
     poll: list[Node] = []
     skipped: list[SnmpReading] = []
+    down: list[Node] = []
     for n in nodes:
         if not n.address or not n.snmp:
             continue
         state = states.get(n.code, "unknown")
-        if state in skip_states:
+        if state == "down" and down_max > 0:
+            down.append(n)
+        elif state in skip_states:
             skipped.append(SnmpReading.not_polled(n.code, at, f"not polled: the node is {state} (ping)"))
         else:
             poll.append(n)
+    if down:
+        last = polled_at or {}
+        down.sort(key=lambda n: last.get(n.code) or 0.0)  # never polled during the outage first
+        poll += down[:down_max]
+        skipped += [SnmpReading.not_polled(n.code, at, f"not polled this time: the node is down (ping), and at most "
+                                           f"{down_max} down nodes are polled a poll") for n in down[down_max:]]
     return poll, skipped

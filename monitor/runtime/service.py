@@ -20,11 +20,15 @@ from exporters.web import start_server
 from inventory.load import InventoryError
 from inventory.model import Inventory, Node
 from monitor.config import Config
+from monitor.core.causes import BOOT_SLACK_S, Evidence, classify
+from monitor.core.causes import observe as observe_cause
 from monitor.core.hourly import Hourly, HourPoint
 from monitor.core.rates import CommuneNow, current_rates, for_scope
 from monitor.core.snapshot import NodeStatus, Snapshot, SweepStats
 from monitor.core.snmp import (
     Delta,
+    Reason,
+    SnmpReading,
     SnmpTrack,
     add_deltas,
     fold_readings,
@@ -159,6 +163,14 @@ class Monitor:
         self._standby_checked: float | None = None  # the standby's last look at the store
         self._scheduler: AsyncIOScheduler | None = None
         self._snmp_pending: dict[str, Delta] = {}  # uplink deltas not yet written to the history
+        # Outages followed for their cause (monitor.core.causes): evidence while a node is down or unreachable
+        # (and whether it was ever down, not only behind a failed node), then, once it is up again, until an
+        # SNMP answer shows whether it restarted (or BOOT_SLACK_S passes).
+        self._evidence: dict[str, tuple[Evidence, str]] = {}
+        self._ended: dict[str, tuple[Evidence, str, float]] = {}
+        self.explained: dict[str, tuple[float, float, str]] = {}  # each node's last finished outage: since, end, cause
+        # A boot this long before the state turned down still explains it: the loss began sweeps earlier.
+        self._boot_before_s = (cfg.states.down_after + 1) * cfg.icmp.interval_s
         self.snapshot = self._build(self.clock(), SweepStats(), sweeps=0)
         for part in PARTS:
             self.metrics.update(render_snapshot(self.snapshot, part), part)
@@ -295,6 +307,7 @@ class Monitor:
         overrun = duration > icmp.interval_s
         self._sweeps += 1
         stats = SweepStats(started=started, duration_s=duration, ok=ok, failed=failed, overrun=overrun)
+        self._follow_outages(resolved, now)
         snap = self._build(now, stats, sweeps=self._sweeps, resolved=resolved)
         sm = self.self_metrics
         sm.sweep_duration.labels("icmp").set(duration)
@@ -341,6 +354,60 @@ class Monitor:
             self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "snmp"), "snmp")
         return snap
 
+    def _follow_outages(self, resolved: dict[str, Resolved], now: float) -> None:
+        """Open an outage's evidence when a node leaves up for down or unreachable; move it aside when the node is
+        up again (an SNMP answer may still show a restart); drop what is no longer probed."""
+        for code, res in resolved.items():
+            state = res.state
+            if state is State.DOWN or state is State.UNREACHABLE:
+                held = self._evidence.get(code)
+                if held is None:
+                    self._ended.pop(code, None)  # back down before its restart was seen: a new outage
+                    self._evidence[code] = (Evidence(now), state.value)
+                elif state is State.DOWN and held[1] != "down":
+                    self._evidence[code] = (held[0], "down")  # down on its own at some point: its own cause
+            elif state is State.UP and code in self._evidence:
+                ev, was = self._evidence.pop(code)
+                self._ended[code] = (ev, was, now)
+        for code in [c for c in self._evidence if c not in resolved]:
+            del self._evidence[code]
+        for code, (ev, was, ended) in list(self._ended.items()):
+            if code not in resolved or now - ended > BOOT_SLACK_S:
+                self._outage_explained(code, ev, was, ended)
+
+    def _outage_explained(self, code: str, ev: Evidence, was: str, ended: float) -> None:
+        del self._ended[code]
+        cause = classify(was, ev, ended_at=ended, boot_before_s=self._boot_before_s).value
+        self.explained[code] = (ev.since, ended, cause)
+        log.info("outage cause", extra={"code": code, "since": round(ev.since, 1), "ended": round(ended, 1),
+                                        "cause": cause})
+
+    def _cause(self, code: str, state: State | str) -> str | None:
+        """Why a node that is down or unreachable is (None for any other state)."""
+        value = state.value if isinstance(state, State) else state
+        if value not in ("down", "unreachable"):
+            return None
+        held = self._evidence.get(code)
+        return classify(value, held[0] if held is not None else None, boot_before_s=self._boot_before_s).value
+
+    def _observe_outages(self, readings: Sequence[SnmpReading]) -> None:
+        """Add what an SNMP poll saw of nodes in an outage to their evidence; for a node just out of one, the first
+        sysUpTime read tells whether it restarted (nothing else seen after the outage counts)."""
+        for r in readings:
+            if r.reason is Reason.NOT_POLLED or r.reason is Reason.LOCAL_ERROR:
+                continue
+            uptime_s = r.uptime_ticks / 100 if r.uptime_ticks is not None else None
+            held = self._evidence.get(r.code)
+            if held is not None:
+                seen = observe_cause(held[0], at=r.at, answered=r.reason is not Reason.TIMEOUT,
+                                     timed_out=r.reason is Reason.TIMEOUT,
+                                     uplink_up=r.uplink.oper_up if r.uplink is not None else None, uptime_s=uptime_s)
+                self._evidence[r.code] = (seen, held[1])
+                continue
+            ended = self._ended.get(r.code)
+            if ended is not None and uptime_s is not None:  # its restart, or not, is known now
+                self._outage_explained(r.code, replace(ended[0], booted_at=r.at - uptime_s), ended[1], ended[2])
+
     def _build(self, now: float, stats: SweepStats, *, sweeps: int,
                resolved: dict[str, Resolved] | None = None) -> Snapshot:
         if not self.active:  # a standby shows no node and no rate: the active poller's are the figures
@@ -375,6 +442,7 @@ class Monitor:
                     loss=p.loss_ratio if p else None,
                     ipv6_ok=track.ipv6_ok,
                     snmp=snmp_status(self._snmp.get(n.code), now, self.cfg.tz),
+                    outage_cause=self._cause(n.code, track.hist.state),
                 )
             statuses.append(status)
             if n.is_commune:
@@ -523,7 +591,9 @@ class Monitor:
         assert self.snmp is not None
         started = self.clock()
         active = self._watched(started)
-        todo, skipped = plan_poll(active, {s.node.code: s.state for s in self.snapshot.nodes}, started)
+        todo, skipped = plan_poll(active, {s.node.code: s.state for s in self.snapshot.nodes}, started,
+                                  down_max=self.cfg.snmp.down_nodes_max,
+                                  polled_at={c: ev.polled_at for c, (ev, _) in self._evidence.items()})
         readings = await self.snmp.poll(todo, spread_s=self.cfg.snmp.spread * self.cfg.snmp.interval_s)
         now = self.clock()
         before = self._snmp
@@ -534,6 +604,7 @@ class Monitor:
         if gone:
             self.snmp.forget(gone)
         self._snmp = tracks
+        self._observe_outages(readings)
         self._snmp_pending = add_deltas(self._snmp_pending, uplink_deltas(before, tracks))
         for rb in reboots:
             log.info("router rebooted", extra={"code": rb.code, "booted_at": round(rb.booted_at, 1)})
@@ -548,7 +619,8 @@ class Monitor:
                                                            "interval_s": self.cfg.snmp.interval_s})
         snap = self.snapshot
         snap = replace(snap, nodes=tuple(
-            replace(ns, snmp=snmp_status(tracks.get(ns.node.code), now, self.cfg.tz)) for ns in snap.nodes))
+            replace(ns, snmp=snmp_status(tracks.get(ns.node.code), now, self.cfg.tz),
+                    outage_cause=self._cause(ns.node.code, ns.state)) for ns in snap.nodes))
         self.snapshot = snap
         self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "snmp"), "snmp")
         if ping_only(snap) != ping_only(self._nodes_rendered):  # the "nodes" part says who answers ping only
