@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup, escape
 
 from exporters.fmt import local_time, page_bytes, page_duration
-from exporters.labels import REASON_LABELS_VI, STATE_LABELS
+from exporters.labels import CAUSE_LABELS, REASON_LABELS_VI, STATE_LABELS
 from monitor.config import Config
 from monitor.core.history import merge_outages
 from monitor.core.hourly import HourPoint
@@ -163,6 +163,8 @@ def commune_view(snap: Snapshot, code: str, days: list[DayHistory] | None, hours
         "has_circuit": bool(n.address), "state": ns.state, "state_label": STATE_LABELS.get(ns.state, ns.state),
         "since": local_time(ns.since, tz), "for": page_duration(snap.taken_at - ns.since) if ns.since else "",
         "cause": ns.cause, "cause_name": names.get(ns.cause or "", ""), "flapping": ns.flapping,
+        "outage_cause": ns.outage_cause,
+        "outage_cause_label": CAUSE_LABELS.get(ns.outage_cause or "", (ns.outage_cause, ns.outage_cause)),
         "rtt_ms": None if ns.rtt_avg is None else round(ns.rtt_avg * 1000, 2), "loss": ns.loss,
         "strip": strip, "charts": charts, "outages": outages, "snmp": snmp,
         "days_connected": sum(1 for d in strip if d["verdict"] == "connected"),

@@ -134,3 +134,24 @@ async def test_the_page_reads_well_in_a_browser_without_javascript(monitored: An
     assert "2026-11-02 01:00:00" in outage
     assert charts == 4 and chart_box is not None and chart_box["width"] >= 300
     assert scroll <= width  # no sideways scrolling of the page, on the phone too
+
+
+def test_a_down_communes_page_and_the_status_page_say_why_it_is_cut_off() -> None:
+    """The cause of the outage as far as ICMP and SNMP tell (monitor.core.causes), in both languages."""
+    from exporters.commune import commune_view
+    from exporters.status import render_commune_page, render_status_page
+    from monitor.core.snapshot import NodeStatus, Snapshot
+
+    nodes = small_inventory().nodes
+    statuses = tuple(NodeStatus(n, "down", since=T0, outage_cause="filtered") if n.code == "22015" else
+                     NodeStatus(n, "up", since=T0) for n in nodes if n.address)
+    snap = Snapshot(T0 + 600, "Đắk Lắk", "Asia/Ho_Chi_Minh", 1.0, statuses, sweeps=1)
+    view = commune_view(snap, "22015", None, None, min_availability=0.9, show_address=False)
+    assert view is not None
+    html = render_commune_page(view)
+    assert 'id="outage-cause" data-cause="filtered"' in html
+    assert "bị chặn ping (SNMP vẫn trả lời)" in html and "ping filtered (SNMP answers)" in html
+    up = commune_view(snap, "24133", None, None, min_availability=0.9, show_address=False)
+    assert up is not None and 'id="outage-cause"' not in render_commune_page(up)
+    page = render_status_page(snap)
+    assert 'data-cause="filtered"' in page and "ping filtered (SNMP answers)" in page
