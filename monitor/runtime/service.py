@@ -538,6 +538,8 @@ class Monitor:
         self._tracks = {}
         self._snmp = {}
         self._snmp_pending = {}
+        self._evidence = {}
+        self._ended = {}
         self.self_metrics.poller_active.set(0)
         await self._publish_empty()
 
