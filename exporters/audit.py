@@ -8,13 +8,14 @@ writers share, so every format carries the same figures.
 from __future__ import annotations
 
 import csv
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -27,20 +28,15 @@ from monitor.core.history import (
     CommuneTotals,
     Outage,
     OutagePiece,
+    PeriodCount,
     PeriodRate,
-    day_rates,
     merge_outages,
     period_rates,
 )
 from monitor.core.rates import RateRow, for_scope, province_row
 from monitor.files import atomic_path
-from monitor.store import (
-    HistoryStore,
-    InventoryNode,
-    InventoryVersionInfo,
-    Seal,
-    commune_days,
-)
+from monitor.store import HistoryStore, InventoryVersionInfo, Seal
+from monitor.store.model import Rosters
 
 FORMATS = ("csv", "xlsx", "html")
 
@@ -159,24 +155,22 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
     last = min(last, datetime.fromtimestamp(now, tz).date())
     rates_cfg = cfg.rates
     versions = {v.id: v for v in store.inventory_versions()}
-    nodes: dict[int, tuple[InventoryNode, ...]] = {}
     used: dict[int, int] = {}
-    totals: dict[Any, CommuneTotals] = {}
+    # Counted on plain values (monitor.core.history.PeriodCount): the figures of day_rates over commune_days and of
+    # CommuneTotals.add_day, without an object per commune and day (tests/test_audit_fast.py compares them).
+    count = PeriodCount(min_availability=rates_cfg.connected_min_availability,
+                        in_use_min_bytes=rates_cfg.in_use_min_bytes)
+    rosters = Rosters(store.inventory_nodes, area)
     pieces: list[tuple[Any, OutagePiece]] = []
     all_rates: list[RateRow] = []
     daily: list[DailyLine] = []
     observed = period = 0.0
     if first <= last:
-        for h in store.history(first, last, tz):
-            day_nodes: tuple[InventoryNode, ...] = ()
+        for h in store.history_values(first, last, tz):
             if h.inventory_version is not None:
-                if h.inventory_version not in nodes:
-                    nodes[h.inventory_version] = store.inventory_nodes(h.inventory_version)
-                day_nodes = nodes[h.inventory_version]
                 used[h.inventory_version] = used.get(h.inventory_version, 0) + 1
-            cds = commune_days(h, day_nodes, area)
-            rates = for_scope(day_rates(h.day, cds, min_availability=rates_cfg.connected_min_availability,
-                                        in_use_min_bytes=rates_cfg.in_use_min_bytes), cfg)
+            roster = rosters.on(h.inventory_version, h.day)
+            rates = for_scope(count.add_day(h.day, h.day_s, roster, h.rows), cfg)
             if area is not None:
                 rates = tuple(r for r in rates if r.area == area)
             # The scope's row: the area's, the nation's, or the province's (else the first province's: a history
@@ -191,17 +185,11 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
             daily.append(DailyLine(main, h.observed_s / elapsed if elapsed > 0 else 0.0, h.seal))
             observed += h.observed_s
             period += elapsed
-            units = set()
-            for c in cds:
-                units.add(c.unit)
-                t = totals.get(c.unit)
-                if t is None:
-                    t = totals[c.unit] = CommuneTotals(c.unit, c.code, c.name, c.area)
-                t.add_day(h.day, c, min_availability=rates_cfg.connected_min_availability,
-                          in_use_min_bytes=rates_cfg.in_use_min_bytes)
+            units = roster.units
             pieces.extend((u, p) for u, p in h.outages if u in units)
             if progress:
                 progress(1)
+    totals = count.totals()
     merged = merge_outages(pieces)
     longest: dict[Any, float] = {}
     counts: dict[Any, int] = {}
@@ -453,68 +441,255 @@ def write_csv(r: Report, out: TextIO) -> None:
 
 _XLSX_FORMATS = {"rate": "0.00%", "seconds": "#,##0.000", "int": "0", "date": "yyyy-mm-dd",
                  "datetime": "yyyy-mm-dd hh:mm:ss"}
+# What openpyxl gives a date or datetime cell of no format of its own.
+_XLSX_DATE_FORMATS = {date: "yyyy-mm-dd", datetime: "yyyy-mm-dd h:mm:ss"}
+# Built-in number formats by id (ECMA-376 18.8.30); others are declared in styles.xml from 164 on.
+_XLSX_BUILTIN_FORMATS = {"General": 0, "0": 1, "0.00%": 10}
+_XLSX_CUSTOM_FORMATS = ("yyyy-mm-dd", "yyyy-mm-dd h:mm:ss", "#,##0.000", "yyyy-mm-dd hh:mm:ss")
+_XLSX_FORMAT_IDS = {**_XLSX_BUILTIN_FORMATS, **{f: 164 + i for i, f in enumerate(_XLSX_CUSTOM_FORMATS)}}
+_XLSX_MAX_TEXT = 32_767  # characters in a cell (Excel's limit; openpyxl cuts there too)
+
+_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_SHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+
+
+def _xml_text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _xml_attr(value: str) -> str:
+    return _xml_text(value).replace('"', "&quot;").replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#09;")
+
+
+def _column_letter(i: int) -> str:
+    """1 -> A, 27 -> AA."""
+    out = ""
+    while i > 0:
+        i, rem = divmod(i - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+class _XlsxStyles:
+    """The cell formats used (cellXfs), each a number format, bold or not, wrapped or not; id 0 is the default."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, bool, bool], int] = {("General", False, False): 0}
+
+    def id(self, number_format: str, bold: bool = False, wrap: bool = False) -> int:
+        key = (number_format, bold, wrap)
+        found = self.ids.get(key)
+        if found is None:
+            found = self.ids[key] = len(self.ids)
+        return found
+
+    def xml(self) -> str:
+        xfs = []
+        for (fmt, bold, wrap), _ in sorted(self.ids.items(), key=lambda kv: kv[1]):
+            attrs = f'numFmtId="{_XLSX_FORMAT_IDS[fmt]}" fontId="{int(bold)}" fillId="0" borderId="0"'
+            if fmt != "General":
+                attrs += ' applyNumberFormat="1"'
+            if bold:
+                attrs += ' applyFont="1"'
+            xfs.append(f'<xf {attrs} applyAlignment="1" xfId="0"><alignment vertical="top" wrapText="1"/></xf>'
+                       if wrap else f'<xf {attrs} xfId="0"/>')
+        formats = "".join(f'<numFmt numFmtId="{164 + i}" formatCode="{_xml_attr(f)}"/>'
+                          for i, f in enumerate(_XLSX_CUSTOM_FORMATS))
+        return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet xmlns="{_MAIN_NS}">'
+                f'<numFmts count="{len(_XLSX_CUSTOM_FORMATS)}">{formats}</numFmts>'
+                '<fonts count="2"><font><sz val="11"/><color theme="1"/><name val="Calibri"/><family val="2"/>'
+                '<scheme val="minor"/></font><font><b val="1"/></font></fonts>'
+                '<fills count="2"><fill><patternFill/></fill><fill><patternFill patternType="gray125"/></fill></fills>'
+                '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+                '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+                f'<cellXfs count="{len(xfs)}">{"".join(xfs)}</cellXfs>'
+                '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+                '<tableStyles count="0" defaultTableStyle="TableStyleMedium9" defaultPivotStyle="PivotStyleLight16"/>'
+                '</styleSheet>')
+
+
+def _xlsx_widths(t: Table) -> list[int]:
+    widths = [min(40, max(10, len(c.title) // 2 + 2)) for c in t.columns]
+    for row in t.rows:
+        for i, (c, v) in enumerate(zip(t.columns, row, strict=True)):
+            if isinstance(v, str):
+                widths[i] = max(widths[i], min(90 if t.id == "method" else 60, len(v) + 2))
+            elif c.kind == "datetime":
+                widths[i] = max(widths[i], 20)
+            elif c.kind in _XLSX_FORMATS:
+                widths[i] = max(widths[i], 12)
+    return widths
+
+
+def _xlsx_sheet(t: Table, styles: _XlsxStyles, out: IO[bytes]) -> None:
+    """One table as a worksheet's XML, written in pieces: frozen header row (bold, wrapped), column widths, a filter
+    over the rows, each value in its column's number format; text is always text, never a formula."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.utils.datetime import to_excel
+
+    def write(piece: str) -> None:
+        out.write(piece.encode("utf-8"))
+
+    letters = [_column_letter(i) for i in range(1, len(t.columns) + 1)]
+    cols = "".join(f'<col min="{i}" max="{i}" width="{w}" customWidth="1"/>'
+                   for i, w in enumerate(_xlsx_widths(t), 1))
+    write(f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{_MAIN_NS}">'
+          '<sheetPr><outlinePr summaryBelow="1" summaryRight="1"/><pageSetUpPr/></sheetPr>'
+          '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" '
+          'state="frozen"/><selection pane="bottomLeft" activeCell="A1" sqref="A1"/></sheetView></sheetViews>'
+          f'<sheetFormatPr baseColWidth="8" defaultRowHeight="15"/><cols>{cols}</cols><sheetData>')
+    illegal = ILLEGAL_CHARACTERS_RE.sub
+
+    def text(ref: str, value: str, s: str) -> str:
+        # Names recorded before the loader neutralised controls: never a crash (U+FFFD instead).
+        value = illegal("\ufffd", value)[:_XLSX_MAX_TEXT]
+        if not value:
+            return f'<c r="{ref}"{s} t="inlineStr"/>'
+        stripped = value.strip()
+        space = ' xml:space="preserve"' if stripped and stripped != value else ""
+        return f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{_xml_text(value)}</t></is></c>'
+
+    header = styles.id("General", bold=True, wrap=True)
+    write('<row r="1">' + "".join(text(f"{letters[i]}1", c.title, f' s="{header}"')
+                                  for i, c in enumerate(t.columns)) + "</row>")
+    # Per column: the style of a number in its kind's format, and of any other value; cached per format.
+    wrap_col = 1 if t.id == "method" else -1
+    plain = [f' s="{styles.id("General", wrap=True)}"' if i == wrap_col else "" for i in range(len(t.columns))]
+    kinded = [f' s="{styles.id(_XLSX_FORMATS[c.kind], wrap=i == wrap_col)}"' if c.kind in _XLSX_FORMATS else None
+              for i, c in enumerate(t.columns)]
+    dated = [{k: f' s="{styles.id(f, wrap=i == wrap_col)}"' for k, f in _XLSX_DATE_FORMATS.items()}
+             for i in range(len(t.columns))]
+    chunk: list[str] = []
+    n = 1
+    for n, row in enumerate(t.rows, 2):
+        cells = []
+        for i, v in enumerate(row):
+            ref = f"{letters[i]}{n}"
+            if isinstance(v, str):
+                cells.append(text(ref, v, plain[i]))
+                continue
+            if v is None:
+                if plain[i]:  # an empty cell with a format of its own; openpyxl leaves out one without
+                    cells.append(f'<c r="{ref}"{plain[i]} t="n"/>')
+                continue
+            s = kinded[i]
+            if isinstance(v, date):  # a datetime too: both days since 1899-12-30 as openpyxl counts them
+                number = to_excel(v)
+                s = s or dated[i][datetime if isinstance(v, datetime) else date]
+            else:
+                number = v
+                s = s or plain[i]
+            if isinstance(v, bool):
+                cells.append(f'<c r="{ref}"{s} t="b"><v>{int(v)}</v></c>')
+            elif isinstance(number, float) and not math.isfinite(number):
+                cells.append(f'<c r="{ref}"{s} t="n"><v></v></c>')
+            else:
+                cells.append(f'<c r="{ref}"{s} t="n"><v>{number:.16g}</v></c>')  # openpyxl's way: 16 digits
+        chunk.append(f'<row r="{n}">{"".join(cells)}</row>')
+        if len(chunk) >= 2000:
+            write("".join(chunk))
+            chunk.clear()
+    write("".join(chunk))
+    if t.note:
+        write(f'<row r="{n + 1}"/><row r="{n + 2}">{text(f"A{n + 2}", t.note, "")}</row>')
+    write("</sheetData>")
+    if t.rows and t.id != "method":
+        write(f'<autoFilter ref="A1:{letters[-1]}{len(t.rows) + 1}"/>')
+    write('<pageMargins left="0.75" right="0.75" top="1" bottom="1" header="0.5" footer="0.5"/></worksheet>')
 
 
 def write_xlsx(r: Report, path: Path) -> None:
     """An XLSX workbook, a sheet per table: real dates and numbers, column widths, frozen header, filters.
 
-    Written in openpyxl's write-only mode: a year of 20,000 communes streams out instead
-    of building every cell in memory first.
+    SpreadsheetML written straight into the zip, each sheet streamed row by row: a year of 20,000 communes is about
+    1.9 million cells, and openpyxl (write-only mode included) spends some 10 us on each. The cells are what openpyxl
+    wrote: inline strings, numbers to 16 significant digits, dates and times as its ``to_excel`` counts them, the
+    same number formats; the tests read the workbook back with openpyxl.
     """
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
+    import zipfile
 
-    wb = Workbook(write_only=True)
-    bold = Font(bold=True)
-    wrap = Alignment(wrap_text=True, vertical="top")
-    for t in tables(r):
-        ws = wb.create_sheet(t.title[:31])
-        # Widths first: a write-only sheet takes its column settings before any row.
-        widths = [min(40, max(10, len(c.title) // 2 + 2)) for c in t.columns]
-        for row in t.rows:
-            for i, (c, v) in enumerate(zip(t.columns, row, strict=True)):
-                if isinstance(v, str):
-                    widths[i] = max(widths[i], min(90 if t.id == "method" else 60, len(v) + 2))
-                elif c.kind == "datetime":
-                    widths[i] = max(widths[i], 20)
-                elif c.kind in _XLSX_FORMATS:
-                    widths[i] = max(widths[i], 12)
-        for i, w in enumerate(widths, 1):
-            ws.column_dimensions[get_column_letter(i)].width = w
-        ws.freeze_panes = "A2"
-        if t.rows and t.id != "method":
-            ws.auto_filter.ref = f"A1:{get_column_letter(len(t.columns))}{len(t.rows) + 1}"
+    from openpyxl.writer.theme import theme_xml
 
-        def cell(value: Any, kind: str, *, style: Font | None = None, align: Alignment | None = None,
-                 ws: Any = ws) -> Any:
-            if isinstance(value, str):  # names recorded before the loader neutralised controls: never a crash
-                value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
-            c = WriteOnlyCell(ws, value=value)
-            if isinstance(value, str):
-                # openpyxl would store "=..." as a formula; a name is text, always.
-                c.data_type = "s"
-            elif kind in _XLSX_FORMATS and value is not None:
-                c.number_format = _XLSX_FORMATS[kind]
-            if style is not None:
-                c.font = style
-            if align is not None:
-                c.alignment = align
-            return c
+    ts = tables(r)
+    styles = _XlsxStyles()
+    titles = [t.title[:31] for t in ts]
+    created = datetime.fromtimestamp(r.generated_at, ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
+    head = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    sheets = "".join(f'<sheet name="{_xml_attr(title)}" sheetId="{i}" r:id="rId{i}"/>'
+                     for i, title in enumerate(titles, 1))
+    names = "".join(
+        f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
+        + _xml_text("'" + title.replace("'", "''") + "'")
+        + f"!$A$1:${_column_letter(len(t.columns))}${len(t.rows) + 1}</definedName>"
+        for i, (t, title) in enumerate(zip(ts, titles, strict=True)) if t.rows and t.id != "method")
+    parts = {
+        "[Content_Types].xml": (
+            f'{head}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/styles.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+            '<Override PartName="/xl/theme/theme1.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.theme+xml"/>'
+            '<Override PartName="/docProps/core.xml" '
+            'ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
+            '<Override PartName="/docProps/app.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.extended-properties+xml"/>'
+            + "".join(f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="{_SHEET_TYPE}"/>'
+                      for i in range(1, len(ts) + 1))
+            + "</Types>"),
+        "_rels/.rels": (
+            f'{head}<Relationships xmlns="{_PKG_REL_NS}">'
+            f'<Relationship Id="rId1" Type="{_REL_NS}/officeDocument" Target="xl/workbook.xml"/>'
+            '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/package/2006/relationships/metadata/'
+            'core-properties" Target="docProps/core.xml"/>'
+            f'<Relationship Id="rId3" Type="{_REL_NS}/extended-properties" Target="docProps/app.xml"/>'
+            "</Relationships>"),
+        "docProps/app.xml": (
+            f'{head}<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties">'
+            f"<Application>tslcd-monitor {_xml_text(_tool_version())}</Application></Properties>"),
+        "docProps/core.xml": (
+            f'{head}<cp:coreProperties '
+            'xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+            f"<dc:creator>tslcd-monitor {_xml_text(_tool_version())}</dc:creator>"
+            f"<dc:title>{_xml_text(f'TSLCD audit {r.province} {r.first} – {r.last}')}</dc:title>"
+            f'<dcterms:created xsi:type="dcterms:W3CDTF">{created}</dcterms:created>'
+            f'<dcterms:modified xsi:type="dcterms:W3CDTF">{created}</dcterms:modified>'
+            "</cp:coreProperties>"),
+        "xl/workbook.xml": (
+            f'{head}<workbook xmlns="{_MAIN_NS}" xmlns:r="{_REL_NS}"><workbookPr/>'
+            '<bookViews><workbookView activeTab="0"/></bookViews>'
+            f"<sheets>{sheets}</sheets>" + (f"<definedNames>{names}</definedNames>" if names else "")
+            + '<calcPr calcId="124519" fullCalcOnLoad="1"/></workbook>'),
+        "xl/_rels/workbook.xml.rels": (
+            f'{head}<Relationships xmlns="{_PKG_REL_NS}">'
+            + "".join(f'<Relationship Id="rId{i}" Type="{_REL_NS}/worksheet" Target="worksheets/sheet{i}.xml"/>'
+                      for i in range(1, len(ts) + 1))
+            + f'<Relationship Id="rId{len(ts) + 1}" Type="{_REL_NS}/styles" Target="styles.xml"/>'
+            f'<Relationship Id="rId{len(ts) + 2}" Type="{_REL_NS}/theme" Target="theme/theme1.xml"/>'
+            "</Relationships>"),
+        "xl/theme/theme1.xml": theme_xml,
+    }
+    stamp = datetime.fromtimestamp(r.generated_at, ZoneInfo(r.timezone)).timetuple()[:6]
 
-        ws.append([cell(c.title, "text", style=bold, align=wrap) for c in t.columns])
-        for row in t.rows:
-            ws.append([cell(v, c.kind, align=wrap if t.id == "method" and i == 1 else None)
-                       for i, (c, v) in enumerate(zip(t.columns, row, strict=True))])
-        if t.note:
-            ws.append([])
-            ws.append([cell(t.note, "text")])
-    wb.properties.title = f"TSLCD audit {r.province} {r.first} – {r.last}"
-    wb.properties.creator = f"tslcd-monitor {_tool_version()}"
-    with atomic_path(path) as tmp:
-        wb.save(tmp)
+    def entry(name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=stamp)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        return info
+
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+        for name, text in parts.items():
+            z.writestr(entry(name), text)
+        for i, t in enumerate(ts, 1):
+            with z.open(entry(f"xl/worksheets/sheet{i}.xml"), "w") as sheet:
+                _xlsx_sheet(t, styles, sheet)
+        z.writestr(entry("xl/styles.xml"), styles.xml())  # after the sheets: the formats they used
 
 
 _env = Environment(loader=PackageLoader("exporters", "templates"), autoescape=select_autoescape(["html"]),

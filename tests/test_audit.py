@@ -345,6 +345,17 @@ def test_month_with_area_and_progress_bar_on_request(run_dir: Path, capsys: pyte
     assert daily[27][1:4] == ["3", "3", "3"]
 
 
+def test_progress_says_what_it_writes_once_the_days_are_counted(run_dir: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """After the bar over days, a year of a whole country still takes seconds to write: said on stderr, only where
+    the bar is shown (a terminal, or --progress)."""
+    out = run_dir / "progress.xlsx"
+    assert run(args(run_dir, *FROM_TO, "--out", str(out), "--progress")) == 0
+    assert "tslcd audit: 4 days counted, writing XLSX ..." in capsys.readouterr().err
+    assert run(args(run_dir, *FROM_TO, "--out", str(out))) == 0  # stderr is not a terminal here
+    assert "writing XLSX" not in capsys.readouterr().err
+
+
 def test_usage_errors_exit_2(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(args(run_dir, "--year", "2025", "--out", str(tmp_path / "x.pdf"))) == 2
     assert run(args(run_dir, "--year", "2025", "--area", "Z", "--out", str(tmp_path / "x.csv"))) == 2

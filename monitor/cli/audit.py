@@ -118,6 +118,9 @@ def _report(store: HistoryStore, cfg: Config, args: argparse.Namespace) -> int:
     report = _with_progress(n_days, args.progress, lambda step: build_report(
         store, cfg, first, last, area=args.area, progress=step, store_name=describe_url(store_url(cfg))))
     out = args.out
+    if args.progress or sys.stderr.isatty():  # a year of 20,000 communes takes seconds to write, after the bar
+        print(f"tslcd audit: {len(report.daily)} days counted, writing {fmt.upper()} ...", file=sys.stderr,
+              flush=True)
     if fmt == "xlsx":
         write_xlsx(report, Path(out))
     else:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from inventory.model import Inventory, NodeFacts
-from monitor.core.history import CommuneDay, OutagePiece, Seconds, UnitKey
+from monitor.core.history import Commune, CommuneDay, OutagePiece, Roster, RowValues, Seconds, UnitKey, traffic
 from monitor.shard import Shard
 
 
@@ -115,9 +116,7 @@ class DayRow:
     @property
     def traffic_bytes(self) -> int | None:
         """Uplink bytes in + out; None when SNMP gave neither."""
-        if self.bytes_in is None and self.bytes_out is None:
-            return None
-        return (self.bytes_in or 0) + (self.bytes_out or 0)
+        return traffic(self.bytes_in, self.bytes_out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +160,28 @@ class DayHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class DayValues:
+    """One local day as ``DayHistory`` has it, each unit's row a plain tuple (``RowValues``): how the audit reads a
+    long period (``history_values``), without an object per unit and day.
+
+    A unit with no row was not observed that day (all of it unknown).
+    """
+
+    day: date
+    start: float
+    end: float
+    seal: Seal | None
+    inventory_version: int | None
+    observed_s: float
+    rows: Mapping[int, RowValues] = field(default_factory=dict)
+    outages: tuple[tuple[int, OutagePiece], ...] = ()
+
+    @property
+    def day_s(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyResult:
     """What ``verify`` found: ``first_bad`` is the first day whose data or chain link no longer matches."""
 
@@ -194,6 +215,7 @@ class HistoryStore(Protocol):
     def seal_due(self, now: float, tz: tzinfo, grace_s: float) -> list[date]: ...
     def purge_events(self, before: float, tz: tzinfo) -> int: ...
     def history(self, first: date, last: date, tz: tzinfo) -> Iterator[DayHistory]: ...
+    def history_values(self, first: date, last: date, tz: tzinfo) -> Iterator[DayValues]: ...
     def inventory_versions(self) -> tuple[InventoryVersionInfo, ...]: ...
     def inventory_nodes(self, version: int, code: str | None = None) -> tuple[InventoryNode, ...]: ...
     def unit_history(self, code: str, first: date, last: date, tz: tzinfo) -> list[DayHistory]: ...
@@ -206,6 +228,11 @@ class HistoryStore(Protocol):
     def close(self) -> None: ...
 
 
+def _counted(n: InventoryNode, area: str | None) -> bool:
+    """A commune, of ``area`` when one is asked for (active or not on a day)."""
+    return n.is_commune and (area is None or n.area == area)
+
+
 def commune_days(h: DayHistory, nodes: Iterable[InventoryNode], area: str | None = None) -> list[CommuneDay]:
     """The communes active on ``h.day`` in the day's inventory (optionally one area), with what was observed.
 
@@ -213,10 +240,55 @@ def commune_days(h: DayHistory, nodes: Iterable[InventoryNode], area: str | None
     """
     out = []
     for n in nodes:
-        if not n.is_commune or not n.active_on(h.day) or (area is not None and n.area != area):
+        if not _counted(n, area) or not n.active_on(h.day):
             continue
         row = h.rows.get(n.unit)
         out.append(CommuneDay(n.unit, n.code, n.name, n.province, n.area, n.provisioned,
                               row.seconds if row else Seconds(unknown=h.day_s),
                               row.traffic_bytes if row else None))
     return out
+
+
+class Rosters:
+    """The ``Roster`` of each day of a period: the communes ``commune_days`` counts that day, prepared once per
+    inventory version and set of active intervals (merges and splits change it on a few days only), the last few
+    kept."""
+
+    KEEP = 8
+
+    def __init__(self, nodes_of: Callable[[int], Sequence[InventoryNode]], area: str | None = None) -> None:
+        self._nodes_of = nodes_of
+        self._area = area
+        # Per version: its communes (of the area), and one of them per distinct (active_from, active_until).
+        self._versions: OrderedDict[int, tuple[tuple[Commune, ...], tuple[InventoryNode, ...],
+                                               tuple[InventoryNode, ...]]] = OrderedDict()
+        self._rosters: OrderedDict[tuple[int, tuple[bool, ...]], Roster] = OrderedDict()
+        self._none = Roster(())
+
+    def on(self, version: int | None, day: date) -> Roster:
+        """The communes active on ``day`` in inventory ``version`` (None: none recorded yet, so none)."""
+        if version is None:
+            return self._none
+        got = self._versions.get(version)
+        if got is None:
+            nodes = tuple(n for n in self._nodes_of(version) if _counted(n, self._area))
+            communes = tuple(Commune(n.unit, n.code, n.name, n.province, n.area, n.provisioned) for n in nodes)
+            spans = tuple({(n.active_from, n.active_until): n for n in nodes}.values())
+            got = self._versions[version] = (communes, nodes, spans)
+            _trim(self._versions, self.KEEP)
+        communes, nodes, spans = got
+        key = (version, tuple(n.active_on(day) for n in spans))  # whether a node is active is its span's
+        roster = self._rosters.get(key)
+        if roster is None:
+            roster = self._rosters[key] = Roster(c for c, n in zip(communes, nodes, strict=True) if n.active_on(day))
+            _trim(self._rosters, self.KEEP)
+        return roster
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _trim(cache: OrderedDict[K, V], keep: int) -> None:
+    while len(cache) > keep:
+        cache.popitem(last=False)

@@ -59,6 +59,7 @@ from monitor.store import chain, migrate
 from monitor.store.model import (
     DayHistory,
     DayRow,
+    DayValues,
     InventoryNode,
     InventoryVersionInfo,
     RecordedInventory,
@@ -145,6 +146,16 @@ def _connect_args(url: Any) -> dict[str, str]:
     if url.get_backend_name() != "postgresql" or "options" in url.query:
         return {}  # an operator's own libpq options (in the URL) are kept as they are
     return {"options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_S}s"}
+
+
+def _raw_rows(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
+    """The rows of ``query`` as the database driver gives them (plain tuples): for the columns read this way (integers,
+    floats, text) SQLAlchemy would convert nothing, and making a Row of each costs more than reading it."""
+    result = conn.execute(query)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 class SqlStore:
@@ -523,6 +534,31 @@ class SqlStore:
             for day in days(first, last):
                 seal = sealed.get(day)
                 yield self._sealed(conn, seal, tz) if seal else self._compute(conn, day, tz)
+
+    def history_values(self, first: date, last: date, tz: tzinfo) -> Iterator[DayValues]:
+        """``history`` as the audit reads a long period: the same days, each unit's row a plain tuple
+        (``RowValues``: seconds per state and uplink bytes; no ICMP sums). A sealed day's rows come straight from
+        the database driver, one query for the day, without an object per row: a year of 20,000 communes is 7.3
+        million rows."""
+        with self._read() as conn:
+            sealed = {s.day: s for s in self._seals(conn, first, last)}
+            rows_q = select(daily.c.unit_id, *(daily.c[c] for c in _SECONDS_COLS), daily.c.bytes_in, daily.c.bytes_out)
+            outages_q = (select(outages.c.unit_id, *(outages.c[c] for c in _OUTAGE_COLS))
+                         .order_by(outages.c.start_at, outages.c.unit_id))
+            for day in days(first, last):
+                seal = sealed.get(day)
+                if seal is None:
+                    h = self._compute(conn, day, tz)
+                    yield DayValues(h.day, h.start, h.end, None, h.inventory_version, h.observed_s,
+                                    {u: (u, r.seconds.up, r.seconds.down, r.seconds.unreachable, r.seconds.unknown,
+                                         r.seconds.maintenance, r.bytes_in, r.bytes_out) for u, r in h.rows.items()},
+                                    h.outages)
+                    continue
+                start, end = day_span(day, tz)
+                rows = {r[0]: r for r in _raw_rows(conn, rows_q.where(daily.c.day == day))}
+                pieces = tuple((r[0], OutagePiece(*r[1:]))
+                               for r in _raw_rows(conn, outages_q.where(outages.c.day == day)))
+                yield DayValues(day, start, end, seal, seal.inventory_version, seal.observed_s, rows, pieces)
 
     # -- the hash chain ----------------------------------------------------------------------------
 
