@@ -100,7 +100,9 @@ def test_hosts_answer_over_ipv4_and_ipv6(lab: Lab) -> None:
     v4_only = lab.add_host("v4only", lab.allocate()[0])
 
     for address in addresses(router, behind, direct, v4_only):
-        assert answers(address), address
+        # The first echo over IPv6 waits for neighbour discovery on the new veths: on a loaded machine one echo
+        # of 500 ms could miss it (seen once); the kernel settles it within the deadline.
+        assert eventually(lambda a=address: answers(a)), address
 
 
 def test_root_namespace_does_not_forward(lab: Lab) -> None:
