@@ -146,7 +146,7 @@ def _outage(o: Outage, code: str, name: str, area: str, tz: ZoneInfo) -> dict[st
             "start": datetime.fromtimestamp(o.start, tz).isoformat(),
             "end": datetime.fromtimestamp(o.end, tz).isoformat(),
             "duration_s": round(o.duration, 3), "down_s": round(o.down_s, 3),
-            "unreachable_s": round(o.unreachable_s, 3), "cause": o.cause, "ended_by": o.ended_by}
+            "unreachable_s": round(o.unreachable_s, 3), "why": o.why, "cause": o.cause, "ended_by": o.ended_by}
 
 
 def outages(src: ApiSource, query: Mapping[str, str]) -> dict[str, Any]:

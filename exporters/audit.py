@@ -23,6 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from exporters.fmt import page_pct
 from exporters.labels import ENDED_BY
 from monitor.config import Config
+from monitor.core.causes import RULES
 from monitor.core.history import (
     UNBOUNDED,
     CommuneTotals,
@@ -212,6 +213,34 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
         head=head, pages_url=cfg.web.public_url.rstrip("/") + "/" if cfg.web.public_url else "")
 
 
+NOT_RECORDED = "not recorded"
+
+
+@dataclass(frozen=True, slots=True)
+class CauseCount:
+    """The outages of one cause in a period: how many, of how many communes, how much downtime."""
+
+    why: str
+    outages: int
+    communes: int
+    downtime_s: float
+
+
+def by_cause(outages: Iterable[Outage]) -> list[CauseCount]:
+    """Outages counted per cause, in the rule table's order (then "not recorded"); causes with none left out."""
+    n: dict[str, int] = {}
+    units: dict[str, set[Any]] = {}
+    down: dict[str, float] = {}
+    for o in outages:
+        why = o.why or NOT_RECORDED
+        n[why] = n.get(why, 0) + 1
+        units.setdefault(why, set()).add(o.unit)
+        down[why] = down.get(why, 0.0) + o.down_s + o.unreachable_s
+    order = [c.value for c, _ in RULES] + [NOT_RECORDED]
+    return [CauseCount(w, n[w], len(units[w]), down[w]) for w in sorted(n, key=lambda w: (
+        order.index(w) if w in order else len(order), w))]
+
+
 # -- plain tables shared by the writers ----------------------------------------------------------------
 
 
@@ -268,7 +297,13 @@ def definitions(r: Report) -> list[str]:
         "code reused by a new unit after a reform is a different commune. The inventory version in effect at "
         "the end of each day decides which communes are active that day; a day before the first version "
         "was recorded has none (none recorded), so no data.",
-        "Tamper evidence: once a day is over it is sealed: a SHA-256 digest over its rollup rows, outages, "
+        "Outage causes, from what ICMP and SNMP saw (first match wins): " + "; ".join(
+            f"{c.value}: {text}" for c, text in RULES) + ". A down commune is asked over SNMP too (at most "
+        "snmp.down_nodes_max a poll). A day's outages carry the cause known when the day was sealed; an outage "
+        "over several days is listed with the cause known last; 'not recorded' marks outages from before causes "
+        "were recorded.",
+        "Tamper evidence: once a day is over it is sealed: a SHA-256 digest over its rollup rows, outages (with "
+        "their causes), "
         "coverage, inventory version and the previous day's digest (a hash chain). `tslcd audit verify` "
         "recomputes the digests and names the first day whose data no longer matches; compare the chain head "
         "below with the one printed in earlier reports.",
@@ -376,11 +411,22 @@ def tables(r: Report) -> list[Table]:
         Column("start", f"Start ({r.timezone})", "datetime"), Column("end", f"End ({r.timezone})", "datetime"),
         Column("duration_s", "Duration, s", "seconds"), Column("down_s", "Down, s", "seconds"),
         Column("unreachable_s", "Unreachable (upstream down), s", "seconds"),
-        Column("cause", "Upstream node down"), Column("ended_by", "Ended by"),
+        Column("why", "Cause"), Column("cause", "Upstream node down"), Column("ended_by", "Ended by"),
     )
     outage_rows = tuple(
         (t.code, t.name, t.area, _local(o.start, tz), _local(o.end, tz), round(o.duration, 3), o.down_s,
-         o.unreachable_s, o.cause or "", ENDED_BY.get(o.ended_by, o.ended_by)) for o, t in r.outages)
+         o.unreachable_s, o.why or NOT_RECORDED, o.cause or "", ENDED_BY.get(o.ended_by, o.ended_by))
+        for o, t in r.outages)
+
+    cause_cols = (Column("why", "Cause"), Column("outages", "Outages", "int"),
+                  Column("communes", "Communes", "int"), Column("downtime_s", "Downtime, s", "seconds"),
+                  Column("share", "Share of the downtime", "rate"), Column("rule", "Rule"))
+    per_cause = by_cause(o for o, _ in r.outages)
+    total_down = sum(c.downtime_s for c in per_cause)
+    rules = {c.value: text for c, text in RULES}
+    cause_rows = tuple(
+        (c.why, c.outages, c.communes, round(c.downtime_s, 3), c.downtime_s / total_down if total_down else None,
+         rules.get(c.why, "outages from before causes were recorded")) for c in per_cause)
 
     digest_cols = (Column("day", "Day", "date"), Column("digest", "Digest (sha256)"),
                    Column("prev", "Previous day's digest"), Column("inventory_version", "Inventory version", "int"),
@@ -395,6 +441,8 @@ def tables(r: Report) -> list[Table]:
         Table("daily", "Daily rates", daily_cols, daily_rows),
         Table("communes", "Communes", commune_cols, commune_rows,
               "Downtime = down + unreachable time observed in the period; outages cut at the period's ends."),
+        Table("causes", "Outages by cause", cause_cols, cause_rows,
+              "Each outage once, with its cause (Definitions); downtime = down + unreachable time in the period."),
         Table("outages", "Outages", outage_cols, outage_rows,
               "An outage is a stretch of down or unreachable time; one the monitor stopped observing ends there "
               "(what followed is unknown)."),

@@ -134,7 +134,8 @@ def commune_view(snap: Snapshot, code: str, days: list[DayHistory] | None, hours
             outages.append({"start": local_time(o.start, tz), "end": local_time(o.end, tz),
                             "duration": page_duration(o.duration), "down_s": o.down_s,
                             "unreachable_s": o.unreachable_s, "cause": o.cause,
-                            "cause_name": names.get(o.cause or "", ""), "ended_by": o.ended_by})
+                            "cause_name": names.get(o.cause or "", ""), "ended_by": o.ended_by,
+                            "why_label": CAUSE_LABELS.get(o.why or "")})
     hour_labels = [datetime.fromtimestamp(h.start, tz).strftime("%Hh") for h in hours or []]
     charts = {}
     if days:

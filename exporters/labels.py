@@ -123,6 +123,7 @@ EMAIL: dict[str, dict[str, str]] = {
         "down": "mất kết nối",
         "unreachable": "không tới được",
         "behind": "sau nút {node}",
+        "by_cause": "Theo nguyên nhân",
         "began": "bắt đầu {at}",
         "ended_day_end": "còn tiếp sang ngày sau",
         "ended_not_observed": "giám sát dừng khi đang mất",
@@ -146,6 +147,10 @@ EMAIL: dict[str, dict[str, str]] = {
         "def_provisioned": "Đã có đường truyền: xã có địa chỉ mạng TSLCD trong danh mục (chỉ tiêu chính thức có thể "
                            "hiểu theo nghĩa này; báo cáo nêu cả hai).",
         "def_unreachable": "Không tới được: nút phía trên (nút tập trung) mất kết nối nên không đo được xã.",
+        "def_causes": "Nguyên nhân, từ những gì ICMP và SNMP thấy: mất điện / khởi động lại (thiết bị khởi động "
+                      "lại trong hoặc ngay sau sự cố); đứt đường truyền (cổng đường lên báo ngừng, hoặc mất cả ICMP "
+                      "lẫn SNMP khi nút phía trên vẫn hoạt động); bị chặn ping (SNMP vẫn trả lời); do nút phía trên; "
+                      "chưa rõ (không đủ dữ kiện).",
         "sealed": "Số liệu ngày {date} đã niêm phong, mã SHA-256 {digest}.",
         "not_sealed": "Số liệu ngày {date} chưa niêm phong (tính từ dữ liệu gốc).",
         "dashboard": "Trang theo dõi",
@@ -211,6 +216,7 @@ EMAIL: dict[str, dict[str, str]] = {
         "down": "down",
         "unreachable": "unreachable",
         "behind": "behind {node}",
+        "by_cause": "By cause",
         "began": "began {at}",
         "ended_day_end": "goes on into the next day",
         "ended_not_observed": "monitor stopped observing",
@@ -235,6 +241,10 @@ EMAIL: dict[str, dict[str, str]] = {
                            "indicator may mean this, so both are shown.",
         "def_unreachable": "Unreachable: an upstream (aggregation) node was down, so the commune could not be "
                            "measured.",
+        "def_causes": "Causes, from what ICMP and SNMP saw: power or reboot (the router restarted during the outage "
+                      "or right after it); line (its uplink read down, or ICMP and SNMP both lost with the node "
+                      "upstream up); ping filtered (SNMP still answered); upstream node; unknown (not enough "
+                      "evidence).",
         "sealed": "The figures of {date} are sealed, SHA-256 {digest}.",
         "not_sealed": "The figures of {date} are not sealed yet (computed from raw data).",
         "dashboard": "Dashboard",

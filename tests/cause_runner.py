@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,9 +26,12 @@ from pydantic import SecretStr
 from exporters.metrics import render_snapshot
 from inventory.model import Inventory, Node
 from monitor.config import Config, SnmpProfile
+from monitor.core.history import day_of, merge_outages
 from monitor.lab.agents import Agent, start_snmpd
 from monitor.probes.icmp import IcmpEngine
+from monitor.runtime.recorder import Recorder
 from monitor.runtime.service import Monitor
+from monitor.store import SqlStore
 
 COMMUNITY = "c0mmunity-cause-7"
 P = "Đắk Lắk"
@@ -52,7 +56,7 @@ async def main(out: Path) -> None:
     sh("ip", "link", "add", "uplink0", "type", "veth", "peer", "name", "far0")  # a router's uplink (veth: no module)
     sh("ip", "link", "set", "far0", "up")
     sh("ip", "link", "set", "uplink0", "up")
-    work = Path(tempfile.mkdtemp(prefix="tslcd-causes-"))
+    work = Path(tempfile.mkdtemp(prefix="tslcd-causes-", dir=os.environ.get("TSLCD_DEBUG_DIR")))
     agents: dict[str, Agent] = {}
     try:
         for name, addr in ROUTERS.items():
@@ -70,7 +74,10 @@ async def main(out: Path) -> None:
             "snmp_profiles": {"v2c": SnmpProfile(version="2c", community=SecretStr(COMMUNITY), port=161,
                                                  timeout_s=0.5, retries=0)},
         })
-        mon = Monitor(cfg, Inventory.of(nodes), IcmpEngine())
+        store = SqlStore(f"sqlite:///{work}/history.sqlite")
+        rec = Recorder(store, cfg)
+        rec.max_gap_s = 60.0  # the scenario's sweeps are seconds apart (SNMP polls between them): all observed
+        mon = Monitor(cfg, Inventory.of(nodes), IcmpEngine(), recorder=rec)
         try:
             for _ in range(3):  # all up; the agents were started (booted) seconds before any outage
                 await mon.sweep_once()
@@ -101,12 +108,25 @@ async def main(out: Path) -> None:
                 await mon.poll_snmp_once()
             after = {code: cause for code, (_, _, cause) in mon.explained.items()}
             states = {ns.node.code: ns.state for ns in mon.snapshot.nodes}
+            await mon.sweep_once()  # writes what the last poll concluded
+            await rec.on_stop()
+            # The history's outages, with the causes the monitor recorded (what the audit and the email read).
+            today = day_of(mon.snapshot.taken_at, cfg.tz)
+            history = {n.code: [o.why for o in merge_outages(
+                (u, p) for h in store.unit_history(n.code, today, today, cfg.tz) for u, p in h.outages)]
+                for n in nodes}
+            explained_at = {code: since for code, (since, _, _) in mon.explained.items()}
+            starts = {n.code: [o.start for o in merge_outages(
+                (u, p) for h in store.unit_history(n.code, today, today, cfg.tz) for u, p in h.outages)]
+                for n in nodes}
+            store.close()
         finally:
             mon.engine.close()
             if mon.snmp is not None:
                 mon.snmp.close()
         out.write_text(json.dumps({"during": during, "metrics": metrics, "after": after,  # noqa: ASYNC240
-                                   "states": states}), encoding="utf-8")
+                                   "states": states, "history": history, "starts": starts,
+                                   "explained_at": explained_at}), encoding="utf-8")
     finally:
         for a in agents.values():
             a.stop()

@@ -96,9 +96,11 @@ async def simulate(cfg: Config, inv: Inventory, start: float, end: float, *, gap
             now[0] = t
             sweeper.down = down_at(t)
             events: list[Any] = []
+            causes: list[Any] = []
             mon.event_sinks[:] = [events.extend]
+            mon.cause_sinks[:] = [causes.extend]
             snap = await mon.sweep_once()
-            await rec.on_sweep(t, snap, events, inv, {"24121": UplinkCounters(5_000, 5_000)})
+            await rec.on_sweep(t, snap, events, inv, {"24121": UplinkCounters(5_000, 5_000)}, causes)
         t += 300
         if t > end:
             break
@@ -153,11 +155,12 @@ def test_the_report_counts_what_the_run_did(run_dir: Path) -> None:
     assert by_code["24154"].seconds.maintenance == 2 * H and by_code["24154"].days_connected == 4
     assert by_code["22045"].days_provisioned == 0 and by_code["22045"].seconds.availability is None
     assert by_code["24121"].days_in_use == 4
-    outages = [(t.code, o.start, o.duration, o.unreachable_s, o.cause) for o, t in r.outages]
+    outages = [(t.code, o.start, o.duration, o.unreachable_s, o.cause, o.why) for o, t in r.outages]
     t0 = day_span(D, cfg.tz)[0]
-    assert outages == [("22015", t0 + 10 * H, 3 * H, 0.0, None),
-                       ("24121", t0 + 47 * H, 2 * H, 2 * H, "AGG"),
-                       ("24133", t0 + 47 * H, 2 * H, 2 * H, "AGG")]
+    # No SNMP in this run: a commune down on its own has no evidence (unknown); one behind AGG is upstream.
+    assert outages == [("22015", t0 + 10 * H, 3 * H, 0.0, None, "unknown"),
+                       ("24121", t0 + 47 * H, 2 * H, 2 * H, "AGG", "upstream"),
+                       ("24133", t0 + 47 * H, 2 * H, 2 * H, "AGG", "upstream")]
     assert all(by_code[c].seconds.unknown == 3 * H + 300 for c in ("24133", "22015"))
 
 
@@ -191,7 +194,8 @@ def test_csv_report_has_every_section_and_is_safe_from_formulas(run_dir: Path) -
     raw = out.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for UTF-8
     s = sections(raw.decode("utf-8-sig"))
-    assert list(s) == ["Method", "Summary against the target", "Daily rates", "Communes", "Outages", "Digests"]
+    assert list(s) == ["Method", "Summary against the target", "Daily rates", "Communes", "Outages by cause",
+                       "Outages", "Digests"]
     method = {row[0]: row[1] for row in s["Method"][1:] if len(row) > 1}
     assert method["Timezone (day boundaries)"] == "Asia/Ho_Chi_Minh"
     assert method["Connected threshold (rates.connected_min_availability)"] == "0.9"
@@ -203,6 +207,10 @@ def test_csv_report_has_every_section_and_is_safe_from_formulas(run_dir: Path) -
     assert communes["24999"][1] == "'=HYPERLINK(\"http://198.18.0.1\",\"x\")"
     assert communes["22015"][10:13] == ["1", "10800.000", "10800.000"]
     assert len([r for r in s["Outages"][1:] if len(r) > 3]) == 3
+    # Per cause, in the rule table's order, with the rule that put them there (also among the definitions).
+    assert [r[:5] for r in s["Outages by cause"][1:] if len(r) > 3] == [
+        ["upstream", "2", "2", "14400.000", "0.571429"], ["unknown", "1", "1", "10800.000", "0.428571"]]
+    assert any("power: its router restarted" in v for v in method.values())
     digests = [r for r in s["Digests"][1:] if len(r) > 3]
     assert [r[0] for r in digests] == [(D + timedelta(days=i)).isoformat() for i in range(4)]
     for cell in (c for rows in s.values() for row in rows for c in row):
@@ -220,7 +228,8 @@ def test_xlsx_report_has_real_dates_numbers_widths_and_a_frozen_header(run_dir: 
     out = run_dir / "report.xlsx"
     assert run(args(run_dir, *FROM_TO, "--out", str(out))) == 0
     wb = load_workbook(out)
-    assert wb.sheetnames == ["Method", "Summary against the target", "Daily rates", "Communes", "Outages", "Digests"]
+    assert wb.sheetnames == ["Method", "Summary against the target", "Daily rates", "Communes", "Outages by cause",
+                             "Outages", "Digests"]
     for ws in wb.worksheets:
         assert ws.freeze_panes == "A2"
         assert ws.column_dimensions["A"].width >= 10

@@ -103,3 +103,8 @@ def test_real_failures_get_their_causes_in_a_namespace_of_their_own(tmp_path: Pa
         ("24133", "filtered"), ("24121", "line"), ("24154", "line"), ("22015", "line")))
     assert got["after"] == {"24133": "filtered", "24121": "line", "24154": "power", "22015": "line"}
     assert set(got["states"].values()) == {"up"}
+    # Recorded with the outage in the history (what the audit, the email and the seal read): one outage each,
+    # named by the change that began it, with the cause concluded once it was over.
+    assert got["history"] == {"CORE": [], "24133": ["filtered"], "24121": ["line"], "24154": ["power"],
+                              "22015": ["line"]}
+    assert {c: s for c, s in got["starts"].items() if s} == {c: [t] for c, t in got["explained_at"].items()}

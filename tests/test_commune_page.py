@@ -92,6 +92,8 @@ async def test_the_page_shows_the_days_the_outage_and_the_charts(monitored: Any,
     assert verdicts["2026-10-31"] == "no_data"  # before the monitor ran: unobserved, never "not connected"
     assert list(verdicts.values()).count("not_connected") == 1
     assert "2026-11-02 01:00:00" in html and "6 giờ 0 phút" in html  # the outage, local time
+    # and its cause as recorded with it (no SNMP here: no evidence)
+    assert '<span class="why">chưa rõ nguyên nhân / cause unknown</span>' in html
     assert html.count('<svg class="chart"') == 4
     assert "Phường &lt;b&gt;Tuy Hòa&lt;/b&gt;" in html  # a name with markup is text
     assert "127.0.0.6" not in html and "shown to signed-in users" in html  # no address without auth

@@ -578,10 +578,11 @@ def history(tmp_path: Path, config_extra: str = "") -> tuple[Any, Any]:
 
     D-2 all up. D-1 22:05 24121 goes down, until D 00:40. D: the monitor stops 02:00-04:00;
     AGG is down 08:10-15:10, so the three communes behind it are unreachable; 22015 is down
-    13:02-13:07, restarts twice and carries 5 MB; 24133 carries 120 kB. Sealed through D.
+    13:02-13:07, restarts twice and carries 5 MB; 24133 carries 120 kB. Sealed through D. The causes the monitor
+    concluded: AGG's line, 22015's power, 24121's first outage filtered, the communes behind AGG upstream.
     """
     from monitor.config import load_config
-    from monitor.store import ChangeRow, SampleRow, SweepBatch, open_store
+    from monitor.store import CauseRow, ChangeRow, SampleRow, SweepBatch, open_store
     from tests.conftest import small_inventory
 
     (tmp_path / "config.yaml").write_text(
@@ -611,8 +612,12 @@ def history(tmp_path: Path, config_extra: str = "") -> tuple[Any, Any]:
             continue  # the monitor was not running
         store.write_sweep(SweepBatch(run, t, [ChangeRow(ids[c], t, old, new, cause)
                                               for c, old, new, cause in events.get(t, [])]))
+    causes = [CauseRow(ids["AGG"], at(8, 10), at(15, 10), "line"),
+              CauseRow(ids["22015"], at(13, 2), at(13, 7), "power"),
+              CauseRow(ids["24121"], at(22, 5, DAY - timedelta(days=1)), at(0, 40), "filtered")]
+    causes += [CauseRow(ids[c], at(8, 10), at(15, 10), "upstream") for c in behind]
     store.write_sweep(SweepBatch(run, None, (), [SampleRow(DAY, ids["22015"], bytes_in=5_000_000, reboots=2),
-                                                 SampleRow(DAY, ids["24133"], bytes_in=120_000)]))
+                                                 SampleRow(DAY, ids["24133"], bytes_in=120_000)], causes))
     store.seal_due(at(7, 0, DAY + timedelta(days=1)), TZ, 3600)
     return store, cfg
 
@@ -639,6 +644,13 @@ def test_the_report_counts_a_history_the_test_built(tmp_path: Path) -> None:
     assert [(o.code, round(o.duration_s)) for o in r.outages] == [
         ("24121", 25_200), ("24133", 25_200), ("24154", 25_200), ("AGG", 25_200), ("24121", 2400), ("22015", 300)]
     assert r.outages[0].cause_code == "AGG" and r.outages[0].cause_name == "Tập trung"
+    assert [o.why for o in r.outages] == ["upstream", "upstream", "upstream", "line", "filtered", "power"]
+    text = render(r, language="en").text
+    assert "By cause: upstream node 3 · power or reboot 1 · line 1 · ping filtered (SNMP answers) 1" in text
+    assert ": down: power or reboot" in text and ": down: line" in text
+    vi = render(r, language="vi")
+    assert "Theo nguyên nhân: do nút phía trên 3 · mất điện / khởi động lại 1" in vi.text
+    assert 'id="by-cause"' in vi.html and "mất kết nối: đứt đường truyền" in vi.html
     assert r.outages[4].began == at(22, 5, DAY - timedelta(days=1))  # it began the day before
     assert [(b.code, b.reboots) for b in r.reboots] == [("22015", 2)]
     assert r.partial == ()  # the monitor's own gap is the coverage line, not 5 communes listed

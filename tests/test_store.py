@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -17,8 +18,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, func, select
 
 from inventory.model import Inventory, Node
-from monitor.core.history import DOWN, UNKNOWN, UP, Seconds, day_span
-from monitor.store import ChangeRow, SampleRow, SqlStore, StoreError, SweepBatch
+from monitor.core.history import DOWN, UNKNOWN, UP, Seconds, day_span, merge_outages
+from monitor.store import CauseRow, ChangeRow, SampleRow, SqlStore, StoreError, SweepBatch, chain
 from monitor.store import migrate as store_migrate
 from monitor.store.schema import events, metadata
 
@@ -540,7 +541,7 @@ def test_a_restart_with_the_same_pid_is_not_another_monitor(store: SqlStore, db:
 def test_a_store_written_by_a_newer_tslcd_is_refused(store: SqlStore, db: str) -> None:
     store.close()
     tamper(db, "UPDATE alembic_version SET version_num = :v", v="9999")
-    with pytest.raises(StoreError, match=r"has schema 9999, newer than this tslcd knows \(up to 0004\)"):
+    with pytest.raises(StoreError, match=r"has schema 9999, newer than this tslcd knows \(up to 0005\)"):
         SqlStore(db)
 
 
@@ -556,3 +557,60 @@ def test_a_store_already_up_to_date_opens_without_importing_alembic(tmp_path: Pa
     runs = [subprocess.run([sys.executable, "-c", probe, url], cwd=root, capture_output=True, text=True, timeout=60)
             for _ in range(2)]
     assert [r.stdout.strip() for r in runs] == ["True", "False"], [r.stderr for r in runs]
+
+
+def test_outage_causes_are_sealed_as_known_then_and_covered_by_the_chain(store: SqlStore, db: str) -> None:
+    """An outage's cause is recorded while it lasts and once it is over (monitor.core.causes); a day's seal copies
+    the cause known then into its outage pieces, and the chain covers it. An outage across midnight: the first
+    day's piece keeps the cause known when that day was sealed, the next day's the final one, and the merged
+    outage (what the audit lists) the final one."""
+    units = store.record_inventory(inventory(3), T0 - 10).units
+    ids = {code: u for (code, _), u in units.items()}
+    a, b = ids["24001"], ids["24002"]
+    run = store.start_run(T0, max_gap_s=600)
+    store.write_sweep(SweepBatch(run, T0, [ChangeRow(u, T0, UNKNOWN, UP) for u in ids.values()]))
+    a_down, a_up = T0 + 7200, T0 + 10_800
+    b_down, b_up = T0 + 86_400 - 3600, T0 + 86_400 + 3600
+
+    def sweeps(first: float, last: float) -> None:
+        t = first
+        while t <= last:
+            changes = [ChangeRow(u, t, old, new) for u, at, old, new in (
+                (a, a_down, UP, DOWN), (a, a_up, DOWN, UP), (b, b_down, UP, DOWN), (b, b_up, DOWN, UP)) if at == t]
+            causes = []
+            if t == a_up + 300:
+                causes = [CauseRow(a, a_down, a_up, "power")]
+            elif t == b_down:
+                causes = [CauseRow(b, b_down, None, "unknown")]
+            elif t == b_down + 1800:
+                causes = [CauseRow(b, b_down, None, "line")]  # SNMP lost too, its parent up
+            store.write_sweep(SweepBatch(run, t, changes, (), causes))
+            t += 300
+
+    sweeps(T0 + 300, T0 + 86_400 + 300)
+    assert store.seal_due(T0 + 86_400 + 301, HCM, 300) == [D]
+    # It restarted: the router's uptime, read once it answered again, says so.
+    sweeps(T0 + 86_400 + 600, T0 + 2 * 86_400 + 300)
+    store.write_sweep(SweepBatch(run, T0 + 2 * 86_400 + 300, (), (), [CauseRow(b, b_down, b_up, "power")]))
+    assert store.seal_due(T0 + 2 * 86_400 + 301, HCM, 300) == [D + timedelta(days=1)]
+    h1, h2 = store.history(D, D + timedelta(days=1), HCM)
+    assert sorted((u, p.why) for u, p in h1.outages) == sorted([(a, "power"), (b, "line")])
+    assert [(u, p.why) for u, p in h2.outages] == [(b, "power")]
+    merged = merge_outages((u, p) for h in (h1, h2) for u, p in h.outages)
+    assert {o.unit: (o.why, o.start, o.end) for o in merged} == {a: ("power", a_down, a_up),
+                                                                 b: ("power", b_down, b_up)}
+    assert store.verify().ok
+    tamper(db, "UPDATE outages SET why = 'filtered' WHERE day = :day AND why = 'line'", day=D)
+    res = store.verify()
+    assert not res.ok and res.first_bad == D
+
+
+def test_a_day_sealed_before_causes_were_recorded_keeps_its_digest(store: SqlStore) -> None:
+    """Pieces without a cause (sealed before migration 0005) read as they did: eight values, no ``why``."""
+    fill(store, 1)
+    store.seal_due(T0 + 86_400 + 301, HCM, 300)
+    s = store.seals()[0]
+    with store.engine.connect() as conn:
+        text, _ = store._day_text(conn, D, s.prev, s.inventory_version, s.observed_s, s.day_s, {})
+    outs = [json.loads(line[1:]) for line in text.splitlines() if line.startswith("O")]
+    assert len(outs) == 1 and len(outs[0]) == 8 and chain.digest(text) == s.digest

@@ -32,6 +32,8 @@ from exporters.email.report import (
     Rate,
 )
 from exporters.fmt import Fmt
+from exporters.labels import CAUSE_LABELS
+from monitor.core.causes import RULES
 
 if TYPE_CHECKING:
     from monitor.config import EmailSettings
@@ -107,7 +109,19 @@ def _trend_view(report: DailyReport, f: Fmt, labels: dict[str, str]) -> dict[str
             "days": len(report.trend), "enough": len(seen) >= 2}
 
 
+def _by_cause(outages: Sequence[OutageLine]) -> list[tuple[str, int]]:
+    """How many of the day's outages had each cause, in the rule table's order (unreachable ones are upstream)."""
+    n: dict[str, int] = {}
+    for o in outages:
+        why = o.why or ("upstream" if o.unreachable_s > o.down_s else "")
+        if why:
+            n[why] = n.get(why, 0) + 1
+    order = [c.value for c, _ in RULES]
+    return sorted(n.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+
+
 def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) -> dict[str, Any]:
+    lang = 0 if f.lang == "vi" else 1  # CAUSE_LABELS: (Vietnamese, English)
     """Every string the templates show, formatted once, so the HTML and the text say the same thing."""
     target = f.pct(report.target)
 
@@ -140,6 +154,8 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
                 state += " " + labels["behind"].format(node=f"{o.cause_code} {o.cause_name}".strip())
         else:
             state = labels["down"]
+            if o.why in CAUSE_LABELS:
+                state += ": " + CAUSE_LABELS[o.why][lang]
         notes = []
         if o.began is not None:
             notes.append(labels["began"].format(at=f.time(o.began)))
@@ -187,6 +203,8 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
         "not_connected": not_connected, "not_connected_more": nc_more,
         "not_in_use": not_in_use, "not_in_use_more": nu_more,
         "outages": outages, "outages_more": o_more,
+        "outages_by_cause": " · ".join(f"{CAUSE_LABELS.get(why, (why, why))[lang]} {n}"
+                                       for why, n in _by_cause(report.outages)),
         "reboots": reboots, "reboots_more": r_more,
         "partial": partial, "partial_more": p_more,
         "definitions": [
@@ -195,6 +213,7 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
             labels["def_in_use"].format(min_bytes=f.bytes(report.in_use_min_bytes)),
             labels["def_provisioned"],
             labels["def_unreachable"],
+            labels["def_causes"],
         ],
         "seal": labels["sealed"].format(date=day, digest=report.seal_digest) if report.seal_digest
         else labels["not_sealed"].format(date=day),

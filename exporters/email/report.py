@@ -114,6 +114,7 @@ class OutageLine:
     cause_code: str | None = None
     cause_name: str = ""
     began: float | None = None
+    why: str | None = None  # the outage's cause (monitor.core.causes), as known when the report was made
 
     @property
     def duration_s(self) -> float:
@@ -277,7 +278,7 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
             continue
         outages.append(OutageLine(n.code, n.name, n.kind, n.area, mine.start, mine.end, mine.down_s,
                                   mine.unreachable_s, mine.ended_by, mine.cause, code_names.get(mine.cause or "", ""),
-                                  o.start if o.start < h.start else None))
+                                  o.start if o.start < h.start else None, o.why))
     outages.sort(key=lambda o: (-o.duration_s, o.start, o.code))
 
     reboots = sorted((RebootLine(n.code, n.name, n.area, int(r.reboots))

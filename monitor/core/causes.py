@@ -37,6 +37,17 @@ class Cause(StrEnum):
 
 
 CAUSES: tuple[Cause, ...] = tuple(Cause)
+# The rule table in words, in its order (first match wins): every report prints it.
+RULES: tuple[tuple[Cause, str], ...] = (
+    (Cause.UPSTREAM, "the commune was unreachable: a node it depends on was down (that node has the cause)"),
+    (Cause.POWER, "its router restarted during the outage or right after it (sysUpTime counted from a boot between "
+                  "(states.down_after + 1) ICMP intervals before the outage began and 10 minutes after it ended)"),
+    (Cause.LINE, "its uplink's ifOperStatus was read down during the outage (the router answered SNMP over another "
+                 "path), or ICMP and SNMP were both lost while its parent was up"),
+    (Cause.FILTERED, "the router answered SNMP with its uplink up while echoes were lost: something on the way "
+                     "drops ICMP"),
+    (Cause.UNKNOWN, "not enough evidence: no SNMP profile, or not polled during the outage"),
+)
 BOOT_SLACK_S = 600.0  # a boot this long after the outage's end still explains it (the router came back, then ping)
 BOOT_BEFORE_S = 120.0  # or this long before its start (the loss began sweeps before the state turned down; the
 # monitor passes its own: (states.down_after + 1) ICMP intervals)
@@ -52,6 +63,17 @@ class Evidence:
     uplink_down: bool = False  # the uplink's ifOperStatus was read down during the outage
     booted_at: float | None = None  # a boot time (poll time - sysUpTime) read during the outage or after it
     polled_at: float | None = None  # the last SNMP poll of the node during the outage
+
+
+@dataclass(frozen=True, slots=True)
+class OutageCause:
+    """What was concluded of one node's outage that began at ``start``: ``end`` None while it lasts (the
+    conclusion may still change), else when it ended. Recorded in the history with the outage."""
+
+    code: str
+    start: float
+    end: float | None
+    why: str
 
 
 def observe(ev: Evidence, *, at: float, answered: bool, timed_out: bool, uplink_up: bool | None,

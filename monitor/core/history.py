@@ -20,7 +20,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -233,11 +233,39 @@ class OutagePiece:
     down_s: float
     unreachable_s: float
     ended_by: str
-    cause: str | None = None
+    cause: str | None = None  # the upstream node that was down, for unreachable time
+    why: str | None = None  # the outage's cause (monitor.core.causes), when one was recorded
 
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class CauseNote:
+    """What the monitor concluded of one outage of a unit: it began at ``start`` (the change that began it) and
+    lasted until ``end`` (None: it was going on when this was noted)."""
+
+    start: float
+    end: float | None
+    why: str
+
+
+def with_why(pieces: Sequence[OutagePiece], notes: Sequence[CauseNote]) -> list[OutagePiece]:
+    """One unit's outage pieces with the cause of the outage each belongs to: the note that began last at or
+    before the piece's start and had not ended before it (a piece that goes on from the day before belongs to an
+    outage that began then)."""
+    ordered = sorted(notes, key=lambda n: n.start)
+    out = []
+    for p in pieces:
+        why = p.why
+        for n in ordered:
+            if n.start > p.start + 1e-6:
+                break
+            if n.end is None or n.end >= p.start - 1e-6:
+                why = n.why
+        out.append(p if why == p.why else replace(p, why=why))
+    return out
 
 
 def outage_pieces(segments: Sequence[Segment], end: float) -> list[OutagePiece]:
@@ -277,6 +305,7 @@ class Outage:
     unreachable_s: float
     ended_by: str
     cause: str | None = None
+    why: str | None = None
 
     @property
     def duration(self) -> float:
@@ -295,11 +324,12 @@ def merge_outages(pieces: Iterable[tuple[Hashable, OutagePiece]]) -> list[Outage
         for p in ps:
             if cur is not None and cur.ended_by == ENDED_DAY_END and abs(p.start - cur.end) < 1e-6:
                 cur = Outage(unit, cur.start, p.end, round(cur.down_s + p.down_s, 3),
-                             round(cur.unreachable_s + p.unreachable_s, 3), p.ended_by, cur.cause or p.cause)
+                             round(cur.unreachable_s + p.unreachable_s, 3), p.ended_by, cur.cause or p.cause,
+                             p.why or cur.why)  # the cause known last: a later day's seal knew more
                 continue
             if cur is not None:
                 out.append(cur)
-            cur = Outage(unit, p.start, p.end, p.down_s, p.unreachable_s, p.ended_by, p.cause)
+            cur = Outage(unit, p.start, p.end, p.down_s, p.unreachable_s, p.ended_by, p.cause, p.why)
         if cur is not None:
             out.append(cur)
     out.sort(key=lambda o: (o.start, str(o.unit)))

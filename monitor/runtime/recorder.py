@@ -20,12 +20,14 @@ from typing import Any, ParamSpec, TypeVar
 from exporters.metrics import HistoryCollector
 from inventory.model import Inventory
 from monitor.config import Config
+from monitor.core.causes import OutageCause
 from monitor.core.history import UnitKey, day_of, day_rates, days, period_rates, unit_key
 from monitor.core.rates import for_scope
 from monitor.core.snapshot import DaySummary, RecentRates, Snapshot
 from monitor.core.state import NO_CIRCUIT, Event, State
 from monitor.errors import Superseded
 from monitor.store import (
+    CauseRow,
     ChangeRow,
     DayHistory,
     HistoryStore,
@@ -81,6 +83,8 @@ class Recorder:
         self._codes: dict[int, str] = {}
         self._states: dict[int, str] = {}
         self._pending: list[ChangeRow] = []
+        self._pending_causes: list[CauseRow] = []
+        self._last_unit: dict[str, int] = {}  # the unit of a node an outage cause was written for
         self._acc: dict[tuple[date, int], list[int | None]] = {}
         self._sweeps_unflushed = 0
         self._sealed_check: date | None = None
@@ -113,15 +117,17 @@ class Recorder:
         await self._call(self._start, inventory, self.clock())
 
     async def on_sweep(self, now: float, snapshot: Snapshot, events: Sequence[Event], inventory: Inventory,
-                       counters: Mapping[str, UplinkCounters] | None = None) -> None:
-        """Write one sweep (heartbeat, state changes, samples) in one transaction, off the event loop.
+                       counters: Mapping[str, UplinkCounters] | None = None,
+                       causes: Sequence[OutageCause] = ()) -> None:
+        """Write one sweep (heartbeat, state changes, samples, outage causes) in one transaction, off the event loop.
 
-        ``counters`` (by node code) are SNMP uplink deltas since the previous sweep, when polled.
-        Superseded when another poller has taken these nodes over (nothing of this sweep is kept).
+        ``counters`` (by node code) are SNMP uplink deltas since the previous sweep, when polled; ``causes`` what
+        was concluded of outages since the previous sweep (kept and written again with the next sweep when this
+        write fails). Superseded when another poller has taken these nodes over (nothing of this sweep is kept).
         """
         if self._stopped:
             return  # a sweep finishing after on_stop: the run is over, its time is not observed
-        await self._call(self._sweep, now, snapshot, events, inventory, counters or {})
+        await self._call(self._sweep, now, snapshot, events, inventory, counters or {}, causes)
 
     async def on_stop(self) -> None:
         """Flush the sample sums and record a clean stop; the worker thread ends."""
@@ -166,7 +172,7 @@ class Recorder:
         self._codes = {u: c for (c, _), u in rec.units.items()}
 
     def _sweep(self, now: float, snapshot: Snapshot, events: Sequence[Event], inventory: Inventory,
-               counters: Mapping[str, UplinkCounters]) -> None:
+               counters: Mapping[str, UplinkCounters], outage_causes: Sequence[OutageCause] = ()) -> None:
         if self._run is None:
             self._start(inventory, now)
         elif inventory is not self._inventory:
@@ -175,6 +181,8 @@ class Recorder:
         causes = {e.code: e.cause for e in events if e.cause}
         current: dict[int, str] = {}
         day = day_of(now, self.tz)
+        noted = {c.code for c in outage_causes}
+        unit_of: dict[str, int] = {}
         for ns in snapshot.nodes:
             if ns.state == NO_CIRCUIT:
                 continue
@@ -184,8 +192,15 @@ class Recorder:
                 self._record_inventory(inventory, now)
                 unit = self._units[unit_key(ns.node.code, ns.node.active_from)]
             current[unit] = ns.state
+            if noted and ns.node.code in noted:
+                unit_of[ns.node.code] = unit
             self._sample(day, unit, ns.loss, ns.rtt_avg, counters.get(ns.node.code))
         changes = list(self._pending)
+        # A node no longer in the snapshot (taken out of the inventory) keeps the unit it had in the last sweep.
+        cause_rows = list(self._pending_causes) + [
+            CauseRow(unit, c.start, c.end, c.why) for c in outage_causes
+            if (unit := unit_of.get(c.code, self._last_unit.get(c.code))) is not None]
+        self._last_unit.update(unit_of)
         for unit in current.keys() | self._states.keys():
             old = self._states.get(unit, State.UNKNOWN.value)
             new = current.get(unit, State.UNKNOWN.value)
@@ -198,7 +213,7 @@ class Recorder:
         samples = self._drain_samples() if flush else []
         t0 = time.monotonic()
         try:
-            self.store.write_sweep(SweepBatch(self._run, now, changes, samples))
+            self.store.write_sweep(SweepBatch(self._run, now, changes, samples, cause_rows))
         except Superseded:
             self._superseded()
             raise
@@ -209,11 +224,13 @@ class Recorder:
             if self.failing_since is None:
                 self.failing_since = now
             self._pending = changes
+            self._pending_causes = cause_rows
             self._restore_samples(samples)
             log.exception("history write failed", extra={"changes": len(changes)})
         else:
             self.failing_since = None
             self._pending = []
+            self._pending_causes = []
             if flush:
                 self._sweeps_unflushed = 0
         self.last_write_s = time.monotonic() - t0
@@ -232,6 +249,7 @@ class Recorder:
         self._run = None
         self._states = {}
         self._pending = []
+        self._pending_causes = []
         self._acc = {}
         self._sweeps_unflushed = 0
         self._recent = None

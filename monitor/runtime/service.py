@@ -20,7 +20,7 @@ from exporters.web import start_server
 from inventory.load import InventoryError
 from inventory.model import Inventory, Node
 from monitor.config import Config
-from monitor.core.causes import BOOT_SLACK_S, Evidence, classify
+from monitor.core.causes import BOOT_SLACK_S, Evidence, OutageCause, classify
 from monitor.core.causes import observe as observe_cause
 from monitor.core.hourly import Hourly, HourPoint
 from monitor.core.rates import CommuneNow, current_rates, for_scope
@@ -143,6 +143,8 @@ class Monitor:
             self.self_metrics.sweep_interval.labels("snmp").set(cfg.snmp.interval_s)
         self._tracks: dict[str, _NodeTrack] = {}
         self.event_sinks: list[Callable[[Sequence[Event]], None]] = []
+        # Outage causes concluded since the last sweep (monitor.core.causes), given with each sweep.
+        self.cause_sinks: list[Callable[[Sequence[OutageCause]], None]] = []
         self.recorder = recorder  # history store; None: nothing is kept
         self.mailer = mailer  # the daily email; None: none is sent
         self.reload_check = reload_check  # problems that refuse a reloaded inventory (the sandbox: loopback only)
@@ -169,6 +171,9 @@ class Monitor:
         self._evidence: dict[str, tuple[Evidence, str]] = {}
         self._ended: dict[str, tuple[Evidence, str, float]] = {}
         self.explained: dict[str, tuple[float, float, str]] = {}  # each node's last finished outage: since, end, cause
+        # The cause last written for each outage going on, and what is still to be written (with the next sweep).
+        self._noted: dict[str, tuple[float, str]] = {}
+        self._causes_pending: list[OutageCause] = []
         # A boot this long before the state turned down still explains it: the loss began sweeps earlier.
         self._boot_before_s = (cfg.states.down_after + 1) * cfg.icmp.interval_s
         self.snapshot = self._build(self.clock(), SweepStats(), sweeps=0)
@@ -329,11 +334,15 @@ class Monitor:
             log.info("first states", extra={"nodes": first, **{k: v for k, v in counts.items() if v}})
         for sink in self.event_sinks:
             sink(events)
+        noted, self._causes_pending = self._causes_pending, []  # the recorder retries them if its write fails
+        for cause_sink in self.cause_sinks:
+            cause_sink(noted)
         if self.recorder is not None:
             pending, self._snmp_pending = self._snmp_pending, {}
             try:
                 await self.recorder.on_sweep(now, snap, events, self.inventory,
-                                             counters={c: UplinkCounters(*d) for c, d in pending.items()})
+                                             counters={c: UplinkCounters(*d) for c, d in pending.items()},
+                                             causes=noted)
             except Superseded as e:
                 log.warning("another poller took these nodes over; this one is now its standby",
                             extra={"active": e.active})
@@ -366,21 +375,37 @@ class Monitor:
                     self._evidence[code] = (Evidence(now), state.value)
                 elif state is State.DOWN and held[1] != "down":
                     self._evidence[code] = (held[0], "down")  # down on its own at some point: its own cause
-            elif state is State.UP and code in self._evidence:
+            elif code in self._evidence:
                 ev, was = self._evidence.pop(code)
                 self._ended[code] = (ev, was, now)
+                if state is not State.UP:  # into maintenance or unknown: no restart to wait for
+                    self._outage_explained(code, ev, was, now)
         for code in [c for c in self._evidence if c not in resolved]:
-            del self._evidence[code]
+            ev, was = self._evidence.pop(code)
+            self._ended[code] = (ev, was, now)
+            self._outage_explained(code, ev, was, now)  # no longer probed: its outage ends here in the history
         for code, (ev, was, ended) in list(self._ended.items()):
             if code not in resolved or now - ended > BOOT_SLACK_S:
                 self._outage_explained(code, ev, was, ended)
+        # What is concluded of each outage going on is written when it changes, so that a day sealed while it
+        # lasts carries the cause known then.
+        for code, (ev, was) in self._evidence.items():
+            cause = classify(was, ev, boot_before_s=self._boot_before_s).value
+            if self._noted.get(code) != (ev.since, cause):
+                self._noted[code] = (ev.since, cause)
+                self._note(OutageCause(code, ev.since, None, cause))
 
     def _outage_explained(self, code: str, ev: Evidence, was: str, ended: float) -> None:
         del self._ended[code]
         cause = classify(was, ev, ended_at=ended, boot_before_s=self._boot_before_s).value
         self.explained[code] = (ev.since, ended, cause)
+        self._noted.pop(code, None)
+        self._note(OutageCause(code, ev.since, ended, cause))
         log.info("outage cause", extra={"code": code, "since": round(ev.since, 1), "ended": round(ended, 1),
                                         "cause": cause})
+
+    def _note(self, cause: OutageCause) -> None:
+        self._causes_pending.append(cause)  # given to cause_sinks and the recorder with the next sweep
 
     def _cause(self, code: str, state: State | str) -> str | None:
         """Why a node that is down or unreachable is (None for any other state)."""
@@ -540,6 +565,8 @@ class Monitor:
         self._snmp_pending = {}
         self._evidence = {}
         self._ended = {}
+        self._noted = {}
+        self._causes_pending = []
         self.self_metrics.poller_active.set(0)
         await self._publish_empty()
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from monitor.errors import StoreError
 from monitor.store.model import (
+    CauseRow,
     ChangeRow,
     DayHistory,
     DayRow,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from monitor.config import Config
 
 __all__ = [
+    "CauseRow",
     "ChangeRow",
     "DayHistory",
     "DayRow",

@@ -41,7 +41,9 @@ def day_text(*, day: date, prev: str, inventory: str, observed_s: float, day_s: 
     """The canonical text of a sealed day.
 
     ``rows``: code, valid_from, then the daily columns in schema order (up_s ... reboots).
-    ``outages``: code, valid_from, start_at, end_at, down_s, unreachable_s, ended_by, cause.
+    ``outages``: code, valid_from, start_at, end_at, down_s, unreachable_s, ended_by, cause, then why (the
+    outage's cause class) when one was recorded: a piece sealed before causes were recorded (migration 0005) has
+    no ``why`` and its line reads as it did when it was sealed.
     """
     head = [FORMAT, f"day={day.isoformat()}", f"prev={prev}", f"inventory={inventory}",
             f"observed_s={observed_s!r}", f"day_s={day_s!r}"]

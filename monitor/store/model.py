@@ -40,6 +40,16 @@ class SampleRow:
 
 
 @dataclass(frozen=True, slots=True)
+class CauseRow:
+    """The cause concluded of one unit's outage that began at ``start`` (``end`` None while it lasts)."""
+
+    unit: int
+    start: float
+    end: float | None
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class SweepBatch:
     """Everything one sweep writes, in one transaction.
 
@@ -51,6 +61,7 @@ class SweepBatch:
     at: float | None
     changes: Sequence[ChangeRow] = ()
     samples: Sequence[SampleRow] = ()
+    causes: Sequence[CauseRow] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,7 +149,23 @@ outages = Table(
     Column("down_s", Float, nullable=False),
     Column("unreachable_s", Float, nullable=False),
     Column("ended_by", String(16), nullable=False),
-    Column("cause", String(64), nullable=True),
+    Column("cause", String(64), nullable=True),  # the upstream node that was down, for unreachable time
+    # Why (monitor.core.causes: power, line, filtered, upstream, unknown), as known when the day was sealed;
+    # NULL: sealed before causes were recorded (migration 0005).
+    Column("why", String(16), nullable=True),
+    sqlite_with_rowid=False,
+)
+
+# What the monitor concluded of each outage (migration 0005): written while it lasts (each time the conclusion
+# changes, end_at NULL) and once it is over (end_at set). An outage is named by its unit and its start, the time
+# of the change that began it; a day's seal copies the cause into its outage pieces.
+outage_causes = Table(
+    "outage_causes", metadata,
+    Column("unit_id", Integer, ForeignKey("units.id"), primary_key=True),
+    Column("start_at", Float, primary_key=True),
+    Column("end_at", Float, nullable=True),
+    Column("why", String(16), nullable=False),
+    Column("noted_at", Float, nullable=False),
     sqlite_with_rowid=False,
 )
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -36,6 +37,7 @@ from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
 from inventory.model import Inventory
 from monitor.core.history import (
+    CauseNote,
     Change,
     OutagePiece,
     Seconds,
@@ -49,6 +51,7 @@ from monitor.core.history import (
     outage_pieces,
     timeline,
     unit_key,
+    with_why,
 )
 from monitor.errors import RunRefused, StoreDamaged, StoreError, Superseded
 from monitor.files import atomic_path
@@ -76,6 +79,7 @@ from monitor.store.schema import (
     events,
     inventory_nodes,
     inventory_versions,
+    outage_causes,
     outages,
     runs,
     seals,
@@ -90,7 +94,7 @@ _SECONDS_COLS = ("up_s", "down_s", "unreachable_s", "unknown_s", "maintenance_s"
 _SAMPLE_COLS = ("samples", "rtt_samples", "rtt_sum_us", "loss_sum_ppm")
 _COUNTER_COLS = ("bytes_in", "bytes_out", "reboots")
 _DAILY_COLS = _SECONDS_COLS + _SAMPLE_COLS + _COUNTER_COLS
-_OUTAGE_COLS = ("start_at", "end_at", "down_s", "unreachable_s", "ended_by", "cause")
+_OUTAGE_COLS = ("start_at", "end_at", "down_s", "unreachable_s", "ended_by", "cause", "why")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -340,6 +344,15 @@ class SqlStore:
                      "cause": c.cause} for c in batch.changes])
             if batch.samples:
                 self._add_samples(conn, batch.samples)
+            if batch.causes:
+                # One row per outage, the latest conclusion (the same outage is noted again as evidence comes).
+                latest = {(c.unit, c.start): c for c in batch.causes}
+                conn.execute(delete(outage_causes).where(outage_causes.c.unit_id == bindparam("u"),
+                                                         outage_causes.c.start_at == bindparam("s")),
+                             [{"u": u, "s": s} for u, s in latest])
+                conn.execute(insert(outage_causes), [
+                    {"unit_id": c.unit, "start_at": c.start, "end_at": c.end, "why": c.why,
+                     "noted_at": c.start if batch.at is None else batch.at} for c in latest.values()])
 
     def _heartbeat(self, conn: Connection, run: int, at: float) -> None:
         gap = self._max_gap.get(run)
@@ -473,6 +486,13 @@ class SqlStore:
         if only is not None:
             day_q = day_q.where(day_samples.c.unit_id.in_(only))
         samples = {r.unit_id: r for r in conn.execute(day_q)}
+        notes: dict[int, list[CauseNote]] = defaultdict(list)
+        notes_q = select(outage_causes).where(outage_causes.c.start_at < end,
+                                              or_(outage_causes.c.end_at.is_(None), outage_causes.c.end_at >= start))
+        if only is not None:
+            notes_q = notes_q.where(outage_causes.c.unit_id.in_(only))
+        for r in conn.execute(notes_q):
+            notes[r.unit_id].append(CauseNote(r.start_at, r.end_at, r.why))
         rows: dict[int, DayRow] = {}
         pieces: list[tuple[int, OutagePiece]] = []
         for unit in sorted(set(changes) | set(samples)):
@@ -482,7 +502,10 @@ class SqlStore:
             if s is None and sec.unknown >= end - start:
                 continue  # never observed that day: no row is the same as a row of unknown
             rows[unit] = DayRow(unit, sec, *((getattr(s, c) for c in _SAMPLE_COLS + _COUNTER_COLS) if s else ()))
-            pieces.extend((unit, p) for p in outage_pieces(segs, end))
+            unit_pieces = outage_pieces(segs, end)
+            if unit in notes:
+                unit_pieces = with_why(unit_pieces, notes[unit])
+            pieces.extend((unit, p) for p in unit_pieces)
         return DayHistory(day, start, end, None, self._version_for(conn, end),
                           round(observed_seconds(ws, start, end), 3), rows, tuple(pieces))
 
@@ -492,7 +515,8 @@ class SqlStore:
         q = select(daily.c.unit_id, *(daily.c[c] for c in _DAILY_COLS)).where(daily.c.day == seal.day)
         rows = {r[0]: DayRow(r[0], Seconds(r[1], r[2], r[3], r[4], r[5]), *r[6:])
                 for r in conn.execute(q)}
-        pieces = tuple((r.unit_id, OutagePiece(r.start_at, r.end_at, r.down_s, r.unreachable_s, r.ended_by, r.cause))
+        pieces = tuple((r.unit_id, OutagePiece(r.start_at, r.end_at, r.down_s, r.unreachable_s, r.ended_by, r.cause,
+                                               r.why))
                        for r in conn.execute(select(outages).where(outages.c.day == seal.day)
                                              .order_by(outages.c.start_at, outages.c.unit_id)))
         return DayHistory(seal.day, start, end, seal, seal.inventory_version, seal.observed_s, rows, pieces)
@@ -515,7 +539,7 @@ class SqlStore:
                       .order_by(outages.c.start_at))
                 for o in conn.execute(q2):
                     pieces[o.day].append((o.unit_id, OutagePiece(o.start_at, o.end_at, o.down_s, o.unreachable_s,
-                                                                 o.ended_by, o.cause)))
+                                                                 o.ended_by, o.cause, o.why)))
             out = []
             for day in days(first, last):
                 seal = sealed.get(day)
@@ -612,7 +636,7 @@ class SqlStore:
         if comp.outages:
             conn.execute(insert(outages), [
                 {"day": day, "unit_id": u, "start_at": p.start, "end_at": p.end, "down_s": p.down_s,
-                 "unreachable_s": p.unreachable_s, "ended_by": p.ended_by, "cause": p.cause}
+                 "unreachable_s": p.unreachable_s, "ended_by": p.ended_by, "cause": p.cause, "why": p.why}
                 for u, p in comp.outages])
         # The digest is taken over what the database now holds, read back the way verify reads it.
         text, rows = self._day_text(conn, day, prev, comp.inventory_version, comp.observed_s, day_s, {})
@@ -635,7 +659,8 @@ class SqlStore:
         rows = [(r[0], r[1], *r[2:]) for r in conn.execute(
             select(units.c.code, units.c.valid_from, *(daily.c[c] for c in _DAILY_COLS))
             .join(units, units.c.id == daily.c.unit_id).where(daily.c.day == day))]
-        outs = [tuple(r) for r in conn.execute(
+        # A piece sealed before causes were recorded (why NULL) reads as it did then: its digest is unchanged.
+        outs = [tuple(r) if r[-1] is not None else tuple(r)[:-1] for r in conn.execute(
             select(units.c.code, units.c.valid_from, *(outages.c[c] for c in _OUTAGE_COLS))
             .join(units, units.c.id == outages.c.unit_id).where(outages.c.day == day))]
         text = chain.day_text(day=day, prev=prev, inventory=inv, observed_s=observed_s, day_s=day_s, rows=rows,
@@ -716,6 +741,8 @@ class SqlStore:
             keep = (select(func.max(events.c.id)).where(events.c.at < cutoff, events.c.run_id.in_(live))
                     .group_by(events.c.run_id, events.c.unit_id))
             gone = conn.execute(delete(events).where(events.c.at < cutoff, events.c.id.not_in(keep))).rowcount
+            # Sealed days carry their outages' causes; the notes of outages over before the cutoff are not needed.
+            conn.execute(delete(outage_causes).where(outage_causes.c.end_at < cutoff))
         if gone:
             log.info("raw events purged", extra={"events": gone})
         return int(gone or 0)
