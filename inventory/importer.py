@@ -40,6 +40,8 @@ def build_skeleton(province: str) -> str:
         "#   address6  optional second, IPv6 address of a dual-stack router",
         "#   snmp      name of an SNMP profile defined in config.yaml, or leave empty",
         '#   uplink    ifName of the WAN interface whose traffic counts as "in use"',
+        "#   carrier   optional: who provides the TSLCD circuit (VNPT, Viettel...), for",
+        "#             availability per carrier; circuit_id: the carrier's circuit id",
         "#   parent    code of the upstream node; add your core and aggregation nodes",
         "#             (kind: core / aggregation) to this list",
         "#   area      a grouping for reports: the former district, a cluster...",

@@ -24,7 +24,7 @@ __all__ = ["FIELDS", "InventoryError", "Problem", "load_inventory", "parse_inven
 
 FIELDS = (
     "code", "name", "kind", "province", "area", "address", "address6", "snmp", "uplink", "parent",
-    "lat", "lon", "active_from", "active_until",
+    "carrier", "circuit_id", "lat", "lon", "active_from", "active_until",
 )  # fmt: skip
 # "x-" keys are ignored (as in Compose files): a place for YAML anchors shared by nodes.
 _UNKNOWN_TOP = "unknown top-level key (expected 'province', 'nodes' or an 'x-' key for anchors)"
@@ -242,6 +242,8 @@ def _build(entry: _Entry, default_province: str | None, problems: list[Problem])
         snmp=text("snmp"),
         uplink=text("uplink"),
         parent=text("parent"),
+        carrier=shown("carrier") or None,
+        circuit_id=shown("circuit_id") or None,
         lat=number("lat"),
         lon=number("lon"),
         active_from=day("active_from"),

@@ -58,6 +58,10 @@ class Node(NodeFacts):
     snmp: str | None = None
     uplink: str | None = None
     parent: str | None = None
+    # Who provides the node's TSLCD circuit ("VNPT", "Viettel"...) and the carrier's circuit id: availability per
+    # carrier holds a carrier to its contract. Optional.
+    carrier: str | None = None
+    circuit_id: str | None = None
     lat: float | None = None
     lon: float | None = None
     active_from: date | None = None

@@ -77,6 +77,9 @@ def check(
     return problems
 
 
+CARRIER_MAX = 64
+
+
 def _check_node(node: Node, w: Where, snmp_profiles: Collection[str] | None) -> list[Problem]:
     out: list[Problem] = []
 
@@ -111,6 +114,13 @@ def _check_node(node: Node, w: Where, snmp_profiles: Collection[str] | None) -> 
     if snmp_profiles is not None and node.snmp is not None and node.snmp not in snmp_profiles:
         known = ", ".join(sorted(snmp_profiles)) or "none defined"
         add("snmp", f"unknown SNMP profile {node.snmp!r} (known: {known})")
+    for name in ("carrier", "circuit_id"):
+        value = getattr(node, name)
+        if value is not None and len(value) > CARRIER_MAX:
+            add(name, f"{len(value)} characters, at most {CARRIER_MAX} (a carrier's name or its circuit id)")
+    if node.circuit_id is not None and node.carrier is None:
+        add("circuit_id", "set but 'carrier' is empty: whose circuit is it? (counted under no carrier)",
+            warning=True)
     if node.lat is not None and not -90 <= node.lat <= 90:
         add("lat", f"{node.lat} is out of range (-90 to 90)")
     if node.lon is not None and not -180 <= node.lon <= 180:

@@ -527,3 +527,27 @@ async def test_a_large_file_is_loaded_apart_with_the_same_result_and_the_same_pr
     assert [str(p) for p in e.value.problems] == BAD_FILES["bad-many.yaml"]
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         loader.load("missing.yaml", threshold=0)
+
+
+def test_carrier_and_circuit_id_load_and_are_checked_with_their_lines() -> None:
+    """Issue 17, part 4: who provides each circuit, for availability per carrier."""
+    text = (
+        "province: Đắk Lắk\n"
+        "nodes:\n"
+        '  - {code: "24133", name: Phường Buôn Ma Thuột, address: 198.18.1.1, carrier: VNPT, circuit_id: DLK-0042}\n'
+        '  - {code: "24121", name: Phường Tân An, address: 198.18.1.2, carrier: "Viettel"}\n'
+        '  - {code: "22015", name: Xã Ea Kao, address: 198.18.1.3, circuit_id: X-1}\n'
+        '  - {code: "24154", name: Phường Tân Lập}\n'
+    )
+    inv = parse_inventory(text, source="inv.yaml", fmt="yaml")
+    assert [(n.code, n.carrier, n.circuit_id) for n in inv.nodes] == [
+        ("24133", "VNPT", "DLK-0042"), ("24121", "Viettel", None), ("22015", None, "X-1"), ("24154", None, None)]
+    assert [str(w) for w in inv.warnings] == [
+        "inv.yaml:5: nodes[2].circuit_id: warning: set but 'carrier' is empty: whose circuit is it? (counted "
+        "under no carrier)"]
+    with pytest.raises(InventoryError) as raised:
+        parse_inventory(text.replace("carrier: VNPT", "carrier: " + "V" * 65), source="inv.yaml", fmt="yaml")
+    assert "inv.yaml:3: nodes[0].carrier: 65 characters, at most 64" in str(raised.value)
+    csv_text = "code,name,address,carrier,circuit_id\n24133,Phường Buôn Ma Thuột,198.18.1.1,VNPT,DLK-0042\n"
+    (n,) = parse_inventory(csv_text, source="inv.csv", fmt="csv", default_province="Đắk Lắk").nodes
+    assert (n.carrier, n.circuit_id) == ("VNPT", "DLK-0042")
