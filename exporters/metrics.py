@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.utils import floatToGoString
 
+from exporters.carriers import carrier_rows
 from monitor.core.history import PeriodRate, day_span
 from monitor.core.rates import RateRow
 from monitor.core.snapshot import NodeStatus, RecentRates, Snapshot
@@ -42,6 +43,10 @@ COMMUNES_PROVISIONED = "tslcd_communes_provisioned"
 COMMUNES_CONNECTED = "tslcd_communes_connected"
 CONNECTION_RATE = "tslcd_connection_rate_ratio"
 CONNECTION_TARGET = "tslcd_connection_target_ratio"
+# Per province and carrier (exporters/carriers.py; carrier "" = none named in the inventory).
+CARRIER_COMMUNES = "tslcd_carrier_communes"
+CARRIER_OBSERVED = "tslcd_carrier_communes_observed"
+CARRIER_CUT_OFF = "tslcd_carrier_communes_cut_off"
 # Day and period rates from the history store (monitor/recorder.py).
 RATE_CONNECTED = "tslcd_connected_day_rate_ratio"
 RATE_IN_USE = "tslcd_in_use_day_rate_ratio"
@@ -126,6 +131,14 @@ F_PROVISIONED = Family(COMMUNES_PROVISIONED, "gauge", "Active communes with a TS
 F_CONNECTED = Family(COMMUNES_CONNECTED, "gauge", "Active communes up now.", _AREA)
 F_RATE = Family(CONNECTION_RATE, "gauge", "Connected / active communes (area \"\" = province).", _AREA)
 F_TARGET = Family(CONNECTION_TARGET, "gauge", "The plan's target connection rate.", ())
+_CARRIER = ("province", "carrier")
+F_CARRIER = Family(CARRIER_COMMUNES, "gauge", "Active communes with a TSLCD circuit, by the carrier the inventory "
+                   "names (carrier \"\" = none named).", _CARRIER)
+F_CARRIER_OBSERVED = Family(CARRIER_OBSERVED, "gauge", "Of them, those observed now: up, down or unreachable "
+                            "(unknown and maintenance are not).", _CARRIER)
+F_CARRIER_CUT_OFF = Family(CARRIER_CUT_OFF, "gauge", "Of them, those cut off now: down or unreachable. A carrier's "
+                           "availability over a period: 1 - sum_over_time(cut off) / sum_over_time(observed).",
+                           _CARRIER)
 F_SNMP_UP = Family(SNMP_UP, "gauge", "1 when the node's last SNMP poll read everything asked.")
 F_SNMP_REASON = Family(SNMP_REASON, "gauge", "1 for the outcome of the node's last SNMP poll (reason=\"ok\" "
                        "when up); a bounded set of reasons.", ("code", "reason"))
@@ -147,7 +160,8 @@ F_SNMP_NODES = Family(SNMP_NODES, "gauge", "Nodes by the outcome of their last S
 # The exposition comes in two parts, each rendered when its data changes: "nodes" after every ICMP sweep
 # (states, round trips, rates, and ping-only, which needs the state), "snmp" after every SNMP poll.
 NODE_FAMILIES = (F_INFO, F_UP, F_STATE, F_CHANGES, F_LAST, F_FLAP, F_CAUSE, F_OUTAGE, F_V6, F_RTT, F_RTT_MIN,
-                 F_RTT_MAX, F_JITTER, F_LOSS, F_PING_ONLY, F_COMMUNES, F_PROVISIONED, F_CONNECTED, F_RATE, F_TARGET)
+                 F_RTT_MAX, F_JITTER, F_LOSS, F_PING_ONLY, F_COMMUNES, F_PROVISIONED, F_CONNECTED, F_RATE, F_TARGET,
+                 F_CARRIER, F_CARRIER_OBSERVED, F_CARRIER_CUT_OFF)
 SNMP_FAMILIES = (F_SNMP_UP, F_SNMP_REASON, F_SNMP_LAST, F_UPTIME, F_REBOOTS, F_LAST_REBOOT, F_OPER, F_RX, F_TX,
                  F_ERRORS, F_TODAY, F_SNMP_NODES)
 PARTS = ("nodes", "snmp")
@@ -210,6 +224,12 @@ def node_samples(snap: Snapshot) -> Iterator[Sample]:
         yield F_CONNECTED, key, float(r.connected)
         yield F_RATE, key, r.rate
     yield F_TARGET, (), snap.target
+    # A standby's snapshot has no node: no carrier series either (the active poller's are the figures).
+    for c in carrier_rows(snap.nodes):
+        key = (c.province, c.carrier)
+        yield F_CARRIER, key, float(c.communes)
+        yield F_CARRIER_OBSERVED, key, float(c.observed)
+        yield F_CARRIER_CUT_OFF, key, float(c.cut_off)
 
 
 def snmp_samples(nodes: Iterable[NodeStatus]) -> Iterator[Sample]:

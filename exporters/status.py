@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from exporters.carriers import carrier_rows, has_carriers
 from exporters.fmt import local_time, page_bytes, page_duration, page_pct
 from exporters.labels import CAUSE_LABELS, REASON_LABELS_VI, STATE_LABELS
 from monitor.config import NATIONAL
@@ -80,6 +81,7 @@ def status_view(snap: Snapshot, *, area: str | None = None, q: str = "", page: i
         n = ns.node
         return {
             "code": n.code, "name": n.name, "kind": n.kind, "area": n.area, "address": n.address,
+            "carrier": n.carrier or "",
             "state": ns.state, "state_label": STATE_LABELS.get(ns.state, ns.state),
             "since": local_time(ns.since, tz), "since_ts": ns.since,
             "for": page_duration(snap.taken_at - ns.since) if ns.since else "",
@@ -105,6 +107,13 @@ def status_view(snap: Snapshot, *, area: str | None = None, q: str = "", page: i
         names = _folded_names(snap)
         found = [ns for ns in nodes if wanted in names[ns.node.code] or ns.node.code.casefold().startswith(wanted)]
     found_rows, found_pager = rows(found)
+    # Per carrier (only when the inventory names carriers): the communes shown, cut off now / observed now.
+    with_carriers = has_carriers(snap.nodes)
+    carriers = [
+        {"carrier": c.carrier, "label": c.label, "communes": c.communes, "observed": c.observed,
+         "cut_off": c.cut_off, "available": c.available}
+        for c in sorted(carrier_rows(nodes, scope=snap.province), key=lambda c: (c.carrier == "", c.carrier))
+    ] if with_carriers else []  # the communes of no carrier named last
     view = {
         "province": snap.province,
         "area": area,
@@ -132,6 +141,8 @@ def status_view(snap: Snapshot, *, area: str | None = None, q: str = "", page: i
             for r in snap.rates
             if r.area and area is None and (r.province == snap.province or snap.province == NATIONAL)
         ],
+        "has_carriers": with_carriers,
+        "carriers": carriers,
         "not_up": not_up_rows,
         "no_circuit": no_circuit_rows,
         "ping_only": ping_only_rows,

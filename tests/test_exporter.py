@@ -146,6 +146,71 @@ async def test_a_deeply_nested_inventory_is_a_failed_reload_not_a_dead_task(tmp_
     assert mon.self_metrics.registry.get_sample_value("tslcd_inventory_last_reload_success") == 0
 
 
+def carrier_inventory() -> Any:
+    """small_inventory with carriers: 24133 and 24121 (behind AGG) VNPT, 24154 Viettel, 22015 none named,
+    22045 (no circuit yet) Viettel, and the aggregation node VNPT (a node, not a commune: never counted)."""
+    from dataclasses import replace
+
+    from inventory.model import Inventory
+
+    carriers = {"AGG": "VNPT", "24133": "VNPT", "24121": "VNPT", "24154": "Viettel", "22045": "Viettel"}
+    return Inventory.of([replace(n, carrier=carriers.get(n.code), circuit_id=f"CID-{n.code}" if n.code in carriers
+                                 else None) for n in small_inventory().nodes])
+
+
+async def test_carrier_series_count_communes_with_a_circuit_observed_and_cut_off(tmp_path: Path, served: Any) -> None:
+    """Issue 17, part 4: per province and carrier, the communes with a circuit, those observed now (up, down,
+    unreachable) and those cut off (down, unreachable); carrier "" for none named; a commune without a circuit
+    and a node that is no commune are not counted; circuit ids are no label. A standby exports none of them."""
+    sweeper = ScriptedSweeper()
+    inv = carrier_inventory()
+    cfg = write_config(tmp_path, tmp_path / "inv.yaml", "states:\n  down_after: 2\n  up_after: 1\n")
+    mon = Monitor(cfg, inv, sweeper)
+    url = await served(mon)
+    p = "Đắk Lắk"
+
+    def carriers(body: bytes) -> dict[tuple[str, str], float]:
+        return {(name.removeprefix("tslcd_carrier_communes").lstrip("_") or "communes", dict(labels)["carrier"]): v
+                for (name, labels), v in samples(body.decode()).items()
+                if name.startswith("tslcd_carrier_") and dict(labels)["province"] == p}
+
+    sweeper.down = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.6"}  # AGG down, 24154 still answers
+    await mon.sweep_once()  # the first failures of a node never seen (down_after 2): unknown, so not observed
+    _, _, body = await fetch(url + "metrics")
+    assert carriers(body) == {
+        ("communes", "VNPT"): 2, ("observed", "VNPT"): 0, ("cut_off", "VNPT"): 0,
+        ("communes", "Viettel"): 1, ("observed", "Viettel"): 1, ("cut_off", "Viettel"): 0,
+        ("communes", ""): 1, ("observed", ""): 0, ("cut_off", ""): 0,
+    }
+    await mon.sweep_once()
+    _, _, body = await fetch(url + "metrics")
+    assert carriers(body) == {
+        ("communes", "VNPT"): 2, ("observed", "VNPT"): 2, ("cut_off", "VNPT"): 2,  # unreachable behind AGG
+        ("communes", "Viettel"): 1, ("observed", "Viettel"): 1, ("cut_off", "Viettel"): 0,  # 22045: no circuit
+        ("communes", ""): 1, ("observed", ""): 1, ("cut_off", ""): 1,  # 22015 down
+    }
+    text = body.decode()
+    assert "CID-" not in text
+    assert 'tslcd_carrier_communes_cut_off{carrier="",province="Đắk Lắk"} 1.0' in text
+
+    _, _, body = await fetch(url + "api/status.json")
+    view = json.loads(body)
+    assert view["has_carriers"]
+    assert [(c["carrier"], c["communes"], c["observed"], c["cut_off"]) for c in view["carriers"]] == [
+        ("VNPT", 2, 2, 2), ("Viettel", 1, 1, 0), ("", 1, 1, 1)]  # the communes of no carrier named last
+    assert {n["code"]: n["carrier"] for n in view["not_up"]} == {"AGG": "VNPT", "24133": "VNPT", "24121": "VNPT",
+                                                                  "22015": ""}
+
+    await mon._to_standby("pid 1 on elsewhere")  # what a poller superseded by another does
+    _, _, body = await fetch(url + "metrics")
+    s = samples(body.decode())
+    assert value(s, "tslcd_poller_active") == 0
+    assert not [name for name, _ in s if name.startswith("tslcd_carrier_")]
+    assert "# TYPE tslcd_carrier_communes gauge" in body.decode()  # the family, without samples
+    _, _, body = await fetch(url + "api/status.json")
+    assert json.loads(body)["carriers"] == []
+
+
 def _varied_snapshot() -> Any:
     """Every kind of node status the renderer meets, and label values that need escaping."""
     import math
@@ -173,7 +238,7 @@ def _varied_snapshot() -> Any:
         node = Node(code, weird[i % len(weird)] + str(i), "commune" if i % 7 else "aggregation",
                     "Đắk Lắk", area=weird[(i + 1) % len(weird)], address="" if st == "no_circuit" else "127.0.0.1",
                     parent="10000" if i else None, lat=12.68 + i / 1000 if i % 2 else None,
-                    lon=108.05 if i % 2 else None)
+                    lon=108.05 if i % 2 else None, carrier=[None, "VNPT", 'Viet"tel\\\nX', ""][i % 4])
         rtt = None if st != "up" else [0.0, 1e-06, 0.00123, 1234567.891, math.inf][i % 5]
         nodes.append(NodeStatus(node, st, since=1.7e9, cause="10000" if st == "unreachable" else None,
                                 changes=i, last_change=None if i % 4 == 0 else 1.7e9 + i / 7, flapping=i % 9 == 0,
@@ -202,6 +267,7 @@ def test_the_direct_renderer_writes_what_prometheus_client_writes() -> None:
     assert renderer.render(snap) == reference
     text = reference.decode()
     assert 'name="Xã \\"Ea\\" Kao0"' in text and "+Inf" in text and "NaN" in text and "e-06" in text
+    assert 'tslcd_carrier_communes{carrier="Viet\\"tel\\\\\\nX",province="Đắk Lắk"}' in text
 
 
 def test_promtool_accepts_the_whole_exposition() -> None:

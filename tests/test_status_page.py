@@ -169,3 +169,91 @@ async def test_a_person_finds_a_commune_typed_without_accents(tmp_path: Path, se
         await page.close()
     assert "Xã Ea Kao" in found and "24160" in found and "Buôn Ma Thuột" not in found
     assert "Xã Ea Kao" in title and "24160" in title
+
+
+async def _with_carriers(tmp_path: Path, served: Any) -> tuple[Any, str]:
+    """The monitor and page URL of small_inventory with carriers (tests.test_exporter.carrier_inventory) once AGG
+    (and the communes behind it) and 22015 are down."""
+    from monitor.runtime.service import Monitor
+    from tests.conftest import write_config
+    from tests.test_exporter import carrier_inventory
+
+    sweeper = ScriptedSweeper()
+    cfg = write_config(tmp_path, tmp_path / "inv.yaml", "states:\n  down_after: 2\n  up_after: 1\n")
+    mon = Monitor(cfg, carrier_inventory(), sweeper)
+    url = await served(mon)
+    await mon.sweep_once()
+    sweeper.down = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.6"}
+    await mon.sweep_once()
+    await mon.sweep_once()
+    return mon, str(url)
+
+
+async def test_page_shows_each_communes_carrier_and_the_communes_cut_off_per_carrier(
+        tmp_path: Path, served: Any) -> None:
+    """Issue 17, part 4: with carriers in the inventory the page names each commune's carrier (not up, no circuit,
+    search results) and has a table per carrier: communes with a circuit, cut off now / observed; an area's page
+    counts its own communes; without carriers in the inventory, neither the column nor the table."""
+    import re
+
+    import aiohttp
+
+    from exporters.carriers import NO_CARRIER_LABEL
+
+    mon, url = await _with_carriers(tmp_path, served)
+    async with aiohttp.ClientSession() as http:
+        async def get(path: str) -> str:
+            async with http.get(url + path) as r:
+                assert r.status == 200, path
+                return await r.text()
+
+        html = await get("")
+        table = re.search(r'<table id="carriers">.*?</table>', html, re.S)
+        assert table, "no per-carrier table"
+        rows = re.findall(r'<tr data-carrier="([^"]*)"><td>([^<]*)</td><td class="num">(\d+)</td>'
+                          r'<td class="num cut-off">(\d+) / (\d+)</td>', table.group(0))
+        assert rows == [("VNPT", "VNPT", "2", "2", "2"), ("Viettel", "Viettel", "1", "0", "1"),
+                        ("", NO_CARRIER_LABEL, "1", "1", "1")]
+        assert "tslcd audit" in html
+        not_up = re.search(r'<table id="not-up">.*?</table>', html, re.S)
+        assert not_up and "<th>Nhà mạng</th>" in not_up.group(0)
+        carrier_of = dict(re.findall(r'<tr data-code="(\w+)" data-state="\w+">.*?<td class="carrier">([^<]*)</td>',
+                                     not_up.group(0), re.S))
+        assert carrier_of == {"AGG": "VNPT", "24133": "VNPT", "24121": "VNPT", "22015": ""}
+        no_circuit = re.search(r'<table id="no-circuit">.*?</table>', html, re.S)
+        assert no_circuit and '<td class="carrier">Viettel</td>' in no_circuit.group(0)
+        found = await get("?q=24154")
+        assert '<td class="carrier">Viettel</td>' in found
+        # Area A: 24133, 24121 (VNPT, unreachable) and 24154 (Viettel, up); area B's 22015 not counted there.
+        area = await get("area/A")
+        rows = re.findall(r'<tr data-carrier="([^"]*)">.*?<td class="num cut-off">(\d+) / (\d+)</td>', area)
+        assert rows == [("VNPT", "2", "2"), ("Viettel", "0", "1")]
+
+    # The same network without carriers: no column, no table.
+    from dataclasses import replace
+
+    from exporters.status import render_status_page
+
+    plain = replace(mon.snapshot, nodes=tuple(replace(ns, node=replace(ns.node, carrier=None, circuit_id=None))
+                                              for ns in mon.snapshot.nodes))
+    html = render_status_page(plain)
+    assert 'id="carriers"' not in html and "Nhà mạng" not in html and 'class="carrier"' not in html
+
+
+async def test_page_with_carriers_fits_a_phone(tmp_path: Path, served: Any, browser: Any) -> None:
+    """In Chromium at 390 px: the per-carrier table reads as counted, and the carrier column leaves the page
+    without sideways scrolling (each commune not up is a small card with its carrier)."""
+    _, url = await _with_carriers(tmp_path, served)
+    page = await browser.new_page(viewport={"width": 390, "height": 844}, java_script_enabled=False)
+    try:
+        await page.goto(url, wait_until="load")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "status-page-carriers-phone.png"), full_page=True)
+        carriers = await page.inner_text("#carriers")
+        card = await page.inner_text('#not-up tr[data-code="24133"]')
+        width = await page.evaluate("document.documentElement.scrollWidth")
+    finally:
+        await page.close()
+    assert "VNPT" in carriers and "2 / 2" in carriers and "0 / 1" in carriers
+    assert "VNPT" in card
+    assert width <= 390
