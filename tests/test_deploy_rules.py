@@ -500,3 +500,87 @@ def test_grafana_provisioning_points_at_the_dashboards_and_a_prometheus() -> Non
     dash = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "tslcd.yml").read_text(encoding="utf-8"))
     (provider,) = dash["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
+
+
+def _carrier_panel_checks() -> dict[str, Any]:
+    build = load_build()
+    _, checks = build.dashboards()["tslcd-province"]
+    return {c.ref_id: c for c in checks if c.panel == "Theo nhà mạng / By carrier"}
+
+
+def test_carrier_panel_computes_availability_and_outage_minutes_over_the_range_and_says_the_audit_rules() -> None:
+    """Issue 17, part 4: the province board has a panel per carrier over the dashboard's range (availability and
+    commune-minutes cut off, from tslcd_carrier_communes_*), whose description names the audit as authoritative;
+    the communes of no carrier are named as tslcd's pages name them."""
+    from exporters.carriers import NO_CARRIER_LABEL
+
+    build = load_build()
+    assert build.NO_CARRIER_LABEL == NO_CARRIER_LABEL
+    checks = _carrier_panel_checks()
+    assert sorted(checks) == ["A", "B", "C", "D", "E"]
+    assert {"tslcd_carrier_communes_cut_off", "tslcd_carrier_communes_observed"} <= metric_names(checks["A"].expr)
+    assert all("[$__range:1m]" in checks[r].expr for r in "ABC") and all(c.instant for c in checks.values())
+    assert all('province="$province"' in c.expr and "sum by (carrier)" in c.expr for c in checks.values())
+    prov = json.loads((GRAFANA / "dashboards" / "tslcd-province.json").read_text(encoding="utf-8"))
+    (panel,) = [p for p in prov["panels"] if p["title"] == "Theo nhà mạng / By carrier"]
+    assert panel["type"] == "table" and "tslcd audit" in panel["description"]
+    assert "1 - (commune-minutes cut off / commune-minutes observed)" in panel["description"]
+    assert [t["expr"] for t in panel["targets"]] == [checks[r].expr for r in "ABCDE"]
+    (graph,) = [p for p in prov["panels"] if p["title"].endswith("Communes cut off by carrier")]
+    assert "tslcd_carrier_communes_cut_off" in graph["targets"][0]["expr"]
+
+
+@needs_promtool
+def test_carrier_panel_queries_count_commune_minutes_in_promtool(tmp_path: Path) -> None:
+    """The carrier panel's own queries (build.py's text, $__range = 60m) on an hour of samples a minute, in
+    promtool: availability = 1 - cut off / observed commune-minutes, summed over two pollers (shards) of one
+    province; communes of no carrier (carrier="", stored as no label) named; a carrier never observed has an
+    outage figure (0) but no availability; another province's series left out. Minute 0 is 0 everywhere, so the
+    figures do not depend on whether the range includes its first instant (Prometheus 2 does, 3 does not)."""
+    from exporters.carriers import NO_CARRIER_LABEL
+
+    checks = _carrier_panel_checks()
+    province = "Đắk Lắk"
+
+    def expr(ref: str) -> str:
+        return checks[ref].expr.replace("$__range", "60m").replace("$province", province)
+
+    def series(metric: str, values: str, carrier: str | None, instance: str = "a", where: str = province) -> Any:
+        labels = f'job="tslcd",instance="{instance}",province="{where}"'
+        if carrier is not None:
+            labels += f',carrier="{carrier}"'
+        return {"series": f"{metric}{{{labels}}}", "values": values}
+
+    obs, cut, n = "tslcd_carrier_communes_observed", "tslcd_carrier_communes_cut_off", "tslcd_carrier_communes"
+    inputs = [
+        # VNPT: one commune on each of two pollers; poller b's cut off in minutes 31-60: 30 of 120.
+        series(obs, "0 1x59", "VNPT"), series(cut, "0x60", "VNPT"), series(n, "1x60", "VNPT"),
+        series(obs, "0 1x59", "VNPT", "b"), series(cut, "0 0x29 1x29", "VNPT", "b"), series(n, "1x60", "VNPT", "b"),
+        # Viettel: two communes, never cut off.
+        series(obs, "0 2x59", "Viettel"), series(cut, "0x60", "Viettel"), series(n, "2x60", "Viettel"),
+        # No carrier named: one commune cut off all hour.
+        series(obs, "0 1x59", None), series(cut, "0 1x59", None), series(n, "1x60", None),
+        # FPT: one commune never observed (unknown or maintenance all hour).
+        series(obs, "0x60", "FPT"), series(cut, "0x60", "FPT"), series(n, "1x60", "FPT"),
+        # Another province: not in this province's figures.
+        series(obs, "0 5x59", "VNPT", where="Phú Yên"), series(cut, "0 5x59", "VNPT", where="Phú Yên"),
+    ]
+
+    def samples(values: dict[str, float]) -> list[dict[str, Any]]:
+        return [{"labels": f'{{carrier="{c}"}}', "value": v} for c, v in values.items()]
+
+    tests = [
+        ("A", {"VNPT": 0.75, "Viettel": 1, NO_CARRIER_LABEL: 0}),
+        ("B", {"VNPT": 30, "Viettel": 0, NO_CARRIER_LABEL: 60, "FPT": 0}),
+        ("C", {"VNPT": 120, "Viettel": 120, NO_CARRIER_LABEL: 60, "FPT": 0}),
+        ("D", {"VNPT": 2, "Viettel": 2, NO_CARRIER_LABEL: 1, "FPT": 1}),
+        ("E", {"VNPT": 1, "Viettel": 0, NO_CARRIER_LABEL: 1, "FPT": 0}),
+    ]
+    doc = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": inputs,
+        "promql_expr_test": [{"expr": expr(ref), "eval_time": "60m", "exp_samples": samples(values)}
+                             for ref, values in tests]}]}
+    path = tmp_path / "carrier_test.yml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    r = run("promtool", "test", "rules", path.name, cwd=tmp_path)
+    assert r.returncode == 0 and "SUCCESS" in r.stdout + r.stderr, r.stdout + r.stderr

@@ -79,6 +79,31 @@ tslcd_node_info{province="$province", area=~"$area"}
 )"""
 
 
+# Per carrier (tslcd_carrier_communes*, exporters/carriers.py): the communes with a circuit whose inventory names
+# no carrier are exported with carrier="", which Prometheus stores as no label; the boards name them thus.
+NO_CARRIER_LABEL = "chưa ghi nhà mạng / no carrier recorded"
+
+
+def by_carrier(expr: str) -> str:
+    """``expr`` (per carrier) with the communes of no carrier named as NO_CARRIER_LABEL."""
+    return f'label_replace({expr}, "carrier", "{NO_CARRIER_LABEL}", "carrier", "")'
+
+
+def carrier_minutes(metric: str) -> str:
+    """Commune-minutes of ``metric`` (a count of communes) per carrier over the dashboard's range: one sample a
+    minute (subquery), summed over pollers (shards) and over time."""
+    return f'sum by (carrier) (sum_over_time({metric}{{province="$province"}}[$__range:1m]))'
+
+
+# A carrier's availability over the range: 1 - commune-minutes cut off / commune-minutes observed (none for a
+# carrier never observed in the range).
+CARRIER_AVAILABILITY = by_carrier(f"""
+  1 - {carrier_minutes("tslcd_carrier_communes_cut_off")}
+  / ({carrier_minutes("tslcd_carrier_communes_observed")} > 0)
+""")
+CARRIER_OUTAGE_MINUTES = by_carrier(carrier_minutes("tslcd_carrier_communes_cut_off"))
+
+
 def _communes(extra: str = "") -> str:
     """The communes of the chosen province and areas (plus ``extra`` matchers)."""
     return f'tslcd_node_info{{kind="commune", province="$province", area=~"$area"{extra}}}'
@@ -317,6 +342,51 @@ def province_overview() -> tuple[db.Dashboard, list[QueryCheck]]:
         "Đang mất kết nối / Down or unreachable now",
         _Q(DOWN_LIST, instant=True, table=True,
            expect=Expect(labels=("code", "name", "kind", "state"), min_series=0, bounds=(1.0, 1.0)))))
+    per_carrier = Expect(labels=("carrier",), bounds=(0.0, 1e9))
+    d = d.with_panel(b.panel(
+        table.Panel().span(12).height(9)
+        .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
+            "excludeByName": {"Time": True},
+            "indexByName": {"carrier": 0, "Value #A": 1, "Value #B": 2, "Value #C": 3, "Value #D": 4,
+                            "Value #E": 5},
+            "renameByName": {"carrier": "Nhà mạng / Carrier", "Value #A": "Khả dụng / Availability",
+                             "Value #B": "Phút mất kết nối / Outage commune-minutes",
+                             "Value #C": "Phút theo dõi / Observed commune-minutes",
+                             "Value #D": "Xã có đường truyền / Communes with a circuit",
+                             "Value #E": "Đang mất kết nối / Cut off now"}}))
+        .override_by_name("Khả dụng / Availability", [
+            dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+            dm.DynamicConfigValue(id_val="decimals", value=2)])
+        .description("Theo nhà mạng, trong khoảng thời gian đang xem của tỉnh (không theo khu vực): khả dụng = 1 - "
+                     "(xã-phút mất kết nối / xã-phút được theo dõi); mất kết nối = down hoặc unreachable, theo dõi = "
+                     "up, down hoặc unreachable (unknown và bảo trì không tính), mỗi phút một mẫu của "
+                     "tslcd_carrier_communes_cut_off và _observed do Prometheus ghi. Số liệu chính thức để đối chiếu "
+                     "hợp đồng là tslcd audit (lịch sử của tslcd). Per carrier over the dashboard's time range, for "
+                     "the province (not by area): availability = 1 - (commune-minutes cut off / commune-minutes "
+                     "observed); cut off = down or unreachable, observed = up, down or unreachable (unknown and "
+                     "maintenance left out), one sample a minute of tslcd_carrier_communes_cut_off and _observed as "
+                     "Prometheus recorded them. The authoritative figure, to hold a carrier to its contract, is "
+                     "tslcd audit's (tslcd's history)."),
+        "Theo nhà mạng / By carrier",
+        _Q(CARRIER_AVAILABILITY, instant=True, table=True, expect=Expect(labels=("carrier",), bounds=(0.0, 1.0))),
+        _Q(CARRIER_OUTAGE_MINUTES, instant=True, table=True, expect=per_carrier),
+        _Q(by_carrier(carrier_minutes("tslcd_carrier_communes_observed")), instant=True, table=True,
+           expect=per_carrier),
+        _Q(by_carrier('sum by (carrier) (tslcd_carrier_communes{province="$province"})'), instant=True,
+           table=True, expect=per_carrier),
+        _Q(by_carrier('sum by (carrier) (tslcd_carrier_communes_cut_off{province="$province"})'), instant=True,
+           table=True, expect=per_carrier)))
+    d = d.with_panel(b.panel(
+        timeseries.Panel().span(12).height(9).min(0).decimals(0).line_interpolation(cm.LineInterpolation.STEP_AFTER)
+        .legend(cb.VizLegendOptions().show_legend(True).display_mode(cm.LegendDisplayMode.LIST)
+                .placement(cm.LegendPlacement.BOTTOM))
+        .description("Số xã/phường có đường truyền đang down hoặc unreachable, theo nhà mạng ghi trong inventory "
+                     "(tslcd_carrier_communes_cut_off). Communes with a circuit down or unreachable, by the carrier "
+                     "the inventory names."),
+        "Xã mất kết nối theo nhà mạng / Communes cut off by carrier",
+        _Q(by_carrier('sum by (carrier) (tslcd_carrier_communes_cut_off{province="$province"})'),
+           legend="{{carrier}}", expect=Expect(labels=("carrier",), bounds=(0.0, 1e6)))))
 
     d = d.with_panel(b.panel(
         statetimeline.Panel().span(24).height(14).mappings(_state_mappings()).show_value(cm.VisibilityMode.NEVER)
