@@ -31,6 +31,7 @@ from monitor.core.history import (
     OutagePiece,
     PeriodCount,
     PeriodRate,
+    Seconds,
     merge_outages,
     period_rates,
 )
@@ -100,6 +101,8 @@ class Report:
     longest: dict[Any, float] = field(default_factory=dict)
     counts: dict[Any, int] = field(default_factory=dict)
     head: Seal | None = None
+    # Seconds per carrier (None: communes whose inventory names none) and the communes counted under it.
+    carriers: dict[str | None, tuple[Seconds, frozenset[Any]]] = field(default_factory=dict)
     pages_url: str = ""  # the status page (web.public_url): the HTML links each commune's code to its page there
 
     @property
@@ -210,10 +213,12 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
         summary=tuple(sorted(period_rates(all_rates), key=lambda p: (p.province != cfg.province, p.province, p.area))),
         daily=tuple(daily),
         communes=communes, outages=tuple((o, totals[o.unit]) for o in merged), longest=longest, counts=counts,
-        head=head, pages_url=cfg.web.public_url.rstrip("/") + "/" if cfg.web.public_url else "")
+        head=head, carriers=count.carrier_seconds(),
+        pages_url=cfg.web.public_url.rstrip("/") + "/" if cfg.web.public_url else "")
 
 
 NOT_RECORDED = "not recorded"
+NO_CARRIER = "(none named)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +423,25 @@ def tables(r: Report) -> list[Table]:
          o.unreachable_s, o.why or NOT_RECORDED, o.cause or "", ENDED_BY.get(o.ended_by, o.ended_by))
         for o, t in r.outages)
 
+    carrier_cols = (Column("carrier", "Carrier"), Column("communes", "Communes", "int"),
+                    Column("availability", "Availability", "rate"),
+                    Column("circuit_availability", "Availability excluding upstream outages", "rate"),
+                    Column("outage_min", "Outage minutes (down + unreachable)", "number"),
+                    Column("down_min", "Down minutes", "number"),
+                    Column("unreachable_min", "Unreachable minutes (upstream down)", "number"),
+                    Column("outages", "Outages", "int"), Column("unknown_min", "Unknown minutes", "number"),
+                    Column("maintenance_min", "Maintenance minutes", "number"))
+    carrier_of = {t.unit: t.carrier for t in r.communes}
+    outages_of: dict[str | None, int] = {}
+    for o, _ in r.outages:
+        outages_of[carrier_of.get(o.unit)] = outages_of.get(carrier_of.get(o.unit), 0) + 1
+    carrier_rows = tuple(
+        (c if c is not None else NO_CARRIER, len(units), sec.availability,
+         sec.up / (sec.up + sec.down) if sec.up + sec.down > 0 else None,
+         round((sec.down + sec.unreachable) / 60, 1), round(sec.down / 60, 1), round(sec.unreachable / 60, 1),
+         outages_of.get(c, 0), round(sec.unknown / 60, 1), round(sec.maintenance / 60, 1))
+        for c, (sec, units) in sorted(r.carriers.items(), key=lambda kv: (kv[0] is None, kv[0] or "")))
+
     cause_cols = (Column("why", "Cause"), Column("outages", "Outages", "int"),
                   Column("communes", "Communes", "int"), Column("downtime_s", "Downtime, s", "seconds"),
                   Column("share", "Share of the downtime", "rate"), Column("rule", "Rule"))
@@ -441,6 +465,10 @@ def tables(r: Report) -> list[Table]:
         Table("daily", "Daily rates", daily_cols, daily_rows),
         Table("communes", "Communes", commune_cols, commune_rows,
               "Downtime = down + unreachable time observed in the period; outages cut at the period's ends."),
+        Table("carriers", "Carriers", carrier_cols, carrier_rows,
+              "Each commune's days count under the carrier its inventory named that day (inventory: carrier). "
+              "Availability as everywhere; excluding upstream outages: up / (up + down), the commune's own "
+              "circuit. Outages are counted under the commune's carrier on its last day counted."),
         Table("causes", "Outages by cause", cause_cols, cause_rows,
               "Each outage once, with its cause (Definitions); downtime = down + unreachable time in the period."),
         Table("outages", "Outages", outage_cols, outage_rows,

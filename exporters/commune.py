@@ -160,6 +160,7 @@ def commune_view(snap: Snapshot, code: str, days: list[DayHistory] | None, hours
         "province": snap.province, "timezone": snap.timezone, "taken_at": local_time(snap.taken_at, tz),
         "code": n.code, "name": n.name, "kind": n.kind, "area": n.area, "node_province": n.province,
         "parent": n.parent, "parent_name": names.get(n.parent or "", ""), "lat": n.lat, "lon": n.lon,
+        "carrier": n.carrier, "circuit_id": n.circuit_id,
         "address": n.address if show_address else None, "address6": n.address6 if show_address else None,
         "has_circuit": bool(n.address), "state": ns.state, "state_label": STATE_LABELS.get(ns.state, ns.state),
         "since": local_time(ns.since, tz), "for": page_duration(snap.taken_at - ns.since) if ns.since else "",

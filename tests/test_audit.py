@@ -38,10 +38,12 @@ def audit_inventory() -> Inventory:
     return Inventory.of([
         Node("CORE", "Lõi", "core", P, address="127.0.0.1"),
         Node("AGG", "Tập trung", "aggregation", P, area="A", address="127.0.0.2", parent="CORE"),
-        Node("24133", "Phường Buôn Ma Thuột", "commune", P, area="A", address="127.0.0.3", parent="AGG"),
-        Node("24121", "Phường Tân An", "commune", P, area="A", address="127.0.0.4", parent="AGG"),
+        Node("24133", "Phường Buôn Ma Thuột", "commune", P, area="A", address="127.0.0.3", parent="AGG",
+             carrier="VNPT", circuit_id="DLK-1"),
+        Node("24121", "Phường Tân An", "commune", P, area="A", address="127.0.0.4", parent="AGG", carrier="VNPT"),
         Node("24154", "Xã Hòa Phú", "commune", P, area="A", address="127.0.0.5", parent="CORE"),
-        Node("22015", "Phường <b>Tuy Hòa</b>", "commune", P, area="B", address="127.0.0.6", parent="CORE"),
+        Node("22015", "Phường <b>Tuy Hòa</b>", "commune", P, area="B", address="127.0.0.6", parent="CORE",
+             carrier="Viettel"),
         Node("22045", "Phường Bình Kiến", "commune", P, area="B", parent="CORE"),
         Node("24999", "=HYPERLINK(\"http://198.18.0.1\",\"x\")", "commune", P, area="C", address="127.0.0.7",
              parent="CORE"),
@@ -194,8 +196,8 @@ def test_csv_report_has_every_section_and_is_safe_from_formulas(run_dir: Path) -
     raw = out.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for UTF-8
     s = sections(raw.decode("utf-8-sig"))
-    assert list(s) == ["Method", "Summary against the target", "Daily rates", "Communes", "Outages by cause",
-                       "Outages", "Digests"]
+    assert list(s) == ["Method", "Summary against the target", "Daily rates", "Communes", "Carriers",
+                       "Outages by cause", "Outages", "Digests"]
     method = {row[0]: row[1] for row in s["Method"][1:] if len(row) > 1}
     assert method["Timezone (day boundaries)"] == "Asia/Ho_Chi_Minh"
     assert method["Connected threshold (rates.connected_min_availability)"] == "0.9"
@@ -207,6 +209,15 @@ def test_csv_report_has_every_section_and_is_safe_from_formulas(run_dir: Path) -
     assert communes["24999"][1] == "'=HYPERLINK(\"http://198.18.0.1\",\"x\")"
     assert communes["22015"][10:13] == ["1", "10800.000", "10800.000"]
     assert len([r for r in s["Outages"][1:] if len(r) > 3]) == 3
+    # Per carrier, counted by hand: 24133 and 24121 (VNPT) each unreachable 2 h behind AGG and unobserved 3 h 5 min;
+    # 22015 (Viettel) down 3 h; the others name no carrier.
+    carriers = {r[0]: r for r in s["Carriers"][1:] if len(r) > 3}
+    assert set(carriers) == {"VNPT", "Viettel", "(none named)"}
+    up = 4 * 24 * H - 2 * H - 3 * H - 300
+    assert carriers["VNPT"][1:] == ["2", f"{2 * up / (2 * up + 4 * H):.6f}", "1.000000", "240.0", "0.0", "240.0", "2",
+                                    "370.0", "0.0"]
+    up = 4 * 24 * H - 3 * H - 3 * H - 300
+    assert carriers["Viettel"][1:5] == ["1", f"{up / (up + 3 * H):.6f}", f"{up / (up + 3 * H):.6f}", "180.0"]
     # Per cause, in the rule table's order, with the rule that put them there (also among the definitions).
     assert [r[:5] for r in s["Outages by cause"][1:] if len(r) > 3] == [
         ["upstream", "2", "2", "14400.000", "0.571429"], ["unknown", "1", "1", "10800.000", "0.428571"]]
@@ -228,8 +239,8 @@ def test_xlsx_report_has_real_dates_numbers_widths_and_a_frozen_header(run_dir: 
     out = run_dir / "report.xlsx"
     assert run(args(run_dir, *FROM_TO, "--out", str(out))) == 0
     wb = load_workbook(out)
-    assert wb.sheetnames == ["Method", "Summary against the target", "Daily rates", "Communes", "Outages by cause",
-                             "Outages", "Digests"]
+    assert wb.sheetnames == ["Method", "Summary against the target", "Daily rates", "Communes", "Carriers",
+                             "Outages by cause", "Outages", "Digests"]
     for ws in wb.worksheets:
         assert ws.freeze_panes == "A2"
         assert ws.column_dimensions["A"].width >= 10

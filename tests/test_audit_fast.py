@@ -120,6 +120,16 @@ def straightforward_report(store: HistoryStore, cfg: Config, first: date, last: 
         counts[o.unit] = counts.get(o.unit, 0) + 1
         longest[o.unit] = max(longest.get(o.unit, 0.0), o.duration)
     communes = tuple(sorted(totals.values(), key=lambda t: (t.area, t.code, t.first_day or UNBOUNDED)))
+    # Per carrier: the communes' totals added up (no circuit changes hands in these histories: test_history.py has
+    # one that does).
+    by_carrier: dict[str | None, tuple[list[float], set[Any]]] = {}
+    for t in totals.values():
+        acc, members = by_carrier.setdefault(t.carrier, ([0.0] * 5, set()))
+        for i, v in enumerate((t.seconds.up, t.seconds.down, t.seconds.unreachable, t.seconds.unknown,
+                               t.seconds.maintenance)):
+            acc[i] += v
+        members.add(t.unit)
+    carriers = {c: (Seconds(*acc), frozenset(members)) for c, (acc, members) in by_carrier.items()}
     return Report(
         province=cfg.province, area=area, first=first, last=last, requested_last=requested_last,
         timezone=cfg.timezone, generated_at=now, target=rates_cfg.target,
@@ -131,7 +141,8 @@ def straightforward_report(store: HistoryStore, cfg: Config, first: date, last: 
         summary=tuple(sorted(period_rates(all_rates), key=lambda p: (p.province != cfg.province, p.province, p.area))),
         daily=tuple(daily),
         communes=communes, outages=tuple((o, totals[o.unit]) for o in merged), longest=longest, counts=counts,
-        head=store.chain_head(), pages_url=cfg.web.public_url.rstrip("/") + "/" if cfg.web.public_url else "")
+        head=store.chain_head(), carriers=carriers,
+        pages_url=cfg.web.public_url.rstrip("/") + "/" if cfg.web.public_url else "")
 
 
 def assert_same_report(fast: Report, slow: Report) -> None:

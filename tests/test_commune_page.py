@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
+from inventory.model import Inventory
 from monitor.core.history import day_span
 from tests.conftest import ScriptedSweeper, small_inventory
 
@@ -35,7 +37,8 @@ async def monitored(tmp_path: Path) -> AsyncIterator[Any]:
     from monitor.runtime.service import Monitor
     from monitor.store import SqlStore
 
-    inv = small_inventory()
+    inv = Inventory.of([replace(n, carrier="VNPT", circuit_id="DLK-22015") if n.code == "22015" else n
+                        for n in small_inventory().nodes])
     (tmp_path / "inv.yaml").write_text(inventory_yaml(inv.nodes), encoding="utf-8")
     (tmp_path / "config.yaml").write_text(
         "province: Đắk Lắk\ninventory: inv.yaml\nweb:\n  listen: 127.0.0.1:0\nicmp:\n  interval_s: 600\n"
@@ -94,6 +97,7 @@ async def test_the_page_shows_the_days_the_outage_and_the_charts(monitored: Any,
     assert "2026-11-02 01:00:00" in html and "6 giờ 0 phút" in html  # the outage, local time
     # and its cause as recorded with it (no SNMP here: no evidence)
     assert '<span class="why">chưa rõ nguyên nhân / cause unknown</span>' in html
+    assert '<dd id="carrier">VNPT · mã kênh / circuit DLK-22015</dd>' in html  # inventory: carrier, circuit_id
     assert html.count('<svg class="chart"') == 4
     assert "Phường &lt;b&gt;Tuy Hòa&lt;/b&gt;" in html  # a name with markup is text
     assert "127.0.0.6" not in html and "shown to signed-in users" in html  # no address without auth

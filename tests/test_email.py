@@ -581,6 +581,7 @@ def history(tmp_path: Path, config_extra: str = "") -> tuple[Any, Any]:
     13:02-13:07, restarts twice and carries 5 MB; 24133 carries 120 kB. Sealed through D. The causes the monitor
     concluded: AGG's line, 22015's power, 24121's first outage filtered, the communes behind AGG upstream.
     """
+    from inventory.model import Inventory
     from monitor.config import load_config
     from monitor.store import CauseRow, ChangeRow, SampleRow, SweepBatch, open_store
     from tests.conftest import small_inventory
@@ -591,7 +592,9 @@ def history(tmp_path: Path, config_extra: str = "") -> tuple[Any, Any]:
     cfg = load_config(tmp_path / "config.yaml")
     store = open_store(cfg)
     t0 = at(0, 0, DAY - timedelta(days=2))
-    ids = {code: u for (code, _), u in store.record_inventory(small_inventory(), t0 - 10).units.items()}
+    # 24121's circuit is VNPT's (inventory: carrier), the others name none.
+    inv = Inventory.of([replace(n, carrier="VNPT") if n.code == "24121" else n for n in small_inventory().nodes])
+    ids = {code: u for (code, _), u in store.record_inventory(inv, t0 - 10).units.items()}
     run = store.start_run(t0, max_gap_s=3600)
     behind = ("24133", "24121", "24154")
     Change = tuple[str, str, str, str | None]
@@ -648,7 +651,10 @@ def test_the_report_counts_a_history_the_test_built(tmp_path: Path) -> None:
     text = render(r, language="en").text
     assert "By cause: upstream node 3 · power or reboot 1 · line 1 · ping filtered (SNMP answers) 1" in text
     assert ": down: power or reboot" in text and ": down: line" in text
+    assert [(c.code, c.carrier) for c in r.not_connected][:2] == [("24121", "VNPT"), ("24133", None)]
+    assert "- 24121 Phường Tân An (A): availability" in text and "; carrier VNPT\n" in text
     vi = render(r, language="vi")
+    assert '<span class="carrier" style="font-size:12px;color:#5b6673;">Nhà mạng: VNPT</span>' in vi.html
     assert "Theo nguyên nhân: do nút phía trên 3 · mất điện / khởi động lại 1" in vi.text
     assert 'id="by-cause"' in vi.html and "mất kết nối: đứt đường truyền" in vi.html
     assert r.outages[4].began == at(22, 5, DAY - timedelta(days=1))  # it began the day before

@@ -396,3 +396,22 @@ def test_another_pollers_heartbeats_say_nothing_of_a_unit_it_does_not_watch(
     alone = timeline(run1, changes, start, end)
     assert timeline(run1 + run2, changes, start, end) == alone
     assert fold(alone, start, end).unknown >= end - 40_000  # after run 1 stopped: unknown, whatever run 2 saw
+
+
+def test_carrier_seconds_split_a_commune_whose_circuit_changed_hands() -> None:
+    """Issue 17, part 4: each day of a commune counts under the carrier its inventory named that day."""
+    from monitor.core.history import Commune, PeriodCount, Roster
+
+    day = date(2026, 11, 1)
+    vnpt = Roster([Commune(1, "24133", "A", "P", "", True, "VNPT"), Commune(2, "24121", "B", "P", "", True, None)])
+    viettel = Roster([Commune(1, "24133", "A", "P", "", True, "Viettel"),
+                      Commune(2, "24121", "B", "P", "", True, None)])
+    count = PeriodCount(min_availability=0.9, in_use_min_bytes=0)
+    rows = {1: (1, 80_000.0, 6_400.0, 0.0, 0.0, 0.0, None, None), 2: (2, 86_400.0, 0.0, 0.0, 0.0, 0.0, None, None)}
+    for i, roster in enumerate((vnpt, vnpt, viettel)):
+        count.add_day(day + timedelta(days=i), 86_400, roster, rows)
+    got = count.carrier_seconds()
+    assert got["VNPT"] == (Seconds(up=160_000, down=12_800), frozenset({1}))
+    assert got["Viettel"] == (Seconds(up=80_000, down=6_400), frozenset({1}))
+    assert got[None] == (Seconds(up=3 * 86_400), frozenset({2}))
+    assert count.totals()[1].carrier == "Viettel"  # as on its last day

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -541,7 +542,7 @@ def test_a_restart_with_the_same_pid_is_not_another_monitor(store: SqlStore, db:
 def test_a_store_written_by_a_newer_tslcd_is_refused(store: SqlStore, db: str) -> None:
     store.close()
     tamper(db, "UPDATE alembic_version SET version_num = :v", v="9999")
-    with pytest.raises(StoreError, match=r"has schema 9999, newer than this tslcd knows \(up to 0005\)"):
+    with pytest.raises(StoreError, match=r"has schema 9999, newer than this tslcd knows \(up to 0006\)"):
         SqlStore(db)
 
 
@@ -614,3 +615,18 @@ def test_a_day_sealed_before_causes_were_recorded_keeps_its_digest(store: SqlSto
         text, _ = store._day_text(conn, D, s.prev, s.inventory_version, s.observed_s, s.day_s, {})
     outs = [json.loads(line[1:]) for line in text.splitlines() if line.startswith("O")]
     assert len(outs) == 1 and len(outs[0]) == 8 and chain.digest(text) == s.digest
+
+
+def test_carriers_are_recorded_with_the_inventory_and_old_versions_keep_their_digest(store: SqlStore) -> None:
+    plain = inventory(2)
+    before = store.record_inventory(plain, T0)
+    # A node without carrier and circuit id is digested as it was before migration 0006.
+    rows = [(n.code, date(1, 1, 1), n.name, n.kind, n.province, n.area, n.address, n.parent, n.active_from,
+             n.active_until) for n in plain.nodes]
+    assert before.digest == chain.inventory_digest(rows) == chain.inventory_digest([(*r, None, None) for r in rows])
+    a, b = plain.nodes
+    with_carrier = Inventory.of([replace(a, carrier="VNPT", circuit_id="DLK-0042"), b])
+    after = store.record_inventory(with_carrier, T0 + 10)
+    assert after.new and after.digest != before.digest  # a carrier named is a new version, covered by its digest
+    got = {n.code: (n.carrier, n.circuit_id) for n in store.inventory_nodes(after.version)}
+    assert got == {a.code: ("VNPT", "DLK-0042"), b.code: (None, None)}

@@ -143,6 +143,7 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
         reason = labels[c.reason] if c.reason in (NO_CIRCUIT, NOT_OBSERVED) else (
             labels["low_availability"].format(availability=f.pct(c.availability)) if c.reason else "")
         return {"code": c.code, "name": c.name, "area": c.area, "reason": reason, "reason_key": c.reason,
+                "carrier": c.carrier or "",
                 "downtime": f.duration(c.outage_s) if c.outage_s > 0 else "",
                 "traffic": f.bytes(c.traffic_bytes) if c.traffic_bytes is not None else labels["traffic_unknown"],
                 "observed": f.pct(c.coverage), "unknown": f.duration(c.unknown_s)}

@@ -83,6 +83,7 @@ class CommuneLine:
     observed_s: float = 0.0
     traffic_bytes: int | None = None
     reason: str = ""
+    carrier: str | None = None  # who provides its circuit (inventory: carrier)
 
     @property
     def outage_s(self) -> float:
@@ -236,7 +237,7 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
     def line(c: Any, reason: str = "") -> CommuneLine:
         s = c.seconds
         return CommuneLine(c.code, c.name, c.area, c.provisioned, s.availability, s.down, s.unreachable, s.unknown,
-                           s.maintenance, s.observed, c.traffic_bytes, reason)
+                           s.maintenance, s.observed, c.traffic_bytes, reason, c.carrier)
 
     monitor_gap_s = max(0.0, h.day_s - h.observed_s)
     not_connected: list[CommuneLine] = []

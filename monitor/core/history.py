@@ -351,6 +351,7 @@ class CommuneDay:
     provisioned: bool
     seconds: Seconds = field(default_factory=Seconds)
     traffic_bytes: int | None = None  # uplink in + out that day; None when SNMP gave nothing
+    carrier: str | None = None  # who provides its circuit (inventory: carrier)
 
 
 def has_data(c: CommuneDay) -> bool:
@@ -438,10 +439,11 @@ class CommuneTotals:
     days_in_use: int = 0
     seconds: Seconds = field(default_factory=Seconds)
     traffic_bytes: int | None = None
+    carrier: str | None = None  # as on its last day counted
 
     def add_day(self, day: date, c: CommuneDay, *, min_availability: float, in_use_min_bytes: int) -> None:
-        """Fold one active day in; name and area follow the latest day (a rename keeps the unit)."""
-        self.name, self.area = c.name, c.area
+        """Fold one active day in; name, area and carrier follow the latest day (a rename keeps the unit)."""
+        self.name, self.area, self.carrier = c.name, c.area, c.carrier
         self.first_day = day if self.first_day is None else min(self.first_day, day)
         self.last_day = day if self.last_day is None else max(self.last_day, day)
         self.days_active += 1
@@ -484,6 +486,7 @@ class Commune:
     province: str
     area: str
     provisioned: bool
+    carrier: str | None = None  # who provides its circuit, as this version says
 
 
 class Roster:
@@ -534,6 +537,8 @@ class PeriodCount:
         self._entries: tuple[tuple[Hashable, int, bool, list[Any]], ...] = ()
         self._pending = 0  # days of the current roster not given to its communes yet
         self._last: date | None = None
+        # Per unit whose carrier changed in the period: (the carrier before, its seconds up to then), at each change.
+        self._carrier_marks: dict[Hashable, list[tuple[str | None, tuple[float, ...]]]] = {}
 
     def _switch(self, roster: Roster, day: date) -> None:
         if roster is self._roster:
@@ -545,6 +550,8 @@ class PeriodCount:
             a = acc.get(unit)
             if a is None:
                 a = acc[unit] = [0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, None, c, day, day, 0, 0]
+            elif a[8].carrier != c.carrier:  # its circuit changed hands: the time so far is the former carrier's
+                self._carrier_marks.setdefault(unit, []).append((a[8].carrier, tuple(a[2:7])))
             entries.append((unit, leaf, provisioned, a))
         self._roster, self._entries = roster, tuple(entries)
 
@@ -610,10 +617,30 @@ class PeriodCount:
                              sum(in_use[i] for i in ix), sum(no_data[i] for i in ix), day)
                      for p, area, ix, communes, provisioned_n in roster._keys)
 
+    def carrier_seconds(self) -> dict[str | None, tuple[Seconds, frozenset[Hashable]]]:
+        """Seconds per carrier over the days added, and the communes that counted under it: each day of a commune
+        counts under the carrier its inventory named that day (a circuit that changed hands is split there)."""
+        self._settle()
+        out: dict[str | None, tuple[list[float], set[Hashable]]] = {}
+
+        def add(carrier: str | None, unit: Hashable, secs: Sequence[float]) -> None:
+            acc, units = out.setdefault(carrier, ([0.0] * 5, set()))
+            for i, v in enumerate(secs):
+                acc[i] += v
+            units.add(unit)
+
+        for unit, a in self._acc.items():
+            before: tuple[float, ...] = (0.0,) * 5
+            for carrier, mark in self._carrier_marks.get(unit, ()):
+                add(carrier, unit, [m - b for m, b in zip(mark, before, strict=True)])
+                before = mark
+            add(a[8].carrier, unit, [m - b for m, b in zip(a[2:7], before, strict=True)])
+        return {c: (Seconds(*acc), frozenset(units)) for c, (acc, units) in out.items()}
+
     def totals(self) -> dict[Hashable, CommuneTotals]:
         """Each commune's totals over the days added, by unit, in the order they first appeared."""
         self._settle()
         return {unit: CommuneTotals(unit, c.code, c.name, c.area, first, last, active, provisioned, connected, used,
-                                    Seconds(up, down, unreachable, unknown, maintenance), traffic_bytes)
+                                    Seconds(up, down, unreachable, unknown, maintenance), traffic_bytes, c.carrier)
                 for unit, (connected, used, up, down, unreachable, unknown, maintenance, traffic_bytes, c, first, last,
                            active, provisioned) in self._acc.items()}

@@ -49,6 +49,12 @@ def _loopback(i: int) -> str:
     return f"127.66.{i // 250 + 1}.{i % 250 + 1}"
 
 
+def _carrier(node: Node) -> Node:
+    """A demo commune with who provides its circuit: VNPT in the former Đắk Lắk, Viettel elsewhere (with an id)."""
+    carrier = "VNPT" if node.area == AREA_DAK_LAK else "Viettel"
+    return replace(node, carrier=carrier, circuit_id=f"{carrier}-{node.code}")
+
+
 def demo_nodes(*, netns: bool) -> list[Node]:
     """The demo inventory. With ``netns`` some communes live in test namespaces (198.18.0.0/15)."""
     nodes = [Node(CORE, "Trung tâm Tích hợp dữ liệu tỉnh (lõi)", "core", PROVINCE, address="127.66.0.1")]
@@ -69,14 +75,14 @@ def demo_nodes(*, netns: bool) -> list[Node]:
         elif (code, name) in ns_units:
             j = ns_units.index((code, name))
             if j < BEHIND_ROUTER:
-                nodes.append(Node(code, name, "commune", PROVINCE, area=area, address=f"198.18.2.{j + 1}",
-                                  address6=f"2001:db8:66:2::{j + 1}", parent=AGG_NS))
+                nodes.append(_carrier(Node(code, name, "commune", PROVINCE, area=area, address=f"198.18.2.{j + 1}",
+                                           address6=f"2001:db8:66:2::{j + 1}", parent=AGG_NS)))
             else:
-                nodes.append(Node(code, name, "commune", PROVINCE, area=area, address=f"198.18.3.{j + 1}",
-                                  address6=f"2001:db8:66:3::{j + 1}", parent=AGG[area]))
+                nodes.append(_carrier(Node(code, name, "commune", PROVINCE, area=area, address=f"198.18.3.{j + 1}",
+                                           address6=f"2001:db8:66:3::{j + 1}", parent=AGG[area])))
         else:
-            nodes.append(Node(code, name, "commune", PROVINCE, area=area, address=_loopback(i),
-                              parent=AGG[area]))
+            nodes.append(_carrier(Node(code, name, "commune", PROVINCE, area=area, address=_loopback(i),
+                                       parent=AGG[area])))
     return nodes
 
 
@@ -105,7 +111,7 @@ def inventory_yaml(nodes: Sequence[Node], header: str = "") -> str:
         row: dict[str, Any] = {"code": n.code, "name": n.name, "kind": n.kind}
         if n.province != PROVINCE:
             row["province"] = n.province
-        for key in ("area", "address", "address6", "snmp", "uplink", "parent", "lat", "lon",
+        for key in ("area", "address", "address6", "snmp", "uplink", "parent", "carrier", "circuit_id", "lat", "lon",
                     "active_from", "active_until"):
             value = getattr(n, key)
             if value not in (None, ""):

@@ -89,6 +89,8 @@ class InventoryNode(NodeFacts):
     parent: str | None
     active_from: date | None
     active_until: date | None
+    carrier: str | None = None
+    circuit_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +258,7 @@ def commune_days(h: DayHistory, nodes: Iterable[InventoryNode], area: str | None
         row = h.rows.get(n.unit)
         out.append(CommuneDay(n.unit, n.code, n.name, n.province, n.area, n.provisioned,
                               row.seconds if row else Seconds(unknown=h.day_s),
-                              row.traffic_bytes if row else None))
+                              row.traffic_bytes if row else None, n.carrier))
     return out
 
 
@@ -283,7 +285,8 @@ class Rosters:
         got = self._versions.get(version)
         if got is None:
             nodes = tuple(n for n in self._nodes_of(version) if _counted(n, self._area))
-            communes = tuple(Commune(n.unit, n.code, n.name, n.province, n.area, n.provisioned) for n in nodes)
+            communes = tuple(Commune(n.unit, n.code, n.name, n.province, n.area, n.provisioned, n.carrier)
+                             for n in nodes)
             spans = tuple({(n.active_from, n.active_until): n for n in nodes}.values())
             got = self._versions[version] = (communes, nodes, spans)
             _trim(self._versions, self.KEEP)

@@ -85,6 +85,8 @@ inventory_nodes = Table(
     Column("parent", String(64), nullable=True),
     Column("active_from", Date, nullable=True),
     Column("active_until", Date, nullable=True),
+    Column("carrier", String(64), nullable=True),  # migration 0006
+    Column("circuit_id", String(64), nullable=True),
 )
 
 # Raw state changes; purged after the retention period once their day is sealed.

@@ -394,7 +394,7 @@ class SqlStore:
     def record_inventory(self, inventory: Inventory, at: float) -> RecordedInventory:
         """Store the inventory as a new version unless it equals the latest; map every node to its unit id."""
         rows = [(n.code, unit_key(n.code, n.active_from)[1], n.name, n.kind, n.province, n.area, n.address,
-                 n.parent, n.active_from, n.active_until) for n in inventory.nodes]
+                 n.parent, n.active_from, n.active_until, n.carrier, n.circuit_id) for n in inventory.nodes]
         digest = chain.inventory_digest(rows)
         with self._write() as conn:
             ids = self._unit_ids(conn, [(r[0], r[1]) for r in rows])
@@ -408,7 +408,8 @@ class SqlStore:
             version = int(pk[0])
             conn.execute(insert(inventory_nodes), [
                 {"version_id": version, "unit_id": ids[(r[0], r[1])], "name": r[2], "kind": r[3], "province": r[4],
-                 "area": r[5], "address": r[6], "parent": r[7], "active_from": r[8], "active_until": r[9]}
+                 "area": r[5], "address": r[6], "parent": r[7], "active_from": r[8], "active_until": r[9],
+                 "carrier": r[10], "circuit_id": r[11]}
                 for r in rows])
         log.info("inventory version recorded", extra={"version": version, "nodes": len(rows)})
         return RecordedInventory(version, digest, ids, new=True)
@@ -438,7 +439,8 @@ class SqlStore:
         if code is not None:
             q = q.where(units.c.code == code)
         return tuple(InventoryNode(r.unit_id, r.code, r.valid_from, r.name, r.kind, r.province, r.area, r.address,
-                                   r.parent, r.active_from, r.active_until) for r in conn.execute(q))
+                                   r.parent, r.active_from, r.active_until, r.carrier, r.circuit_id)
+                     for r in conn.execute(q))
 
     def version_for(self, day: date, tz: tzinfo) -> int | None:
         """The inventory version in effect at the end of ``day``; None for days before the first one was recorded
@@ -655,7 +657,7 @@ class SqlStore:
         else:
             inv = inv_cache[version] = chain.inventory_digest(
                 (n.code, n.valid_from, n.name, n.kind, n.province, n.area, n.address, n.parent, n.active_from,
-                 n.active_until) for n in self._inventory_nodes(conn, version))
+                 n.active_until, n.carrier, n.circuit_id) for n in self._inventory_nodes(conn, version))
         rows = [(r[0], r[1], *r[2:]) for r in conn.execute(
             select(units.c.code, units.c.valid_from, *(daily.c[c] for c in _DAILY_COLS))
             .join(units, units.c.id == daily.c.unit_id).where(daily.c.day == day))]
