@@ -746,6 +746,53 @@ def test_snmpsim_keys_are_not_on_its_command_line(sim: Agent) -> None:
     assert AUTH_KEY not in sim.log_path.read_text(errors="replace")
 
 
+async def test_a_get_sends_the_datagram_pysnmp_would_send_with_the_varbind_list_built_once() -> None:
+    """get_varbind_list with a list built once puts on the wire what hlapi's get_cmd does (request-id aside)."""
+    from pyasn1.codec.ber import decoder, encoder
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        UdpTransportTarget,
+        get_cmd,
+    )
+    from pysnmp.proto.api import v2c
+
+    from monitor.probes.snmp.oids import SYS_DESCR, SYS_UPTIME
+    from monitor.probes.snmp.pysnmp_patches import get_varbind_list, varbind_list
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind((require_loopback("127.0.0.1"), 0))  # nothing answers: each request times out after one try
+    sink.setblocking(False)
+    engine = SnmpEngine()
+    try:
+        auth, ctx = CommunityData(COMMUNITY, mpModel=1), ContextData()
+        target = await UdpTransportTarget.create(sink.getsockname(), timeout=0.2, retries=0)
+        for oids in [[SYS_UPTIME + (0,)], [SYS_UPTIME + (0,), (1, 3, 6, 1, 2, 1, 1, 5, 0), SYS_DESCR + (0,),
+                                           (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6, 4_000_000_000)]]:
+            theirs = await get_cmd(engine, auth, target, ctx,
+                                   *[ObjectType(ObjectIdentity(rfc1902.ObjectName(o))) for o in oids], lookupMib=False)
+            vbl = varbind_list(oids)
+            ours = [await get_varbind_list(engine, auth, target, ctx, vbl) for _ in range(2)]  # shared list, twice
+            assert [type(r[0]) for r in (theirs, *ours)] == [type(theirs[0])] * 3  # no answer: the same timeout
+            sent = []
+            while True:
+                try:
+                    sent.append(sink.recv(65535))
+                except BlockingIOError:
+                    break
+            assert len(sent) == 3
+            msgs = [decoder.decode(d, asn1Spec=v2c.Message())[0] for d in sent]
+            for m in msgs:
+                v2c.apiPDU.set_request_id(v2c.apiMessage.get_pdu(m), 0)
+            assert [encoder.encode(m) for m in msgs[1:]] == [encoder.encode(msgs[0])] * 2
+            assert [tuple(o) for o, _ in v2c.apiPDU.get_varbinds(v2c.apiMessage.get_pdu(msgs[1]))] == oids
+    finally:
+        engine.close_dispatcher()
+        sink.close()
+
+
 async def test_many_targets_are_registered_without_a_target_row_each() -> None:
     """Only the first target of each credentials set is written as SNMP-TARGET-MIB rows; the rest
     are registered directly (1.7 ms of CPU saved per target), with their own address, timeout and

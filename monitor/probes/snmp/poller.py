@@ -31,8 +31,10 @@ Scale (docs/benchmarks.md, "SNMP poll"): one SnmpEngine per process (one more pe
 v3 user name reused with other keys), its UDP socket's receive buffer enlarged, requests
 in flight capped by one semaphore, one UdpTransportTarget per node created and registered
 once (all together, before the requests), numeric OIDs in pre-built ObjectTypes shared by
-every node, ``lookupMib=False``. Targets after the first of each credentials set are
-registered without SNMP-TARGET-MIB rows (``fast_configure``), and more than
+every node, ``lookupMib=False``, and a GET's VarBindList built once for each set of OIDs and
+shared by every request asking them (``get_varbind_list``: pysnmp builds one per request).
+Targets after the first of each credentials set are registered without SNMP-TARGET-MIB rows
+(``fast_configure``), and more than
 ``discovery_batch`` new uplinks are discovered over the ``discovery_polls`` polls after the
 first, so that the first poll after a start fits the interval too. What pysnmp learns of
 each v3 agent (engine ID, localized keys) is kept in dicts (``PeerKeysUsm``), not in
@@ -68,7 +70,6 @@ from pysnmp.hlapi.v3arch.asyncio import (
     UdpTransportTarget,
     UsmUserData,
     bulk_cmd,
-    get_cmd,
 )
 from pysnmp.hlapi.v3arch.asyncio.cmdgen import VB_PROCESSOR
 from pysnmp.proto import errind, rfc1902, rfc1905
@@ -96,7 +97,13 @@ from monitor.probes.snmp.oids import (
     oid_name,
 )
 from monitor.probes.snmp.profiles import AUTH_PROTOCOLS, PRIV_PROTOCOLS, PROBE_USER, profile_secrets, usm_groups
-from monitor.probes.snmp.pysnmp_patches import PeerKeysUsm, fast_configure, guard_receive
+from monitor.probes.snmp.pysnmp_patches import (
+    PeerKeysUsm,
+    fast_configure,
+    get_varbind_list,
+    guard_receive,
+    varbind_list,
+)
 from monitor.text import scrub
 
 if TYPE_CHECKING:
@@ -107,6 +114,7 @@ log = logging.getLogger("tslcd.snmp")
 
 SNMP_UNKNOWN_PDU_HANDLERS = "1.3.6.1.6.3.11.2.1.3"  # SNMP-MPD-MIB snmpUnknownPDUHandlers
 _GARBAGE_KEPT = 1024  # senders of undigestible datagrams remembered for the diagnosis (oldest forgotten)
+_VARBIND_LISTS_KEPT = 4096  # GET varbind lists kept (one per distinct set of OIDs: uplink ifIndexes differ)
 
 __all__ = ["SnmpPoller"]
 
@@ -139,7 +147,7 @@ class _NodeCache:
     need_sys: bool = True  # read sysDescr/sysObjectID in the next poll
     last_uptime: counters.Uptime | None = None
     not_found_at: float | None = None
-    get_plan: tuple[tuple[OID, ...], tuple[ObjectType, ...]] | None = None
+    get_plan: tuple[OID, ...] | None = None  # the GET's OIDs
     discover_at: int | None = None  # the poll (SnmpPoller._polls) of its first uplink discovery, None: at once
 
 
@@ -224,6 +232,7 @@ class SnmpPoller:
         self._contexts: dict[str, ContextData] = {}
         self._nodes: dict[str, _NodeCache] = {}
         self._vb_cache: dict[OID, ObjectType] = {}
+        self._vbl_cache: dict[tuple[OID, ...], Any] = {}
         self._secrets = tuple(s for p in self.profiles.values() for s in profile_secrets(p))
         # Senders of datagrams pysnmp could not digest (address -> what went wrong), read by the diagnosis.
         self._garbage: dict[str, str] = {}
@@ -540,9 +549,12 @@ class SnmpPoller:
             raise _Failed(Reason.LOCAL_ERROR, f"bad address {address!r}: {type(e).__name__}") from None
 
     async def _send(self, engine: SnmpEngine, auth: CommunityData | UsmUserData,
-                    target: UdpTransportTarget | Udp6TransportTarget, ctx: ContextData, vbs: Sequence[ObjectType],
+                    target: UdpTransportTarget | Udp6TransportTarget, ctx: ContextData, oids: Sequence[OID],
                     bulk: tuple[int, int] | None, secrets: Iterable[str], kind: str) -> tuple[Any, Any, Any, Any]:
-        """One request behind the in-flight semaphore; pysnmp's exceptions become LOCAL_ERROR failures."""
+        """One request behind the in-flight semaphore; pysnmp's exceptions become LOCAL_ERROR failures.
+
+        A GET sends the VarBindList built once for its OIDs (``_varbind_list``); a GETBULK, pysnmp's own.
+        """
         assert self._sem is not None
         # pysnmp ends a request after its tries; a hostile reply can break that (its request is left pending
         # forever, pysnmp issue #122): no request outlives its tries by more than a second.
@@ -550,9 +562,9 @@ class SnmpPoller:
         async with self._sem:
             try:
                 if bulk:
-                    sent = bulk_cmd(engine, auth, target, ctx, bulk[0], bulk[1], *vbs, lookupMib=False)
+                    sent = bulk_cmd(engine, auth, target, ctx, bulk[0], bulk[1], *self._vbs(oids), lookupMib=False)
                 else:
-                    sent = get_cmd(engine, auth, target, ctx, *vbs, lookupMib=False)
+                    sent = get_varbind_list(engine, auth, target, ctx, self._varbind_list(oids))
                 async with asyncio.timeout(deadline):  # a timer, not a task per request
                     r = await sent
                 return r[0], r[1], r[2], r[3]
@@ -573,7 +585,7 @@ class SnmpPoller:
         ctx = self._context(profile)
         secrets = profile_secrets(profile)
 
-        async def request(kind: str, oids: Sequence[OID], vbs: Sequence[ObjectType], *,
+        async def request(kind: str, oids: Sequence[OID], *,
                           bulk: tuple[int, int] | None = None) -> list[tuple[OID, Any]]:
             requests[0] += 1
             if trace:
@@ -581,7 +593,7 @@ class SnmpPoller:
                 trace(f"-> {kind} {what}{', '.join(oid_name(o) for o in oids)}")
             started = time.monotonic()
             assert cache.target is not None
-            err, status, index, binds = await self._send(engine, auth, cache.target, ctx, vbs, bulk, secrets, kind)
+            err, status, index, binds = await self._send(engine, auth, cache.target, ctx, oids, bulk, secrets, kind)
             took = time.monotonic() - started
             if err is not None:
                 if trace:
@@ -613,8 +625,8 @@ class SnmpPoller:
             names = await self._discover(node, cache, request, got)
         for _ in range(2):  # a GET; once more if the uplink's ifIndex moved and discovery found it again
             plan = self._plan(cache)
-            values = dict(await request("GET", plan[0], plan[1]))
-            self._read_system(values, plan[0], cache, got)
+            values = dict(await request("GET", plan))
+            self._read_system(values, plan, cache, got)
             if not node.uplink:
                 return SnmpReading(node.code, self.clock(), Reason.OK, **got)
             if cache.if_index is None and waiting:
@@ -680,7 +692,7 @@ class SnmpPoller:
                     break
                 oids = (SCALARS if first else ()) + (cursor,)
                 n_scalar = len(SCALARS) if first else 0
-                binds = await request("GETBULK", oids, self._vbs(oids), bulk=(n_scalar, self.max_repetitions))
+                binds = await request("GETBULK", oids, bulk=(n_scalar, self.max_repetitions))
                 pages += 1
                 if first:
                     self._read_scalars(binds[:n_scalar], got, cache)
@@ -734,8 +746,8 @@ class SnmpPoller:
 
     # -- the GET ----------------------------------------------------------------------------------
 
-    def _plan(self, cache: _NodeCache) -> tuple[tuple[OID, ...], tuple[ObjectType, ...]]:
-        """The GET's OIDs and its pre-built ObjectTypes (rebuilt only when what to read changes)."""
+    def _plan(self, cache: _NodeCache) -> tuple[OID, ...]:
+        """The GET's OIDs (worked out again only when what to read changes)."""
         oids: list[OID] = [SYS_UPTIME + (0,), SYS_NAME + (0,)]
         if cache.need_sys:
             oids += [SYS_DESCR + (0,), SYS_OBJECT_ID + (0,)]
@@ -747,10 +759,19 @@ class SnmpPoller:
             if cache.bits != 64:
                 oids += [IF_IN_OCTETS + (i,), IF_OUT_OCTETS + (i,)]
             oids += [IF_IN_ERRORS + (i,), IF_OUT_ERRORS + (i,)]
-        key = tuple(oids)
-        if cache.get_plan is None or cache.get_plan[0] != key:
-            cache.get_plan = (key, self._vbs(key))
+        if cache.get_plan is None or cache.get_plan != tuple(oids):
+            cache.get_plan = tuple(oids)
         return cache.get_plan
+
+    def _varbind_list(self, oids: Sequence[OID]) -> Any:
+        """The GET's VarBindList for ``oids``, built once and shared by every node and request asking them."""
+        key = tuple(oids)
+        vbl = self._vbl_cache.get(key)
+        if vbl is None:
+            if len(self._vbl_cache) >= _VARBIND_LISTS_KEPT:
+                self._vbl_cache.pop(next(iter(self._vbl_cache)))
+            vbl = self._vbl_cache[key] = varbind_list(key)
+        return vbl
 
     def _vbs(self, oids: Sequence[OID]) -> tuple[ObjectType, ...]:
         """Pre-built ObjectTypes, one per distinct OID, shared by every node and request.
@@ -861,7 +882,7 @@ class SnmpPoller:
         secrets = profile_secrets(profile)
         if trace:
             trace("-> diagnosis: a small GET (sysUpTime.0) with the same credentials, one try")
-        small, _, _, _ = await self._send(engine, auth, cache.probe_target, ctx, [_vb(SYS_UPTIME + (0,))], None,
+        small, _, _, _ = await self._send(engine, auth, cache.probe_target, ctx, (SYS_UPTIME + (0,),), None,
                                           secrets, "GET")
         if small is None:
             if trace:
@@ -876,7 +897,7 @@ class SnmpPoller:
             trace("   no answer either")
             trace("-> diagnosis: SNMPv3 discovery with an unknown user, one try")
         probe, _, _, _ = await self._send(engine, self._probe_auth, cache.probe_target, ContextData(),
-                                          [_vb(SYS_UPTIME + (0,))], None, secrets, "probe")
+                                          (SYS_UPTIME + (0,),), None, secrets, "probe")
         alive = not isinstance(probe, errind.RequestTimedOut)
         if trace:
             trace(f"   {'answered (' + type(probe).__name__ + ')' if alive else 'no answer either'}")

@@ -7,24 +7,30 @@ pysnmp's own code when those change, and must be re-checked on any pysnmp upgrad
 - ``PeerKeysUsm``: keeps what pysnmp learns of each v3 agent in dicts, not usmUserTable rows.
 - ``guard_receive``: a datagram pysnmp cannot digest is dropped and reported, never an exception
   escaping into the event loop (and a pending request it broke ends at its deadline, see the poller).
+- ``get_varbind_list``: hlapi's ``get_cmd`` sending a VarBindList built once (``varbind_list``) instead of
+  building one per request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from pysnmp.entity.rfc3413 import cmdgen
 from pysnmp.entity.rfc3413 import config as target_config
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
+    ContextData,
     SnmpEngine,
     Udp6TransportTarget,
     UdpTransportTarget,
     UsmUserData,
 )
 from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
-from pysnmp.proto import errind
+from pysnmp.proto import errind, rfc1902
 from pysnmp.proto import error as pysnmp_error
+from pysnmp.proto.api import v2c
 from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel
 
 _TARGETS = "tslcdTargets"  # engine user context: target name -> get_target_address's answer
@@ -84,6 +90,44 @@ def fast_configure(engine: SnmpEngine, auth: CommunityData | UsmUserData,
     targets[name] = (domain, fast, type(timeout)(int(target.timeout * 100)), type(retries)(target.retries),
                      params_name)
     lcd["addr"][key] = name, 1
+
+
+def varbind_list(oids: Sequence[tuple[int, ...]]) -> Any:
+    """The VarBindList pysnmp's GET command generator builds for ``oids`` (values unspecified), to build it once.
+
+    pysnmp builds a new one for every request (``set_varbinds``: a new ObjectName and VarBind per OID, about
+    0.15 ms of CPU for the 8 OIDs of a poll's GET, a tenth of the request). A request only encodes it, so one
+    list serves every request for the same OIDs; its encoding equals pysnmp's byte for byte (a test).
+    """
+    pdu = v2c.GetRequestPDU()
+    v2c.apiPDU.set_defaults(pdu)
+    v2c.apiPDU.set_varbinds(pdu, [(rfc1902.ObjectName(oid), None) for oid in oids])
+    return pdu.getComponentByPosition(3)
+
+
+async def get_varbind_list(engine: SnmpEngine, auth: CommunityData | UsmUserData,
+                           target: UdpTransportTarget | Udp6TransportTarget, ctx: ContextData,
+                           varbinds: Any) -> tuple[Any, Any, Any, Any]:
+    """What hlapi's ``get_cmd(..., lookupMib=False)`` does, with a VarBindList from ``varbind_list``.
+
+    The same steps as hlapi (LCD.configure, a GetCommandGenerator's send_pdu, its response
+    processing), and the same answer: (error indication, error status, error index, [(ObjectName, value)]).
+    """
+    addr_name, _ = LCD.configure(engine, auth, target, ctx.contextName)
+    future: asyncio.Future[tuple[Any, Any, Any, Any]] = asyncio.get_running_loop().create_future()
+
+    def done(snmp_engine: Any, handle: Any, error_indication: Any, error_status: Any, error_index: Any,
+             binds: Any, cb_ctx: Any) -> None:
+        if not future.cancelled():
+            future.set_result((error_indication, error_status, error_index, binds))
+
+    pdu = v2c.GetRequestPDU()
+    v2c.apiPDU.set_defaults(pdu)  # a new request-id, error-status and -index 0
+    pdu.setComponentByPosition(3, varbinds, verifyConstraints=False, matchTags=False, matchConstraints=False)
+    generator = cmdgen.GetCommandGenerator()
+    generator.send_pdu(engine, addr_name, ctx.contextEngineId, ctx.contextName, pdu,
+                       generator.process_response_varbinds, (done, None))
+    return await future
 
 
 _USM = "_SnmpUSMSecurityModel__"  # the prefix of SnmpUSMSecurityModel's private (name-mangled) methods
