@@ -610,6 +610,7 @@ def tslcd_probing(prom: Prom, log: Path, nodes: int, t0: float, t1: float) -> di
     # ran (a sweep job also folds, records and renders after its probing: it can outlast the interval while its
     # probing did not), and how late the 5 s housekeeping jobs ran (the event loop held by something else).
     polls: list[float] = []
+    poll_cpu: list[float] = []  # the worker's CPU for each of those polls (its event loop's thread)
     late: list[float] = []
     job = {"_sweep_job": "icmp", "_snmp_job": "snmp"}
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -625,6 +626,8 @@ def tslcd_probing(prom: Prom, log: Path, nodes: int, t0: float, t1: float) -> di
         msg = str(rec.get("msg", ""))
         if msg == "snmp poll":
             polls.append(float(rec["duration_s"]))
+            if "cpu_s" in rec:
+                poll_cpu.append(float(rec["cpu_s"]))
         elif msg == "sweep overran its interval":
             out["icmp"]["overruns"] += 1
         elif msg == "poll overran its interval":
@@ -638,6 +641,7 @@ def tslcd_probing(prom: Prom, log: Path, nodes: int, t0: float, t1: float) -> di
             if m:
                 late.append(int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]))
     out["snmp"]["worker_polls"] = polls
+    out["snmp"]["worker_poll_cpu"] = poll_cpu
     if polls:
         out["snmp"]["max_s"] = max(polls + ([out["snmp"]["max_s"]] if out["snmp"]["max_s"] else []))
     out["loop_late"] = {"count": len(late), "max_s": max(late, default=0.0)}
@@ -761,9 +765,19 @@ def totals(phase: Phase, prefix: str) -> dict[str, float]:
 
 
 def worker_cpu_per_poll(t: Phase | None) -> float | None:
-    """CPU seconds tslcd's SNMP worker spent per poll done in the window."""
+    """CPU seconds tslcd's SNMP worker spent on a poll: the mean of the "snmp poll" log lines' ``cpu_s``
+    (each poll's own, measured by the worker), for the polls that ended in the window.
+
+    Without them (an older tslcd), the worker's CPU over the window divided by the polls that ended in it:
+    wrong when polls overrun, since the window then holds parts of more polls than end in it (the first
+    disturbed 20,000-node run reported 61 s "a poll" that way: its 300 s window held the work of about two
+    132 s polls, one every 180 s, and only one of them ended in it).
+    """
     if t is None or not t.figures:
         return None
+    own = t.probing.get("snmp", {}).get("worker_poll_cpu", [])
+    if own:
+        return float(sum(own) / len(own))
     polls = len(t.probing.get("snmp", {}).get("worker_polls", []))
     worker = t.figures["procs"].get("tslcd (SNMP worker)")
     return worker["cpu"] * t.figures["window_s"] / polls if worker and polls else None
