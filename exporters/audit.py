@@ -302,6 +302,11 @@ def definitions(r: Report) -> list[str]:
         "code reused by a new unit after a reform is a different commune. The inventory version in effect at "
         "the end of each day decides which communes are active that day; a day before the first version "
         "was recorded has none (none recorded), so no data.",
+        "IPv6 readiness on day D: communes whose IPv6 address (inventory: address6) answered at least once on D, "
+        "divided by the communes with data on D (the connection rate's denominator and 'no data' rules); a commune "
+        "without an IPv6 address is not IPv6 ready. A period's IPv6 readiness rate is the mean of the daily rates "
+        "of the days with data. A commune's IPv6 availability: the sweeps its IPv6 address answered / the sweeps "
+        "that probed it.",
         "Outage causes, from what ICMP and SNMP saw (first match wins): " + "; ".join(
             f"{c.value}: {text}" for c, text in RULES) + ". A down commune is asked over SNMP too (at most "
         "snmp.down_nodes_max a poll). A day's outages carry the cause known when the day was sealed; an outage "
@@ -372,11 +377,12 @@ def tables(r: Report) -> list[Table]:
         Column("connected_min", "Lowest daily connected rate", "rate"),
         Column("connected_max", "Highest daily connected rate", "rate"),
         Column("days_no_data", "Days without data (left out of the measured rates)", "int"),
+        Column("ipv6_rate", "IPv6 readiness rate (measured)", "rate"),
     )
     summary_rows = tuple(
         (p.province, p.area, p.days, p.provisioned_rate, p.connected_rate, p.in_use_rate, r.target,
          None if p.connected_rate is None else max(0.0, r.target - p.connected_rate), p.connected_min,
-         p.connected_max, p.days_no_data) for p in r.summary)
+         p.connected_max, p.days_no_data, p.ipv6_rate) for p in r.summary)
 
     daily_cols = (
         Column("day", "Day", "date"), Column("communes", "Communes active", "int"),
@@ -387,12 +393,14 @@ def tables(r: Report) -> list[Table]:
         Column("sealed", "Sealed"), Column("digest", "Day digest (sha256)"),
         Column("no_data", "Communes without data (not observed)", "int"),
         Column("representative", f"Representative (coverage >= {r.min_coverage:.0%})"),
+        Column("ipv6_ready", "IPv6 ready", "int"), Column("ipv6_rate", "IPv6 readiness rate", "rate"),
     )
     daily_rows = tuple(
         (d.rate.day, d.rate.communes, d.rate.provisioned, d.rate.connected, d.rate.in_use, d.rate.provisioned_rate,
          d.rate.connected_rate, d.rate.in_use_rate, d.coverage, "yes" if d.seal else "no",
          d.seal.digest if d.seal else "", d.rate.no_data,
-         "no data" if not d.rate.has_data else ("yes" if d.coverage >= r.min_coverage else "no"))
+         "no data" if not d.rate.has_data else ("yes" if d.coverage >= r.min_coverage else "no"),
+         d.rate.ipv6_ready, d.rate.ipv6_rate)
         for d in r.daily)
 
     commune_cols = (
@@ -404,12 +412,14 @@ def tables(r: Report) -> list[Table]:
         Column("downtime_s", "Total downtime, s", "seconds"), Column("longest_s", "Longest outage, s", "seconds"),
         Column("coverage", "Coverage", "rate"), Column("unknown_s", "Unknown, s", "seconds"),
         Column("maintenance_s", "Maintenance, s", "seconds"),
+        Column("carrier", "Carrier"), Column("days_ipv6", "Days IPv6 answered", "int"),
+        Column("ipv6_availability", "IPv6 availability (answered / probed)", "rate"),
     )
     commune_rows = tuple(
         (t.code, t.name, t.area, t.first_day, t.last_day, t.days_active, t.days_provisioned,
          t.seconds.availability, t.days_connected, t.days_in_use, r.counts.get(t.unit, 0), round(t.seconds.outage, 3),
          round(r.longest.get(t.unit, 0.0), 3), t.coverage, round(t.seconds.unknown, 3),
-         round(t.seconds.maintenance, 3)) for t in r.communes)
+         round(t.seconds.maintenance, 3), t.carrier or "", t.days_ipv6, t.ipv6_availability) for t in r.communes)
 
     outage_cols = (
         Column("code", "Code"), Column("name", "Name"), Column("area", "Area"),

@@ -81,6 +81,7 @@ EMAIL: dict[str, dict[str, str]] = {
         "gap": "Còn {count} xã chưa kết nối để đạt mục tiêu {target}.",
         "gap_met": "Đạt mục tiêu {target}: mọi xã cần thiết đều kết nối.",
         "gap_no_data": "Không có số liệu: hệ thống giám sát không quan sát được xã nào trong ngày.",
+        "ipv6": "Sẵn sàng IPv6: {value} ({count}/{total} xã có địa chỉ IPv6 trả lời trong ngày)",
         "no_traffic": "chưa đo được: thiếu số liệu lưu lượng (SNMP)",
         "coverage_warn": "Hệ thống giám sát chỉ quan sát được {coverage} thời gian trong ngày. Phần còn lại là "
                          "“chưa rõ”: không tính là có kết nối, cũng không tính là mất kết nối.",
@@ -148,6 +149,8 @@ EMAIL: dict[str, dict[str, str]] = {
         "def_provisioned": "Đã có đường truyền: xã có địa chỉ mạng TSLCD trong danh mục (chỉ tiêu chính thức có thể "
                            "hiểu theo nghĩa này; báo cáo nêu cả hai).",
         "def_unreachable": "Không tới được: nút phía trên (nút tập trung) mất kết nối nên không đo được xã.",
+        "def_ipv6": "Sẵn sàng IPv6 trong ngày: số xã có địa chỉ IPv6 trả lời ít nhất một lần trong ngày / số xã có "
+                    "số liệu (như tỷ lệ kết nối).",
         "def_causes": "Nguyên nhân, từ những gì ICMP và SNMP thấy: mất điện / khởi động lại (thiết bị khởi động "
                       "lại trong hoặc ngay sau sự cố); đứt đường truyền (cổng đường lên báo ngừng, hoặc mất cả ICMP "
                       "lẫn SNMP khi nút phía trên vẫn hoạt động); bị chặn ping (SNMP vẫn trả lời); do nút phía trên; "
@@ -175,6 +178,7 @@ EMAIL: dict[str, dict[str, str]] = {
         "gap": "{count} more communes must connect to reach the {target} target.",
         "gap_met": "Target {target} met.",
         "gap_no_data": "No data: the monitor observed no commune that day.",
+        "ipv6": "IPv6 readiness: {value} ({count}/{total} communes whose IPv6 address answered that day)",
         "no_traffic": "not measured: no uplink traffic figures (SNMP)",
         "coverage_warn": "The monitor observed only {coverage} of the day. The rest is \"unknown\": counted neither "
                          "as connected nor as disconnected.",
@@ -243,6 +247,8 @@ EMAIL: dict[str, dict[str, str]] = {
                            "indicator may mean this, so both are shown.",
         "def_unreachable": "Unreachable: an upstream (aggregation) node was down, so the commune could not be "
                            "measured.",
+        "def_ipv6": "IPv6 readiness on a day: communes whose IPv6 address answered at least once that day / communes "
+                    "with data (as for the connection rate).",
         "def_causes": "Causes, from what ICMP and SNMP saw: power or reboot (the router restarted during the outage "
                       "or right after it); line (its uplink read down, or ICMP and SNMP both lost with the node "
                       "upstream up); ping filtered (SNMP still answered); upstream node; unknown (not enough "

@@ -43,6 +43,8 @@ COMMUNES_PROVISIONED = "tslcd_communes_provisioned"
 COMMUNES_CONNECTED = "tslcd_communes_connected"
 CONNECTION_RATE = "tslcd_connection_rate_ratio"
 CONNECTION_TARGET = "tslcd_connection_target_ratio"
+COMMUNES_IPV6_READY = "tslcd_communes_ipv6_ready"
+IPV6_READINESS = "tslcd_ipv6_readiness_ratio"
 # Per province and carrier (exporters/carriers.py; carrier "" = none named in the inventory).
 CARRIER_COMMUNES = "tslcd_carrier_communes"
 CARRIER_OBSERVED = "tslcd_carrier_communes_observed"
@@ -51,6 +53,7 @@ CARRIER_CUT_OFF = "tslcd_carrier_communes_cut_off"
 RATE_CONNECTED = "tslcd_connected_day_rate_ratio"
 RATE_IN_USE = "tslcd_in_use_day_rate_ratio"
 RATE_PROVISIONED = "tslcd_provisioned_day_rate_ratio"
+RATE_IPV6 = "tslcd_ipv6_readiness_day_rate_ratio"
 MONITOR_COVERAGE = "tslcd_monitor_coverage_ratio"
 HISTORY_SEALED = "tslcd_history_sealed_through_timestamp_seconds"
 HISTORY_WRITE_FAILURES = "tslcd_history_write_failures_total"
@@ -131,6 +134,10 @@ F_PROVISIONED = Family(COMMUNES_PROVISIONED, "gauge", "Active communes with a TS
 F_CONNECTED = Family(COMMUNES_CONNECTED, "gauge", "Active communes up now.", _AREA)
 F_RATE = Family(CONNECTION_RATE, "gauge", "Connected / active communes (area \"\" = province).", _AREA)
 F_TARGET = Family(CONNECTION_TARGET, "gauge", "The plan's target connection rate.", ())
+F_IPV6_READY = Family(COMMUNES_IPV6_READY, "gauge", "Active communes whose IPv6 address (address6) answered the "
+                      "last sweep.", _AREA)
+F_IPV6_RATE = Family(IPV6_READINESS, "gauge", "IPv6 readiness now: communes whose IPv6 address answered / active "
+                     "communes (docs/design.md).", _AREA)
 _CARRIER = ("province", "carrier")
 F_CARRIER = Family(CARRIER_COMMUNES, "gauge", "Active communes with a TSLCD circuit, by the carrier the inventory "
                    "names (carrier \"\" = none named).", _CARRIER)
@@ -161,7 +168,7 @@ F_SNMP_NODES = Family(SNMP_NODES, "gauge", "Nodes by the outcome of their last S
 # (states, round trips, rates, and ping-only, which needs the state), "snmp" after every SNMP poll.
 NODE_FAMILIES = (F_INFO, F_UP, F_STATE, F_CHANGES, F_LAST, F_FLAP, F_CAUSE, F_OUTAGE, F_V6, F_RTT, F_RTT_MIN,
                  F_RTT_MAX, F_JITTER, F_LOSS, F_PING_ONLY, F_COMMUNES, F_PROVISIONED, F_CONNECTED, F_RATE, F_TARGET,
-                 F_CARRIER, F_CARRIER_OBSERVED, F_CARRIER_CUT_OFF)
+                 F_IPV6_READY, F_IPV6_RATE, F_CARRIER, F_CARRIER_OBSERVED, F_CARRIER_CUT_OFF)
 SNMP_FAMILIES = (F_SNMP_UP, F_SNMP_REASON, F_SNMP_LAST, F_UPTIME, F_REBOOTS, F_LAST_REBOOT, F_OPER, F_RX, F_TX,
                  F_ERRORS, F_TODAY, F_SNMP_NODES)
 PARTS = ("nodes", "snmp")
@@ -223,6 +230,9 @@ def node_samples(snap: Snapshot) -> Iterator[Sample]:
         yield F_PROVISIONED, key, float(r.provisioned)
         yield F_CONNECTED, key, float(r.connected)
         yield F_RATE, key, r.rate
+        yield F_IPV6_READY, key, float(r.ipv6_ready)
+        if r.ipv6_rate is not None:
+            yield F_IPV6_RATE, key, r.ipv6_rate
     yield F_TARGET, (), snap.target
     # A standby's snapshot has no node: no carrier series either (the active poller's are the figures).
     for c in carrier_rows(snap.nodes):
@@ -468,6 +478,9 @@ class HistoryCollector:
                                  "rates.in_use_min_bytes that day.", labels=labels)
         prov = GaugeMetricFamily(RATE_PROVISIONED, "Share of active communes with a TSLCD circuit that day.",
                                  labels=labels)
+        ipv6 = GaugeMetricFamily(RATE_IPV6, "IPv6 readiness: share of active communes whose IPv6 address answered "
+                                 "that day (no series without data); last_30d is the mean of daily rates.",
+                                 labels=labels)
         cov = GaugeMetricFamily(MONITOR_COVERAGE, "Share of the period the monitor was observing.",
                                 labels=["period"])
         recent = rec.recent()
@@ -491,9 +504,11 @@ class HistoryCollector:
                     if r.in_use_rate is not None:
                         used.add_metric(key, r.in_use_rate)
                     prov.add_metric(key, r.provisioned_rate)
+                    if r.ipv6_rate is not None:
+                        ipv6.add_metric(key, r.ipv6_rate)
                 if coverage is not None:
                     cov.add_metric([period], coverage)
-        yield from (conn, used, prov, cov)
+        yield from (conn, used, prov, ipv6, cov)
         if rec.sealed_through is not None:
             yield GaugeMetricFamily(HISTORY_SEALED, "End of the last day sealed into the hash chain.",
                                     value=day_span(rec.sealed_through, rec.tz)[1])

@@ -129,6 +129,8 @@ def status_view(snap: Snapshot, *, area: str | None = None, q: str = "", page: i
         "connected": headline.connected,
         "connection_rate": headline.rate,
         "provisioned_rate": headline.provisioned_rate,
+        "ipv6_ready": headline.ipv6_ready,
+        "ipv6_rate": headline.ipv6_rate,
         "national": snap.province == NATIONAL,
         "provinces": [
             {"province": r.province, "communes": r.communes, "provisioned": r.provisioned, "connected": r.connected,

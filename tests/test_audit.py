@@ -43,7 +43,7 @@ def audit_inventory() -> Inventory:
         Node("24121", "Phường Tân An", "commune", P, area="A", address="127.0.0.4", parent="AGG", carrier="VNPT"),
         Node("24154", "Xã Hòa Phú", "commune", P, area="A", address="127.0.0.5", parent="CORE"),
         Node("22015", "Phường <b>Tuy Hòa</b>", "commune", P, area="B", address="127.0.0.6", parent="CORE",
-             carrier="Viettel"),
+             carrier="Viettel", address6="::1"),
         Node("22045", "Phường Bình Kiến", "commune", P, area="B", parent="CORE"),
         Node("24999", "=HYPERLINK(\"http://198.18.0.1\",\"x\")", "commune", P, area="C", address="127.0.0.7",
              parent="CORE"),
@@ -222,6 +222,11 @@ def test_csv_report_has_every_section_and_is_safe_from_formulas(run_dir: Path) -
     assert [r[:5] for r in s["Outages by cause"][1:] if len(r) > 3] == [
         ["upstream", "2", "2", "14400.000", "0.571429"], ["unknown", "1", "1", "10800.000", "0.428571"]]
     assert any("power: its router restarted" in v for v in method.values())
+    # IPv6 readiness (issue 17, part 5): 22015 is dual-stack and its IPv6 address answered every observed sweep.
+    assert [r[-2:] for r in s["Daily rates"][1:] if len(r) > 3] == [["1", f"{1 / 6:.6f}"]] * 4
+    assert summary[""][-1] == f"{1 / 6:.6f}"
+    assert communes["22015"][-3:] == ["Viettel", "4", "1.000000"] and communes["24133"][-3:] == ["VNPT", "0", ""]
+    assert any(v.startswith("IPv6 readiness on day D") for v in method.values())
     digests = [r for r in s["Digests"][1:] if len(r) > 3]
     assert [r[0] for r in digests] == [(D + timedelta(days=i)).isoformat() for i in range(4)]
     for cell in (c for rows in s.values() for row in rows for c in row):
@@ -361,7 +366,7 @@ def test_month_with_area_and_progress_bar_on_request(run_dir: Path, capsys: pyte
     # June 1-27: before the first inventory was recorded: no commune active, no data, no rate (coverage 0).
     # (Until issue 16 these days used the first version and counted its communes as not connected.)
     assert len(daily) == 30 and daily[0][1:4] == ["0", "0", "0"] and daily[0][8] == "0.000000"
-    assert daily[0][6] == "" and daily[0][-1] == "no data"
+    assert daily[0][6] == "" and daily[0][-3] == "no data"
     assert daily[27][1:4] == ["3", "3", "3"]
 
 
@@ -482,10 +487,11 @@ def test_a_month_the_monitor_saw_only_3_days_of_has_the_rate_of_those_3_days(run
     assert run(args(run_dir, "--month", "2025-06", "--out", str(out))) == 0
     s = sections(out.read_text(encoding="utf-8-sig"))
     head, row = s["Summary against the target"][0], next(r for r in s["Summary against the target"][1:] if r[1] == "")
-    assert row[head.index("Days counted")] == "3" and row[-1] == "27"
+    assert row[head.index("Days counted")] == "3"
+    assert row[head.index("Days without data (left out of the measured rates)")] == "27"
     assert float(row[head.index("Connected rate (measured)")]) == pytest.approx(last3.connected_rate, abs=1e-6)
     daily = [r for r in s["Daily rates"][1:] if len(r) > 3]
-    assert daily[0][6] == "" and daily[0][-1] == "no data" and daily[27][-1] == "yes"
+    assert daily[0][6] == "" and daily[0][-3] == "no data" and daily[27][-3] == "yes"
     assert float(dict(s["Method"][1:])["Coverage (share of the period the monitor was observing)"]) == pytest.approx(
         3 / 30, abs=0.002)
 

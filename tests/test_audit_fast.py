@@ -330,10 +330,12 @@ def test_history_values_are_the_rows_of_history(history_store: SqlStore) -> None
                     strict=True):
         assert (h.day, h.start, h.end, h.seal, h.inventory_version, h.observed_s, h.outages) == (
             v.day, v.start, v.end, v.seal, v.inventory_version, v.observed_s, v.outages)
-        assert {u: (u, *astuple(r.seconds), r.bytes_in, r.bytes_out) for u, r in h.rows.items()} == dict(v.rows)
+        assert {u: (u, *astuple(r.seconds), r.bytes_in, r.bytes_out, r.v6_samples, r.v6_ok)
+                for u, r in h.rows.items()} == dict(v.rows)
         for u, row in v.rows.items():
-            assert [type(x) for x in row] == [type(x) for x in (u, *astuple(h.rows[u].seconds), h.rows[u].bytes_in,
-                                                                    h.rows[u].bytes_out)]
+            r = h.rows[u]
+            assert [type(x) for x in row] == [type(x) for x in (u, *astuple(r.seconds), r.bytes_in, r.bytes_out,
+                                                                    r.v6_samples, r.v6_ok)]
 
 
 def astuple(s: Seconds) -> tuple[float, ...]:
@@ -512,8 +514,11 @@ def test_every_format_of_the_fast_report_is_the_straightforward_ones(history_sto
 
 _AMOUNT = st.sampled_from([0.0, -0.0, 0.001, 0.5, 300.0, 3600.0, 43_200.0, 77_760.0, 86_400.0, 1e-9, 12_345.678,
                            86_399.999])
-_ROW = st.tuples(_AMOUNT, _AMOUNT, _AMOUNT, _AMOUNT, _AMOUNT,
-                 st.one_of(st.none(), st.integers(0, 3_000_000)), st.one_of(st.none(), st.integers(0, 3_000_000)))
+# Seconds, uplink bytes in and out, then the IPv6 probes and answers (both None: no IPv6 address probed).
+_ROW = st.tuples(st.tuples(_AMOUNT, _AMOUNT, _AMOUNT, _AMOUNT, _AMOUNT, st.one_of(st.none(), st.integers(0, 3_000_000)),
+                           st.one_of(st.none(), st.integers(0, 3_000_000))),
+                 st.one_of(st.just((None, None)), st.tuples(st.integers(0, 300), st.integers(0, 300)))).map(
+    lambda t: (*t[0], *t[1]))
 _NODE = st.tuples(st.sampled_from(["commune", "commune", "commune", "core"]), st.sampled_from([P, Q]),
                   st.sampled_from(["", "A", "B"]), st.booleans(), st.sampled_from([None, 1, 2]),
                   st.sampled_from([None, 2, 3]), st.sampled_from(["Xã A", "Xã B"]))
@@ -542,7 +547,8 @@ def test_period_count_is_commune_days_day_rates_and_commune_totals(
         version = versions[i] if versions[i] else None
         start, end = day_span(day, HCM)
         h = DayHistory(day, start, end, None, version, 0.0,
-                       {u: DayRow(u, Seconds(*r[:5]), 0, 0, 0, 0, r[5], r[6]) for u, r in rows[i % 6].items()})
+                       {u: DayRow(u, Seconds(*r[:5]), 0, 0, 0, 0, r[5], r[6], None, r[7], r[8])
+                        for u, r in rows[i % 6].items()})
         cds = commune_days(h, inventory[version] if version is not None else (), area)
         want = day_rates(day, cds, min_availability=min_av, in_use_min_bytes=min_bytes)
         got = count.add_day(day, h.day_s, rosters.on(version, day),

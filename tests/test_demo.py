@@ -132,6 +132,12 @@ def test_demo_shows_outages_and_recoveries_then_cleans_up() -> None:
         assert len(snmp) == 92 and sum(1 for s in snmp.values() if s["up"]) == 91
         assert sum(1 for s in snmp.values() if s["uplink_oper_up"] is False) == 1
         assert any(s["rx_bytes_total"] for s in snmp.values())
+        # IPv6 readiness (issue 17, part 5): the dual-stack communes (::1, and those in the namespaces) answer.
+        assert view["ipv6_ready"] >= 1 and view["ipv6_rate"] > 0
+        with urllib.request.urlopen(url + "metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        ready = re.search(r'^tslcd_communes_ipv6_ready\{area="",province="Đắk Lắk"\} ([\d.]+)$', metrics, re.M)
+        assert ready is not None and float(ready.group(1)) >= 1  # (a flapping host may have changed since)
     finally:
         status = stop(proc, signal.SIGINT)
     assert status == 0

@@ -619,8 +619,11 @@ def history(tmp_path: Path, config_extra: str = "") -> tuple[Any, Any]:
               CauseRow(ids["22015"], at(13, 2), at(13, 7), "power"),
               CauseRow(ids["24121"], at(22, 5, DAY - timedelta(days=1)), at(0, 40), "filtered")]
     causes += [CauseRow(ids[c], at(8, 10), at(15, 10), "upstream") for c in behind]
-    store.write_sweep(SweepBatch(run, None, (), [SampleRow(DAY, ids["22015"], bytes_in=5_000_000, reboots=2),
-                                                 SampleRow(DAY, ids["24133"], bytes_in=120_000)], causes))
+    # 22015 is dual-stack and its IPv6 address answered; 24133's was probed and never answered.
+    store.write_sweep(SweepBatch(run, None, (), [SampleRow(DAY, ids["22015"], bytes_in=5_000_000, reboots=2,
+                                                           v6_samples=44, v6_ok=40),
+                                                 SampleRow(DAY, ids["24133"], bytes_in=120_000, v6_samples=44,
+                                                           v6_ok=0)], causes))
     store.seal_due(at(7, 0, DAY + timedelta(days=1)), TZ, 3600)
     return store, cfg
 
@@ -648,15 +651,18 @@ def test_the_report_counts_a_history_the_test_built(tmp_path: Path) -> None:
         ("24121", 25_200), ("24133", 25_200), ("24154", 25_200), ("AGG", 25_200), ("24121", 2400), ("22015", 300)]
     assert r.outages[0].cause_code == "AGG" and r.outages[0].cause_name == "Tập trung"
     assert [o.why for o in r.outages] == ["upstream", "upstream", "upstream", "line", "filtered", "power"]
+    assert (r.ipv6.count, r.ipv6.total, r.ipv6.previous) == (1, 5, 0.0)  # IPv6 readiness (issue 17, part 5)
     text = render(r, language="en").text
     assert "By cause: upstream node 3 · power or reboot 1 · line 1 · ping filtered (SNMP answers) 1" in text
     assert ": down: power or reboot" in text and ": down: line" in text
+    assert "IPv6 readiness: 20.0% (1/5 communes whose IPv6 address answered that day)" in text
     assert [(c.code, c.carrier) for c in r.not_connected][:2] == [("24121", "VNPT"), ("24133", None)]
     assert "- 24121 Phường Tân An (A): availability" in text and "; carrier VNPT\n" in text
     vi = render(r, language="vi")
     assert '<span class="carrier" style="font-size:12px;color:#5b6673;">Nhà mạng: VNPT</span>' in vi.html
     assert "Theo nguyên nhân: do nút phía trên 3 · mất điện / khởi động lại 1" in vi.text
     assert 'id="by-cause"' in vi.html and "mất kết nối: đứt đường truyền" in vi.html
+    assert "Sẵn sàng IPv6: 20,0% (1/5 xã có địa chỉ IPv6 trả lời trong ngày)" in vi.html
     assert r.outages[4].began == at(22, 5, DAY - timedelta(days=1))  # it began the day before
     assert [(b.code, b.reboots) for b in r.reboots] == [("22015", 2)]
     assert r.partial == ()  # the monitor's own gap is the coverage line, not 5 communes listed

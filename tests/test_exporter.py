@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.lab.demo import inventory_yaml
@@ -292,3 +293,31 @@ def test_promtool_accepts_the_whole_exposition() -> None:
     assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), (r.stdout + r.stderr).decode()[:2000]
     cached = b"".join(render_snapshot(snap, part).text for part in PARTS)
     assert body.startswith(cached) and gzip.decompress(cache.body(gzipped=True)).startswith(cached)
+
+
+async def test_ipv6_readiness_now_on_metrics_and_the_status_page(tmp_path: Path, served: Any) -> None:
+    """Issue 17, part 5: communes whose IPv6 address answered the last sweep, over the communes (with data), per
+    province and area, on /metrics and the status page (the fake sweeper: no packet is sent)."""
+    from dataclasses import replace
+
+    from inventory.model import Inventory
+
+    sweeper = ScriptedSweeper()
+    inv = Inventory.of([replace(n, address6="::1") if n.code == "22015" else
+                        replace(n, address6="::2") if n.code == "24154" else n for n in small_inventory().nodes])
+    cfg = write_config(tmp_path, tmp_path / "inv.yaml", "states:\n  down_after: 1\n  up_after: 1\n")
+    mon = Monitor(cfg, inv, sweeper)
+    url = await served(mon)
+    sweeper.down = {"::2"}  # 24154's IPv6 address does not answer; 22015's does
+    await mon.sweep_once()
+    _, _, body = await fetch(url + "metrics")
+    s = samples(body.decode())
+    p = "Đắk Lắk"
+    assert value(s, "tslcd_communes_ipv6_ready", province=p, area="") == 1
+    assert value(s, "tslcd_ipv6_readiness_ratio", province=p, area="") == pytest.approx(1 / 5)
+    assert value(s, "tslcd_communes_ipv6_ready", province=p, area="A") == 0
+    _, _, body = await fetch(url)
+    assert '<div class="big" id="ipv6-rate">20.0%</div>' in body.decode()
+    _, _, body = await fetch(url + "api/status.json")
+    view = json.loads(body)
+    assert (view["ipv6_ready"], view["ipv6_rate"]) == (1, pytest.approx(1 / 5))

@@ -407,7 +407,8 @@ def test_carrier_seconds_split_a_commune_whose_circuit_changed_hands() -> None:
     viettel = Roster([Commune(1, "24133", "A", "P", "", True, "Viettel"),
                       Commune(2, "24121", "B", "P", "", True, None)])
     count = PeriodCount(min_availability=0.9, in_use_min_bytes=0)
-    rows = {1: (1, 80_000.0, 6_400.0, 0.0, 0.0, 0.0, None, None), 2: (2, 86_400.0, 0.0, 0.0, 0.0, 0.0, None, None)}
+    rows = {1: (1, 80_000.0, 6_400.0, 0.0, 0.0, 0.0, None, None, None, None),
+            2: (2, 86_400.0, 0.0, 0.0, 0.0, 0.0, None, None, 288, 280)}
     for i, roster in enumerate((vnpt, vnpt, viettel)):
         count.add_day(day + timedelta(days=i), 86_400, roster, rows)
     got = count.carrier_seconds()

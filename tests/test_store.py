@@ -542,7 +542,7 @@ def test_a_restart_with_the_same_pid_is_not_another_monitor(store: SqlStore, db:
 def test_a_store_written_by_a_newer_tslcd_is_refused(store: SqlStore, db: str) -> None:
     store.close()
     tamper(db, "UPDATE alembic_version SET version_num = :v", v="9999")
-    with pytest.raises(StoreError, match=r"has schema 9999, newer than this tslcd knows \(up to 0006\)"):
+    with pytest.raises(StoreError, match=r"has schema 9999, newer than this tslcd knows \(up to 0007\)"):
         SqlStore(db)
 
 
@@ -630,3 +630,21 @@ def test_carriers_are_recorded_with_the_inventory_and_old_versions_keep_their_di
     assert after.new and after.digest != before.digest  # a carrier named is a new version, covered by its digest
     got = {n.code: (n.carrier, n.circuit_id) for n in store.inventory_nodes(after.version)}
     assert got == {a.code: ("VNPT", "DLK-0042"), b.code: (None, None)}
+
+
+def test_ipv6_sample_sums_are_sealed_with_the_day_and_covered_by_the_chain(store: SqlStore, db: str) -> None:
+    """Issue 17, part 5: the sweeps that probed a commune's IPv6 address and those it answered add up per day;
+    NULL (never probed) stays NULL; the seal covers them."""
+    ids = fill(store, 1)
+    run = store.runs()[-1].id
+    a, b = ids["24000"], ids["24001"]
+    store.write_sweep(SweepBatch(run, None, (), [SampleRow(D, a, v6_samples=2, v6_ok=1),
+                                                 SampleRow(D, a, v6_samples=3, v6_ok=3)]))
+    (h,) = store.history(D, D, HCM)
+    assert (h.rows[a].v6_samples, h.rows[a].v6_ok, h.rows[b].v6_samples) == (5, 4, None)
+    store.seal_due(T0 + 86_400 + 301, HCM, 300)
+    (h,) = store.history(D, D, HCM)
+    assert h.seal is not None and (h.rows[a].v6_samples, h.rows[a].v6_ok, h.rows[b].v6_ok) == (5, 4, None)
+    assert store.verify().ok
+    tamper(db, "UPDATE daily SET v6_ok = 5 WHERE day = :day AND v6_ok = 4", day=D)
+    assert store.verify().first_bad == D

@@ -192,6 +192,8 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
         "connected_rate": f.pct(report.connected.rate),
         "gap": gap,
         "gap_met": need == 0 and report.connected.rate is not None,
+        "ipv6": labels["ipv6"].format(value=f.pct(report.ipv6.rate), count=report.ipv6.count,
+                                      total=report.ipv6.total) if report.ipv6.rate is not None else "",
         "coverage_warn": labels["coverage_warn"].format(coverage=f.pct(report.coverage))
         if report.coverage < 0.9995 else "",
         "trend": _trend_view(report, f, labels),
@@ -215,6 +217,7 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
             labels["def_provisioned"],
             labels["def_unreachable"],
             labels["def_causes"],
+            labels["def_ipv6"],
         ],
         "seal": labels["sealed"].format(date=day, digest=report.seal_digest) if report.seal_digest
         else labels["not_sealed"].format(date=day),

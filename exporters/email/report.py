@@ -6,7 +6,7 @@ It counts with monitor.core.history, like the audit and the status page, so the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -148,6 +148,7 @@ class DailyReport:
     provisioned: Rate
     coverage: float  # share of the day the monitor was observing
     traffic_known: bool  # some commune had uplink traffic figures (SNMP) that day
+    ipv6: Rate = field(default_factory=lambda: Rate(0, 0))  # communes whose IPv6 address answered, of those with data
     trend: tuple[TrendDay, ...] = ()
     areas: tuple[RateRow, ...] = ()  # the province's areas on the day
     not_connected: tuple[CommuneLine, ...] = ()
@@ -229,6 +230,7 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
     in_use = Rate(today.in_use if today else 0, measured,
                   before.in_use_rate if before and traffic_on.get(day - timedelta(days=1)) else None)
     provisioned = Rate(today.provisioned if today else 0, total, before.provisioned_rate if before else None)
+    ipv6 = Rate(today.ipv6_ready if today else 0, measured, before.ipv6_rate if before else None)
     if cfg.national:  # one row per province, its name where a province's email has its area's
         areas = tuple(replace(r, area=r.province) for r in rows if r.area == "" and r.province in cfg.watched)
     else:
@@ -289,7 +291,7 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
     return DailyReport(
         province=cfg.province, day=day, timezone=str(zone), generated_at=_time.time() if now is None else now,
         target=rates_cfg.target, min_availability=min_av, in_use_min_bytes=min_bytes,
-        connected=connected, in_use=in_use, provisioned=provisioned, coverage=h.coverage,
+        connected=connected, in_use=in_use, provisioned=provisioned, ipv6=ipv6, coverage=h.coverage,
         traffic_known=traffic_known, trend=tuple(trend), areas=areas, not_connected=tuple(not_connected),
         not_in_use=tuple(not_in_use), outages=tuple(outages), reboots=tuple(reboots), partial=tuple(partial),
         dashboard_url=dashboard, pages_url=cfg.web.public_url, seal_digest=h.seal.digest if h.seal else None)

@@ -352,6 +352,13 @@ class CommuneDay:
     seconds: Seconds = field(default_factory=Seconds)
     traffic_bytes: int | None = None  # uplink in + out that day; None when SNMP gave nothing
     carrier: str | None = None  # who provides its circuit (inventory: carrier)
+    v6_samples: int | None = None  # sweeps that probed its IPv6 address that day (None: none)
+    v6_ok: int | None = None  # of which it answered
+
+    @property
+    def ipv6_ready(self) -> bool:
+        """Its IPv6 address answered at least once that day."""
+        return bool(self.v6_ok)
 
 
 def has_data(c: CommuneDay) -> bool:
@@ -378,7 +385,9 @@ def day_rates(day: date, communes: Iterable[CommuneDay], *, min_availability: fl
     """One day's rates per province (area "") and per area, sorted by province then area."""
     return count_rows(((c.province, c.area, c.provisioned, is_connected(c.seconds, min_availability),
                         is_in_use(c.seconds, c.traffic_bytes, min_availability=min_availability,
-                                  in_use_min_bytes=in_use_min_bytes), has_data(c)) for c in communes), day)
+                                  in_use_min_bytes=in_use_min_bytes), has_data(c),
+                        c.ipv6_ready and c.seconds.observed > 0)
+                       for c in communes), day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +409,7 @@ class PeriodRate:
     connected_min: float | None
     connected_max: float | None
     days_no_data: int = 0
+    ipv6_rate: float | None = None  # IPv6 readiness: the mean of the daily rates of the days with data
 
 
 def period_rates(daily: Iterable[RateRow]) -> tuple[PeriodRate, ...]:
@@ -419,7 +429,8 @@ def period_rates(daily: Iterable[RateRow]) -> tuple[PeriodRate, ...]:
             p, a, len(seen),
             period_rate([r.provisioned_rate for r in rs if r.communes]) or 0.0,
             period_rate(conn), period_rate(used),
-            min(conn, default=None), max(conn, default=None), len(rs) - len(seen)))
+            min(conn, default=None), max(conn, default=None), len(rs) - len(seen),
+            period_rate([r.ipv6_rate for r in seen if r.ipv6_rate is not None])))
     return tuple(out)
 
 
@@ -440,6 +451,14 @@ class CommuneTotals:
     seconds: Seconds = field(default_factory=Seconds)
     traffic_bytes: int | None = None
     carrier: str | None = None  # as on its last day counted
+    days_ipv6: int = 0  # days its IPv6 address answered
+    v6_samples: int | None = None  # sweeps that probed its IPv6 address (None: none did)
+    v6_ok: int | None = None
+
+    @property
+    def ipv6_availability(self) -> float | None:
+        """Share of the sweeps that probed its IPv6 address that it answered; None: never probed."""
+        return self.v6_ok / self.v6_samples if self.v6_samples and self.v6_ok is not None else None
 
     def add_day(self, day: date, c: CommuneDay, *, min_availability: float, in_use_min_bytes: int) -> None:
         """Fold one active day in; name, area and carrier follow the latest day (a rename keeps the unit)."""
@@ -454,6 +473,10 @@ class CommuneTotals:
         self.seconds = self.seconds + c.seconds
         if c.traffic_bytes is not None:
             self.traffic_bytes = (self.traffic_bytes or 0) + c.traffic_bytes
+        self.days_ipv6 += c.ipv6_ready
+        if c.v6_samples is not None:
+            self.v6_samples = (self.v6_samples or 0) + c.v6_samples
+            self.v6_ok = (self.v6_ok or 0) + (c.v6_ok or 0)
 
     @property
     def coverage(self) -> float | None:
@@ -465,8 +488,9 @@ class CommuneTotals:
 # -- a period counted on plain values ---------------------------------------------------------------
 
 # One unit's row of one day as the store reads a long period (``SqlStore.history_values``): the unit, its seconds
-# up, down, unreachable, unknown and in maintenance, and its uplink bytes in and out (None when SNMP gave nothing).
-RowValues = tuple[Hashable, float, float, float, float, float, int | None, int | None]
+# up, down, unreachable, unknown and in maintenance, its uplink bytes in and out (None when SNMP gave nothing), and
+# the sweeps that probed its IPv6 address and of those the ones it answered (None: none probed).
+RowValues = tuple[Hashable, float, float, float, float, float, int | None, int | None, int | None, int | None]
 
 
 def traffic(bytes_in: int | None, bytes_out: int | None) -> int | None:
@@ -549,7 +573,7 @@ class PeriodCount:
         for unit, leaf, provisioned, c in roster._entries:
             a = acc.get(unit)
             if a is None:
-                a = acc[unit] = [0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, None, c, day, day, 0, 0]
+                a = acc[unit] = [0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, None, c, day, day, 0, 0, 0, None, None]
             elif a[8].carrier != c.carrier:  # its circuit changed hands: the time so far is the former carrier's
                 self._carrier_marks.setdefault(unit, []).append((a[8].carrier, tuple(a[2:7])))
             entries.append((unit, leaf, provisioned, a))
@@ -574,6 +598,7 @@ class PeriodCount:
         connected = [0] * n
         in_use = [0] * n
         no_data = [0] * n
+        ipv6 = [0] * n
         row_of = rows.get
         min_av, min_bytes = self.min_availability, self.in_use_min_bytes
         self._switch(roster, day)
@@ -586,7 +611,7 @@ class PeriodCount:
                 if provisioned:
                     no_data[leaf] += 1
                 continue
-            _, up, down, unreachable, unknown, maintenance, bytes_in, bytes_out = r
+            _, up, down, unreachable, unknown, maintenance, bytes_in, bytes_out, v6_samples, v6_ok = r
             # Adding a zero never changes a total (totals start at +0.0, so none is ever -0.0): most rows are a
             # day up, and skipping their zeros is a third of the work.
             a[2] += up
@@ -604,6 +629,13 @@ class PeriodCount:
                 t = (bytes_in or 0) + (bytes_out or 0)
                 a[7] = t if a[7] is None else a[7] + t
             observed = up + down + unreachable  # availability(): the same sum, the same division
+            if v6_samples is not None:
+                a[14] = v6_samples if a[14] is None else a[14] + v6_samples
+                a[15] = (v6_ok or 0) if a[15] is None else a[15] + (v6_ok or 0)
+                if v6_ok:
+                    a[13] += 1
+                    if observed > 0:
+                        ipv6[leaf] += 1
             if observed > 0:
                 if up / observed >= min_av:
                     a[0] += 1
@@ -614,7 +646,7 @@ class PeriodCount:
             elif provisioned:
                 no_data[leaf] += 1
         return tuple(RateRow(p, area, communes, provisioned_n, sum(connected[i] for i in ix),
-                             sum(in_use[i] for i in ix), sum(no_data[i] for i in ix), day)
+                             sum(in_use[i] for i in ix), sum(no_data[i] for i in ix), day, sum(ipv6[i] for i in ix))
                      for p, area, ix, communes, provisioned_n in roster._keys)
 
     def carrier_seconds(self) -> dict[str | None, tuple[Seconds, frozenset[Hashable]]]:
@@ -641,6 +673,7 @@ class PeriodCount:
         """Each commune's totals over the days added, by unit, in the order they first appeared."""
         self._settle()
         return {unit: CommuneTotals(unit, c.code, c.name, c.area, first, last, active, provisioned, connected, used,
-                                    Seconds(up, down, unreachable, unknown, maintenance), traffic_bytes, c.carrier)
+                                    Seconds(up, down, unreachable, unknown, maintenance), traffic_bytes, c.carrier,
+                                    days_ipv6, v6_samples, v6_ok)
                 for unit, (connected, used, up, down, unreachable, unknown, maintenance, traffic_bytes, c, first, last,
-                           active, provisioned) in self._acc.items()}
+                           active, provisioned, days_ipv6, v6_samples, v6_ok) in self._acc.items()}

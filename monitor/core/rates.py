@@ -35,6 +35,7 @@ class CommuneNow:
     area: str
     provisioned: bool
     up: bool
+    ipv6_up: bool = False  # its IPv6 address (address6) answered the last sweep
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class RateRow:
     in_use: int = 0
     no_data: int = 0
     day: date | None = None
+    ipv6_ready: int = 0  # communes whose IPv6 address answered (now; on the day: at least once)
 
     @property
     def with_data(self) -> int:
@@ -78,6 +80,12 @@ class RateRow:
         return self.in_use / self.with_data if self.has_data else None
 
     @property
+    def ipv6_rate(self) -> float | None:
+        """IPv6 readiness: IPv6 ready / active communes with data, the connection rate's denominator and "no data"
+        rules; None without data."""
+        return self.ipv6_ready / self.with_data if self.has_data else None
+
+    @property
     def rate(self) -> float:
         """The connection rate now (rows of now have no ``no_data``): 0 when there is no commune."""
         return self.connected_rate or 0.0
@@ -93,23 +101,25 @@ class RateRow:
         return self.with_data / self.communes if self.communes else 1.0
 
 
-CommuneFacts = tuple[str, str, bool, bool, bool, bool]  # province, area, provisioned, connected, in use, has data
+# province, area, provisioned, connected, in use, has data, IPv6 ready
+CommuneFacts = tuple[str, str, bool, bool, bool, bool, bool]
 
 
 def count_rows(communes: Iterable[CommuneFacts], day: date | None = None) -> tuple[RateRow, ...]:
     """Rows per province (area "") and per area, sorted by province then area, from one
-    (province, area, provisioned, connected, in use, has data) per active commune."""
+    (province, area, provisioned, connected, in use, has data, IPv6 ready) per active commune."""
     counts: dict[tuple[str, str], list[int]] = {}
-    for province, area, provisioned, connected, in_use, has_data in communes:
+    for province, area, provisioned, connected, in_use, has_data, ipv6 in communes:
         for key in ((province, ""), (province, area)) if area else ((province, ""),):
-            row = counts.setdefault(key, [0, 0, 0, 0, 0])
+            row = counts.setdefault(key, [0, 0, 0, 0, 0, 0])
             row[0] += 1
             row[1] += provisioned
             row[2] += connected
             row[3] += in_use
             row[4] += not has_data
-    return tuple(RateRow(p, a, n, prov, conn, used, none, day)
-                 for (p, a), (n, prov, conn, used, none) in sorted(counts.items()))
+            row[5] += ipv6
+    return tuple(RateRow(p, a, n, prov, conn, used, none, day, v6)
+                 for (p, a), (n, prov, conn, used, none, v6) in sorted(counts.items()))
 
 
 class AreaKeyed(Protocol):
@@ -131,7 +141,8 @@ def province_row(rows: Iterable[R], province: str) -> R | None:
 
 def current_rates(communes: Iterable[CommuneNow]) -> tuple[RateRow, ...]:
     """Connection rate now, per province (area "") and per area, sorted by province then area."""
-    return count_rows((c.province, c.area, c.provisioned, c.provisioned and c.up, False, True) for c in communes)
+    return count_rows((c.province, c.area, c.provisioned, c.provisioned and c.up, False, True,
+                       c.provisioned and c.ipv6_up) for c in communes)
 
 
 def with_national(rows: Sequence[RateRow], name: str, watched: Collection[str]) -> tuple[RateRow, ...]:
@@ -140,7 +151,8 @@ def with_national(rows: Sequence[RateRow], name: str, watched: Collection[str]) 
     provinces = [r for r in rows if r.area == "" and r.province in watched]
     national = RateRow(name, "", sum(r.communes for r in provinces), sum(r.provisioned for r in provinces),
                        sum(r.connected for r in provinces), sum(r.in_use for r in provinces),
-                       sum(r.no_data for r in provinces), rows[0].day if rows else None)
+                       sum(r.no_data for r in provinces), rows[0].day if rows else None,
+                       sum(r.ipv6_ready for r in provinces))
     return (national, *rows)
 
 

@@ -83,6 +83,9 @@ def demo_nodes(*, netns: bool) -> list[Node]:
         else:
             nodes.append(_carrier(Node(code, name, "commune", PROVINCE, area=area, address=_loopback(i),
                                        parent=AGG[area])))
+    # One loopback commune is dual-stack: its IPv6 address is ::1, the only IPv6 loopback address (IPv6 readiness).
+    first = next(k for k, n in enumerate(nodes) if n.is_commune and n.address.startswith("127."))
+    nodes[first] = replace(nodes[first], address6="::1")
     return nodes
 
 

@@ -194,7 +194,7 @@ class Recorder:
             current[unit] = ns.state
             if noted and ns.node.code in noted:
                 unit_of[ns.node.code] = unit
-            self._sample(day, unit, ns.loss, ns.rtt_avg, counters.get(ns.node.code))
+            self._sample(day, unit, ns.loss, ns.rtt_avg, counters.get(ns.node.code), ns.ipv6_ok)
         changes = list(self._pending)
         # A node no longer in the snapshot (taken out of the inventory) keeps the unit it had in the last sweep.
         cause_rows = list(self._pending_causes) + [
@@ -256,10 +256,13 @@ class Recorder:
         self.failing_since = None
 
     def _sample(self, day: date, unit: int, loss: float | None, rtt: float | None,
-                up: UplinkCounters | None) -> None:
-        if loss is None and rtt is None and up is None:
+                up: UplinkCounters | None, ipv6_ok: bool | None = None) -> None:
+        if loss is None and rtt is None and up is None and ipv6_ok is None:
             return
-        acc = self._acc.setdefault((day, unit), [0, 0, 0, 0, None, None, None])
+        acc = self._acc.setdefault((day, unit), [0, 0, 0, 0, None, None, None, None, None])
+        if ipv6_ok is not None:  # its IPv6 address was probed this sweep
+            acc[7] = (acc[7] or 0) + 1
+            acc[8] = (acc[8] or 0) + ipv6_ok
         if loss is not None:
             acc[0] = (acc[0] or 0) + 1
             acc[3] = (acc[3] or 0) + round(loss * 1e6)
@@ -279,7 +282,7 @@ class Recorder:
     def _restore_samples(self, rows: Sequence[SampleRow]) -> None:
         for r in rows:
             self._acc[(r.day, r.unit)] = [r.samples, r.rtt_samples, r.rtt_sum_us, r.loss_sum_ppm, r.bytes_in,
-                                          r.bytes_out, r.reboots]
+                                          r.bytes_out, r.reboots, r.v6_samples, r.v6_ok]
 
     def _stop(self, now: float) -> None:
         if self._run is None:

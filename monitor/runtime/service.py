@@ -471,7 +471,8 @@ class Monitor:
                 )
             statuses.append(status)
             if n.is_commune:
-                communes.append(CommuneNow(n.province, n.area, n.provisioned, status.state == "up"))
+                communes.append(CommuneNow(n.province, n.area, n.provisioned, status.state == "up",
+                                           status.ipv6_ok is True))
         return Snapshot(taken_at=now, province=self.cfg.province, timezone=self.cfg.timezone,
                         target=self.cfg.rates.target, nodes=tuple(statuses),
                         rates=for_scope(current_rates(communes), self.cfg), sweep=stats, sweeps=sweeps)

@@ -37,6 +37,8 @@ class SampleRow:
     bytes_in: int | None = None
     bytes_out: int | None = None
     reboots: int | None = None
+    v6_samples: int | None = None
+    v6_ok: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,8 @@ class DayRow:
     bytes_in: int | None = None
     bytes_out: int | None = None
     reboots: int | None = None
+    v6_samples: int | None = None  # sweeps that probed its IPv6 address (None: none did)
+    v6_ok: int | None = None  # of which it answered
 
     @property
     def rtt_mean_s(self) -> float | None:
@@ -258,7 +262,8 @@ def commune_days(h: DayHistory, nodes: Iterable[InventoryNode], area: str | None
         row = h.rows.get(n.unit)
         out.append(CommuneDay(n.unit, n.code, n.name, n.province, n.area, n.provisioned,
                               row.seconds if row else Seconds(unknown=h.day_s),
-                              row.traffic_bytes if row else None, n.carrier))
+                              row.traffic_bytes if row else None, n.carrier, row.v6_samples if row else None,
+                              row.v6_ok if row else None))
     return out
 
 

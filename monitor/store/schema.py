@@ -123,6 +123,10 @@ daily = Table(
     Column("bytes_in", BigInteger, nullable=True),  # uplink, when SNMP gives it
     Column("bytes_out", BigInteger, nullable=True),
     Column("reboots", Integer, nullable=True),
+    # Sweeps that probed its IPv6 address (address6) and of those the ones it answered; NULL: none probed
+    # (migration 0007).
+    Column("v6_samples", Integer, nullable=True),
+    Column("v6_ok", Integer, nullable=True),
     sqlite_with_rowid=False,
 )
 
@@ -138,6 +142,10 @@ day_samples = Table(
     Column("bytes_in", BigInteger, nullable=True),
     Column("bytes_out", BigInteger, nullable=True),
     Column("reboots", Integer, nullable=True),
+    # Sweeps that probed its IPv6 address (address6) and of those the ones it answered; NULL: none probed
+    # (migration 0007).
+    Column("v6_samples", Integer, nullable=True),
+    Column("v6_ok", Integer, nullable=True),
     sqlite_with_rowid=False,
 )
 

@@ -92,7 +92,7 @@ log = logging.getLogger("tslcd.store")
 
 _SECONDS_COLS = ("up_s", "down_s", "unreachable_s", "unknown_s", "maintenance_s")
 _SAMPLE_COLS = ("samples", "rtt_samples", "rtt_sum_us", "loss_sum_ppm")
-_COUNTER_COLS = ("bytes_in", "bytes_out", "reboots")
+_COUNTER_COLS = ("bytes_in", "bytes_out", "reboots", "v6_samples", "v6_ok")  # NULL: never given
 _DAILY_COLS = _SECONDS_COLS + _SAMPLE_COLS + _COUNTER_COLS
 _OUTAGE_COLS = ("start_at", "end_at", "down_s", "unreachable_s", "ended_by", "cause", "why")
 
@@ -376,7 +376,8 @@ class SqlStore:
                 continue
             rows.append({"day": s.day, "unit_id": s.unit, "samples": s.samples, "rtt_samples": s.rtt_samples,
                          "rtt_sum_us": s.rtt_sum_us, "loss_sum_ppm": s.loss_sum_ppm, "bytes_in": s.bytes_in,
-                         "bytes_out": s.bytes_out, "reboots": s.reboots})
+                         "bytes_out": s.bytes_out, "reboots": s.reboots, "v6_samples": s.v6_samples,
+                         "v6_ok": s.v6_ok})
 
         t = day_samples
 
@@ -568,7 +569,8 @@ class SqlStore:
         million rows."""
         with self._read() as conn:
             sealed = {s.day: s for s in self._seals(conn, first, last)}
-            rows_q = select(daily.c.unit_id, *(daily.c[c] for c in _SECONDS_COLS), daily.c.bytes_in, daily.c.bytes_out)
+            rows_q = select(daily.c.unit_id, *(daily.c[c] for c in _SECONDS_COLS), daily.c.bytes_in, daily.c.bytes_out,
+                            daily.c.v6_samples, daily.c.v6_ok)
             outages_q = (select(outages.c.unit_id, *(outages.c[c] for c in _OUTAGE_COLS))
                          .order_by(outages.c.start_at, outages.c.unit_id))
             for day in days(first, last):
@@ -577,7 +579,8 @@ class SqlStore:
                     h = self._compute(conn, day, tz)
                     yield DayValues(h.day, h.start, h.end, None, h.inventory_version, h.observed_s,
                                     {u: (u, r.seconds.up, r.seconds.down, r.seconds.unreachable, r.seconds.unknown,
-                                         r.seconds.maintenance, r.bytes_in, r.bytes_out) for u, r in h.rows.items()},
+                                         r.seconds.maintenance, r.bytes_in, r.bytes_out, r.v6_samples, r.v6_ok)
+                                     for u, r in h.rows.items()},
                                     h.outages)
                     continue
                 start, end = day_span(day, tz)
@@ -632,7 +635,8 @@ class SqlStore:
                  "unreachable_s": r.seconds.unreachable, "unknown_s": r.seconds.unknown,
                  "maintenance_s": r.seconds.maintenance, "samples": r.samples, "rtt_samples": r.rtt_samples,
                  "rtt_sum_us": r.rtt_sum_us, "loss_sum_ppm": r.loss_sum_ppm, "bytes_in": r.bytes_in,
-                 "bytes_out": r.bytes_out, "reboots": r.reboots} for _, r in sorted(comp.rows.items())])
+                 "bytes_out": r.bytes_out, "reboots": r.reboots, "v6_samples": r.v6_samples, "v6_ok": r.v6_ok}
+                for _, r in sorted(comp.rows.items())])
         conn.execute(delete(day_samples).where(day_samples.c.day <= day))
         conn.execute(delete(outages).where(outages.c.day == day))
         if comp.outages:
@@ -658,7 +662,8 @@ class SqlStore:
             inv = inv_cache[version] = chain.inventory_digest(
                 (n.code, n.valid_from, n.name, n.kind, n.province, n.area, n.address, n.parent, n.active_from,
                  n.active_until, n.carrier, n.circuit_id) for n in self._inventory_nodes(conn, version))
-        rows = [(r[0], r[1], *r[2:]) for r in conn.execute(
+        # A row without IPv6 figures (every row sealed before migration 0007) reads as it did then.
+        rows = [(r[0], r[1], *(r[2:-2] if r[-2] is None and r[-1] is None else r[2:])) for r in conn.execute(
             select(units.c.code, units.c.valid_from, *(daily.c[c] for c in _DAILY_COLS))
             .join(units, units.c.id == daily.c.unit_id).where(daily.c.day == day))]
         # A piece sealed before causes were recorded (why NULL) reads as it did then: its digest is unchanged.
