@@ -1,7 +1,8 @@
 """Benchmark: tslcd's SNMP poller against net-snmp's snmpget/snmpbulkget, on the same local snmpd agents.
 
     .venv/bin/python bench/snmp_poll.py [--nodes 20000] [--agents 20] [--versions 2c 3] [--polls 3]
-                                        [--sample 1000] [--append docs/benchmarks.md]
+                                        [--sample 1000] [--worker] [--spread S] [--timeout S] [--retries N]
+                                        [--append docs/benchmarks.md]
 
 Agents: ``--agents`` net-snmp snmpd processes, each listening on its share of ``--nodes``
 distinct loopback addresses in 127.77.0.0/16 (one port), so every node is its own
@@ -20,7 +21,13 @@ same 8 OIDs (and one ``snmpbulkget`` per node for the discovery), on a sample of
 ``--jobs`` at a time; its figures are scaled from the sample to ``--nodes``.
 CPU is user+sys: the poller's own process, the snmpget children (``RUSAGE_CHILDREN``),
 and the agents (from /proc). Everything runs on this machine: the agents take CPU from
-the same cores the pollers use. Packets go to 127.77.0.0/16 only.
+the same cores the pollers use; "others" is the rest of the machine's busy time during a poll
+(other people's jobs), printed with the load average so that a disturbed run says so.
+
+``--worker`` polls through ``SnmpWorker`` (the SNMP worker process ``tslcd run`` uses, ``snmp.worker``)
+instead of an ``SnmpPoller`` in this process: its CPU is the worker's (from /proc) plus this process's.
+``--spread``, ``--timeout`` and ``--retries`` set what ``tslcd run`` would (bench/service.py runs it with
+spread 30 s, timeout 2 s, 1 retry); ``--sample 0`` skips net-snmp. Packets go to 127.77.0.0/16 only.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from inventory.model import Node  # noqa: E402
 from monitor.config import SnmpProfile  # noqa: E402
 from monitor.lab.agents import Agent, UsmUser, free_udp_port, start_snmpd  # noqa: E402
 from monitor.probes.snmp import SnmpPoller  # noqa: E402
+from monitor.runtime.snmp_worker import SnmpWorker  # noqa: E402
 
 COMMUNITY = "bench-c0mmunity"
 USER = UsmUser("bench", "sha", "bench-auth-key", "aes128", "bench-priv-key")
@@ -81,8 +89,14 @@ def cpu_of(pids: list[int]) -> float:
     return total / tick
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def machine_busy_s() -> float:
+    """Busy CPU seconds of the whole machine since boot (/proc/stat: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -100,6 +114,8 @@ class Row:
     cpu_s: float
     agents_cpu_s: float
     scaled_from: int = 0  # sample size when figures are scaled
+    others_cpu_s: float = 0.0  # the rest of the machine (other people's jobs) during the same interval
+    load: float = 0.0  # 1-minute load average at the end
 
     @property
     def gets_per_s(self) -> float:
@@ -134,26 +150,40 @@ def start_agents(nodes: int, agents: int) -> list[Agent]:
     return started
 
 
-def profiles(port: int) -> dict[str, SnmpProfile]:
+def profiles(port: int, timeout_s: float = 5, retries: int = 1) -> dict[str, SnmpProfile]:
     return {
-        "2c": SnmpProfile(version="2c", community=SecretStr(COMMUNITY), port=port, timeout_s=5, retries=1),
+        "2c": SnmpProfile(version="2c", community=SecretStr(COMMUNITY), port=port, timeout_s=timeout_s,
+                          retries=retries),
         "3": SnmpProfile(version="3", user=USER.name, auth_protocol="sha", auth_key=SecretStr(USER.auth_key),
-                         priv_protocol="aes128", priv_key=SecretStr(USER.priv_key), port=port, timeout_s=5,
-                         retries=1),
+                         priv_protocol="aes128", priv_key=SecretStr(USER.priv_key), port=port, timeout_s=timeout_s,
+                         retries=retries),
     }
 
 
 async def bench_tslcd(version: str, nodes: int, port: int, polls: int, agent_pids: list[int],
-                      in_flight: int) -> list[Row]:
-    poller = SnmpPoller(profiles(port), max_in_flight=in_flight)
+                      in_flight: int, *, worker: bool = False, spread_s: float = 0.0, timeout_s: float = 5,
+                      retries: int = 1) -> list[Row]:
+    poller: SnmpPoller | SnmpWorker
+    if worker:
+        poller = SnmpWorker(profiles(port, timeout_s, retries), max_in_flight=in_flight, log_level="warning")
+    else:
+        poller = SnmpPoller(profiles(port, timeout_s, retries), max_in_flight=in_flight)
+    tool = "tslcd worker (pysnmp)" if worker else "tslcd (pysnmp)"
     inventory = [Node(f"n{i}", f"node {i}", "commune", "Bench", address=address(i), snmp=version, uplink="lo")
                  for i in range(nodes)]
     rows: list[Row] = []
     try:
         for k in range(polls):
-            c0, a0, w0 = cpu_self(), cpu_of(agent_pids), time.perf_counter()
-            readings = await poller.poll(inventory)
-            wall, cpu, agents_cpu = time.perf_counter() - w0, cpu_self() - c0, cpu_of(agent_pids) - a0
+            pid = poller.pid if isinstance(poller, SnmpWorker) else None  # None before the first poll starts it
+            worker0 = cpu_of([pid]) if pid else 0.0
+            c0, a0, m0, w0 = cpu_self(), cpu_of(agent_pids), machine_busy_s(), time.perf_counter()
+            readings = await poller.poll(inventory, spread_s=spread_s)
+            wall, agents_cpu = time.perf_counter() - w0, cpu_of(agent_pids) - a0
+            now = poller.pid if isinstance(poller, SnmpWorker) else None
+            # A worker this poll started: all its CPU (its start and imports included) is this poll's.
+            worker_cpu = cpu_of([now]) - (worker0 if now == pid else 0.0) if now else 0.0
+            cpu = cpu_self() - c0 + worker_cpu
+            others = max(0.0, machine_busy_s() - m0 - cpu - agents_cpu)
             failed = [r for r in readings if not r.ok]
             if failed:
                 print(f"  {len(failed)} failed, e.g. {failed[0].code}: {failed[0].reason.value}: {failed[0].detail}",
@@ -162,10 +192,11 @@ async def bench_tslcd(version: str, nodes: int, port: int, polls: int, agent_pid
             what = (f"first poll (targets, {found:,} discoveries)" if k == 0 and found else
                     "first poll (targets)" if k == 0 else
                     f"poll {k + 1} ({found:,} discoveries)" if found else f"poll {k + 1} (steady)")
-            rows.append(Row("tslcd (pysnmp)", version, what, nodes, sum(r.requests for r in readings), len(failed),
-                            wall, cpu, agents_cpu))
-            print(f"  tslcd v{version} {what}: wall {wall:.1f} s, CPU {cpu:.1f} s, agents {agents_cpu:.1f} s, "
-                  f"RSS {rss_mb():.0f} MB, rcvbuf {poller.rcvbuf_effective}", flush=True)
+            rows.append(Row(tool, version, what, nodes, sum(r.requests for r in readings), len(failed),
+                            wall, cpu, agents_cpu, others_cpu_s=others, load=os.getloadavg()[0]))
+            print(f"  {tool} v{version} {what}: wall {wall:.1f} s, CPU {cpu:.1f} s ({1000 * cpu / nodes:.2f} ms a "
+                  f"node), agents {agents_cpu:.1f} s, others {others:.1f} s, load {os.getloadavg()[0]:.2f}, "
+                  f"RSS {rss_mb(now or 'self'):.0f} MB", flush=True)
     finally:
         poller.close()
     return rows
@@ -204,13 +235,14 @@ def bench_netsnmp(tool: str, version: str, nodes: int, sample: int, port: int, j
 
 
 def table(rows: list[Row]) -> str:
-    out = ["| tool | SNMP | what | nodes | requests | failed | GETs/s | wall s | CPU s | CPU ms/node | agents CPU s |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = ["| tool | SNMP | what | nodes | requests | failed | GETs/s | wall s | CPU s | CPU ms/node | agents CPU s "
+           "| others CPU s | load |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         nodes = f"{r.nodes:,}" + (f" (from {r.scaled_from:,})" if r.scaled_from else "")
         out.append(f"| {r.tool} | v{r.version} | {r.what} | {nodes} | {r.requests:,} | {r.failed} | "
                    f"{r.gets_per_s:,.0f} | {r.wall_s:.1f} | {r.cpu_s:.1f} | {r.cpu_ms_per_node:.2f} | "
-                   f"{r.agents_cpu_s:.1f} |")
+                   f"{r.agents_cpu_s:.1f} | {r.others_cpu_s:.1f} | {r.load:.2f} |")
     return "\n".join(out)
 
 
@@ -236,9 +268,14 @@ def main() -> int:
     ap.add_argument("--versions", nargs="+", default=["2c", "3"], choices=["2c", "3"])
     ap.add_argument("--polls", type=int, default=7,
                     help="tslcd polls per version (polls 2-6 share the uplink discoveries)")
-    ap.add_argument("--sample", type=int, default=1000, help="nodes net-snmp polls, scaled to --nodes")
+    ap.add_argument("--sample", type=int, default=1000, help="nodes net-snmp polls, scaled to --nodes (0: none)")
     ap.add_argument("--jobs", type=int, default=8, help="net-snmp processes at a time")
     ap.add_argument("--in-flight", type=int, default=200, help="tslcd's max_in_flight")
+    ap.add_argument("--worker", action="store_true", help="poll through SnmpWorker (snmp.worker), as tslcd run does")
+    ap.add_argument("--spread", type=float, default=0.0, metavar="S",
+                    help="spread each poll's sends over S seconds (tslcd run: snmp.spread x interval, 30 s)")
+    ap.add_argument("--timeout", type=float, default=5.0, help="the profiles' timeout_s (tslcd's default: 2)")
+    ap.add_argument("--retries", type=int, default=1, help="the profiles' retries")
     ap.add_argument("--append", metavar="MD", help="append the results as a section of this Markdown file")
     args = ap.parse_args()
 
@@ -251,9 +288,12 @@ def main() -> int:
     rows: list[Row] = []
     try:
         for version in args.versions:
-            rows += asyncio.run(bench_tslcd(version, args.nodes, port, args.polls, pids, args.in_flight))
-            rows.append(bench_netsnmp("snmpbulkget", version, args.nodes, args.sample, port, args.jobs, pids))
-            rows.append(bench_netsnmp("snmpget", version, args.nodes, args.sample, port, args.jobs, pids))
+            rows += asyncio.run(bench_tslcd(version, args.nodes, port, args.polls, pids, args.in_flight,
+                                            worker=args.worker, spread_s=args.spread, timeout_s=args.timeout,
+                                            retries=args.retries))
+            if args.sample > 0:
+                rows.append(bench_netsnmp("snmpbulkget", version, args.nodes, args.sample, port, args.jobs, pids))
+                rows.append(bench_netsnmp("snmpget", version, args.nodes, args.sample, port, args.jobs, pids))
     finally:
         for a in agents:
             a.stop()
