@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from exporters.audit import Report, build_report
 from monitor.config import Config
@@ -26,8 +28,10 @@ from monitor.core.history import (
     is_in_use,
     merge_outages,
 )
+from monitor.core.maintenance import MaintenanceWindow
 from monitor.core.rates import RateRow
 from monitor.core.snapshot import Snapshot
+from monitor.errors import MaintenanceError
 from monitor.store.model import HistoryStore, InventoryNode, commune_days
 
 MAX_DAYS = 400  # a longer period is the audit's job (tslcd audit shows progress): an HTTP client would time out
@@ -238,6 +242,79 @@ _ERRORS = {"400": {"description": "a bad parameter: the message names it", **_ER
            "503": {"description": "no history store", **_ERROR}}
 _OBJECT = {"content": {"application/json": {"schema": {"type": "object"}}}}
 
+# -- maintenance windows declared at run time (issue 17, part 3) ---------------------------------------------
+
+
+class WindowRequest(BaseModel):
+    """The body of POST /api/maintenance (times: ISO 8601, naive ones in the province's timezone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    codes: list[str] = Field(default_factory=list, max_length=20_000)
+    areas: list[str] = Field(default_factory=list, max_length=500)
+    start: datetime
+    end: datetime | None = None
+    duration_s: float | None = Field(None, gt=0)
+    every: Literal["daily", "weekly"] | None = None
+    until: date | None = None
+    reason: str = Field(min_length=1, max_length=1000)
+    approved_by: str | None = Field(None, max_length=255)
+
+
+def window_json(w: MaintenanceWindow, tz: ZoneInfo) -> dict[str, Any]:
+    def local(t: float | None) -> str | None:
+        return None if t is None else datetime.fromtimestamp(t, tz).isoformat()
+
+    return {"id": w.id, "start": local(w.start), "end": local(w.end), "codes": list(w.codes), "areas": list(w.areas),
+            "every": w.recur, "until": w.until.isoformat() if w.until else None, "reason": w.reason,
+            "declared_by": w.declared_by, "declared_at": local(w.declared_at), "approved_by": w.approved_by,
+            "ended_at": local(w.ended_at), "ended_by": w.ended_by}
+
+
+def maintenance_list(src: ApiSource, query: Mapping[str, str], now: float) -> dict[str, Any]:
+    """/api/maintenance: the windows declared at run time that are not over (``all=1``: every one)."""
+    store = _store(src)
+    tz = ZoneInfo(src.cfg.timezone)
+    found = store.maintenance_windows() if query.get("all") in ("1", "true") else store.maintenance_windows(
+        now, float("inf"))
+    return {"windows": [window_json(w, tz) for w in sorted(found, key=lambda w: -w.id)]}
+
+
+def maintenance_add(src: ApiSource, body: Any, user: str, now: float) -> dict[str, Any]:
+    """POST /api/maintenance: declare a window as ``user`` (the signed-in user is who declares it)."""
+    try:
+        req = WindowRequest.model_validate(body)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise BadParameter(".".join(str(x) for x in first["loc"]) or "body", first["msg"]) from None
+    tz = ZoneInfo(src.cfg.timezone)
+    start = (req.start if req.start.tzinfo else req.start.replace(tzinfo=tz)).timestamp()
+    if (req.end is None) == (req.duration_s is None):
+        raise BadParameter("end", "give end or duration_s (one of them)")
+    end = start + req.duration_s if req.duration_s is not None else (
+        req.end if req.end.tzinfo else req.end.replace(tzinfo=tz)).timestamp()  # type: ignore[union-attr]
+    w = MaintenanceWindow(0, start, end, tuple(req.codes), tuple(req.areas), req.reason.strip(), user, now, req.every,
+                          req.until, req.approved_by)
+    try:
+        added = _store(src).add_window(w)
+    except MaintenanceError as e:
+        raise BadParameter("body", str(e)) from None
+    return window_json(added, tz)
+
+
+def maintenance_end(src: ApiSource, window_id: int, user: str, now: float) -> dict[str, Any]:
+    """POST /api/maintenance/ID/end: end a window now, as ``user``."""
+    try:
+        ended = _store(src).end_window(window_id, now, user)
+    except MaintenanceError as e:
+        raise BadParameter("id", str(e)) from None
+    return window_json(ended, ZoneInfo(src.cfg.timezone))
+
+
+_WINDOW_WRITE = {"401": {"description": "basic auth required", **_ERROR},
+                 "403": {"description": "writes need basic auth configured (web.config)", **_ERROR},
+                 "415": {"description": "the body must be application/json", **_ERROR}}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "tslcd-monitor", "version": "1",
@@ -264,6 +341,29 @@ OPENAPI: dict[str, Any] = {
         "/api/inventory": {"get": {
             "summary": "The nodes monitored today and their state now (addresses only behind basic auth)",
             "responses": {"200": {"description": "the inventory", **_OBJECT}}}},
+        "/api/maintenance": {
+            "get": {"summary": "Maintenance windows declared at run time that are not over (all=1: every one)",
+                    "parameters": [{"name": "all", "in": "query", "schema": {"type": "string", "enum": ["1"]}}],
+                    "responses": {"200": {"description": "the windows", **_OBJECT}, **_ERRORS}},
+            "post": {"summary": "Declare a maintenance window (the signed-in user declares it); it covers the "
+                                "nodes named and every node behind them; one begun before it is declared needs "
+                                "approved_by",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["start", "reason"],
+                         "properties": {"codes": {"type": "array", "items": {"type": "string"}},
+                                        "areas": {"type": "array", "items": {"type": "string"}},
+                                        "start": {"type": "string", "format": "date-time"},
+                                        "end": {"type": "string", "format": "date-time"},
+                                        "duration_s": {"type": "number"},
+                                        "every": {"type": "string", "enum": ["daily", "weekly"]},
+                                        "until": {"type": "string", "format": "date"},
+                                        "reason": {"type": "string"}, "approved_by": {"type": "string"}}}}}},
+                     "responses": {"200": {"description": "the window declared", **_OBJECT}, **_ERRORS,
+                                   **_WINDOW_WRITE}}},
+        "/api/maintenance/{id}/end": {"post": {
+            "summary": "End a maintenance window now (the signed-in user ends it)",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "the window ended", **_OBJECT}, **_ERRORS, **_WINDOW_WRITE}}},
         "/api/status.json": {"get": {
             "summary": "Everything the status page shows now",
             "responses": {"200": {"description": "the status", **_OBJECT}}}},

@@ -32,6 +32,7 @@ from monitor.core.history import (
     PeriodCount,
     PeriodRate,
     Seconds,
+    day_span,
     merge_outages,
     period_rates,
 )
@@ -103,6 +104,8 @@ class Report:
     head: Seal | None = None
     # Seconds per carrier (None: communes whose inventory names none) and the communes counted under it.
     carriers: dict[str | None, tuple[Seconds, frozenset[Any]]] = field(default_factory=dict)
+    # Maintenance windows with a span in the period: declared at run time (the store) and in config.yaml.
+    maintenance: tuple[MaintenanceLine, ...] = ()
     pages_url: str = ""  # the status page (web.public_url): the HTML links each commune's code to its page there
 
     @property
@@ -214,10 +217,51 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
         daily=tuple(daily),
         communes=communes, outages=tuple((o, totals[o.unit]) for o in merged), longest=longest, counts=counts,
         head=head, carriers=count.carrier_seconds(),
+        maintenance=maintenance_lines(store, cfg, day_span(first, tz)[0], min(now, day_span(last, tz)[1])),
         pages_url=cfg.web.public_url.rstrip("/") + "/" if cfg.web.public_url else "")
 
 
 NOT_RECORDED = "not recorded"
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceLine:
+    """A maintenance window with a span in the period, as the report lists it."""
+
+    source: str  # "declared" (tslcd maintenance, the API) or "config.yaml"
+    id: int | None
+    start: float
+    end: float
+    recur: str | None
+    nodes: str
+    reason: str
+    declared_by: str
+    declared_at: float | None
+    approved_by: str | None
+    ended_at: float | None
+    in_period_s: float  # the length of its spans inside the period
+    spans: tuple[tuple[float, float], ...] = ()  # its spans inside the period, clipped to it
+
+
+def maintenance_lines(store: HistoryStore, cfg: Config, lo: float, hi: float) -> tuple[MaintenanceLine, ...]:
+    """Every maintenance window with a span in [lo, hi): those declared at run time and those of config.yaml."""
+    tz = cfg.tz
+    out = []
+    for w in store.maintenance_windows(lo, hi):
+        spans = list(w.spans(lo, hi, tz))
+        out.append(MaintenanceLine(
+            "declared", w.id, w.start, w.end, w.recur + (f" until {w.until}" if w.until else "") if w.recur else None,
+            ", ".join([*w.codes, *(f"area {a}" for a in w.areas)]), w.reason, w.declared_by, w.declared_at,
+            w.approved_by, w.ended_at, sum(min(e, hi) - max(s, lo) for s, e in spans),
+            tuple((max(s, lo), min(e, hi)) for s, e in spans)))
+    for m in cfg.maintenance:
+        s = (m.start if m.start.tzinfo else m.start.replace(tzinfo=tz)).timestamp()
+        e = (m.end if m.end.tzinfo else m.end.replace(tzinfo=tz)).timestamp()
+        if s < hi and e > lo:
+            out.append(MaintenanceLine("config.yaml", None, s, e, None,
+                                       ", ".join([*m.codes, *(f"area {a}" for a in m.areas)]), m.reason, "", None,
+                                       None, None, min(e, hi) - max(s, lo), ((max(s, lo), min(e, hi)),)))
+    return tuple(sorted(out, key=lambda x: (x.start, x.id or 0)))
 NO_CARRIER = "(none named)"
 
 
@@ -452,6 +496,20 @@ def tables(r: Report) -> list[Table]:
          outages_of.get(c, 0), round(sec.unknown / 60, 1), round(sec.maintenance / 60, 1))
         for c, (sec, units) in sorted(r.carriers.items(), key=lambda kv: (kv[0] is None, kv[0] or "")))
 
+    maint_cols = (Column("source", "Declared in"), Column("id", "Window", "int"),
+                  Column("start", f"Start ({r.timezone})", "datetime"),
+                  Column("end", f"End ({r.timezone})", "datetime"), Column("recur", "Repeats"),
+                  Column("nodes", "Nodes (and every node behind them)"),
+                  Column("reason", "Reason"), Column("declared_by", "Declared by"),
+                  Column("declared_at", f"Declared at ({r.timezone})", "datetime"),
+                  Column("approved_by", "Approved by (declared after it began)"),
+                  Column("ended_at", f"Ended early at ({r.timezone})", "datetime"),
+                  Column("in_period_s", "Span in the period, s", "seconds"))
+    maint_rows = tuple(
+        (m.source, m.id, _local(m.start, tz), _local(m.end, tz), m.recur or "", m.nodes, m.reason, m.declared_by,
+         _local(m.declared_at, tz) if m.declared_at is not None else None, m.approved_by or "",
+         _local(m.ended_at, tz) if m.ended_at is not None else None, round(m.in_period_s, 3)) for m in r.maintenance)
+
     cause_cols = (Column("why", "Cause"), Column("outages", "Outages", "int"),
                   Column("communes", "Communes", "int"), Column("downtime_s", "Downtime, s", "seconds"),
                   Column("share", "Share of the downtime", "rate"), Column("rule", "Rule"))
@@ -479,6 +537,9 @@ def tables(r: Report) -> list[Table]:
               "Each commune's days count under the carrier its inventory named that day (inventory: carrier). "
               "Availability as everywhere; excluding upstream outages: up / (up + down), the commune's own "
               "circuit. Outages are counted under the commune's carrier on its last day counted."),
+        Table("maintenance", "Maintenance windows", maint_cols, maint_rows,
+              "Time in maintenance is out of availability (each commune's is in Communes: Maintenance, s). A window "
+              "covers the nodes it names and every node behind them."),
         Table("causes", "Outages by cause", cause_cols, cause_rows,
               "Each outage once, with its cause (Definitions); downtime = down + unreachable time in the period."),
         Table("outages", "Outages", outage_cols, outage_rows,

@@ -461,6 +461,56 @@ async def _api_inventory(request: web.Request) -> web.Response:
     return _json(api.inventory(src, show_address=_signed_in(src)))
 
 
+def _user(request: web.Request) -> str:
+    """The signed-in user (the guard has checked the password already)."""
+    header = request.headers.get("Authorization", "")
+    try:
+        return base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+
+
+async def _write(request: web.Request, answer: Callable[[Source, str, float], Any]) -> web.Response:
+    """A write through the API: only with basic auth configured (the signed-in user is recorded as who did it),
+    a JSON body, one at a time with the reports; errors as JSON naming the parameter."""
+    src = request.app[SOURCE]
+    if not _signed_in(src):
+        return _json({"error": "writes need basic auth configured (web.config: basic_auth_users): they record "
+                               "who made them"}, 403)
+    if request.content_type != "application/json":
+        return _json({"error": "the body must be JSON (Content-Type: application/json)"}, 415)
+    user = _user(request)
+    now = time.time()
+    try:
+        async with request.app[API_REPORTS]:
+            body = await asyncio.to_thread(answer, src, user, now)
+    except BadParameter as e:
+        return _json({"error": str(e), "parameter": e.name}, 400)
+    except NoHistory as e:
+        return _json({"error": str(e)}, 503)
+    return _json(body)
+
+
+async def _api_maintenance(request: web.Request) -> web.Response:
+    return await _api(request, lambda src: api.maintenance_list(src, request.query, time.time()))
+
+
+async def _api_maintenance_add(request: web.Request) -> web.Response:
+    try:
+        body = await request.json() if request.content_type == "application/json" else None
+    except ValueError:
+        return _json({"error": "the body is not valid JSON"}, 400)
+    return await _write(request, lambda src, user, now: api.maintenance_add(src, body, user, now))
+
+
+async def _api_maintenance_end(request: web.Request) -> web.Response:
+    try:
+        window_id = int(request.match_info["id"])
+    except ValueError:
+        return _json({"error": "the window id is a number", "parameter": "id"}, 400)
+    return await _write(request, lambda src, user, now: api.maintenance_end(src, window_id, user, now))
+
+
 async def _api_openapi(request: web.Request) -> web.Response:
     return _json(api.OPENAPI)
 
@@ -502,6 +552,9 @@ def make_app(source: Source) -> web.Application:
     app.router.add_get("/api/communes/{code}", _api_commune)
     app.router.add_get("/api/inventory", _api_inventory)
     app.router.add_get("/api/openapi.json", _api_openapi)
+    app.router.add_get("/api/maintenance", _api_maintenance)
+    app.router.add_post("/api/maintenance", _api_maintenance_add)
+    app.router.add_post("/api/maintenance/{id}/end", _api_maintenance_end)
     return app
 
 

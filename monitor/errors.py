@@ -74,6 +74,10 @@ class Superseded(RunRefused):
     are refused; ``active`` says which run."""
 
 
+class MaintenanceError(TslcdError, ValueError):
+    """A maintenance window that cannot be declared or ended as asked (the message says why and what to do)."""
+
+
 class ListenError(TslcdError, OSError):
     """The HTTP address cannot be bound; the message says which and what to do."""
 

@@ -115,7 +115,9 @@ async def test_the_openapi_description_is_valid_and_names_every_api_path(monitor
     routes = {r.resource.canonical for r in make_app(monitored).router.routes()  # type: ignore[union-attr]
               if r.resource is not None and r.resource.canonical.startswith("/api/")}
     assert routes - {"/api/openapi.json"} == set(spec["paths"])  # every API path documented, nothing more
-    for path in spec["paths"]:
+    for path, operations in spec["paths"].items():
+        if "get" not in operations:
+            continue  # a write (POST /api/maintenance/{id}/end): tests/test_maintenance.py
         concrete = path.replace("{code}", "22015")
         status, _ = await _get(url + concrete.lstrip("/"))
         assert status == 200, path

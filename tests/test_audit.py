@@ -197,7 +197,7 @@ def test_csv_report_has_every_section_and_is_safe_from_formulas(run_dir: Path) -
     assert raw.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs for UTF-8
     s = sections(raw.decode("utf-8-sig"))
     assert list(s) == ["Method", "Summary against the target", "Daily rates", "Communes", "Carriers",
-                       "Outages by cause", "Outages", "Digests"]
+                       "Maintenance windows", "Outages by cause", "Outages", "Digests"]
     method = {row[0]: row[1] for row in s["Method"][1:] if len(row) > 1}
     assert method["Timezone (day boundaries)"] == "Asia/Ho_Chi_Minh"
     assert method["Connected threshold (rates.connected_min_availability)"] == "0.9"
@@ -245,7 +245,7 @@ def test_xlsx_report_has_real_dates_numbers_widths_and_a_frozen_header(run_dir: 
     assert run(args(run_dir, *FROM_TO, "--out", str(out))) == 0
     wb = load_workbook(out)
     assert wb.sheetnames == ["Method", "Summary against the target", "Daily rates", "Communes", "Carriers",
-                             "Outages by cause", "Outages", "Digests"]
+                             "Maintenance windows", "Outages by cause", "Outages", "Digests"]
     for ws in wb.worksheets:
         assert ws.freeze_panes == "A2"
         assert ws.column_dimensions["A"].width >= 10

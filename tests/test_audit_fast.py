@@ -23,7 +23,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporters.audit import DailyLine, Report, VersionUse, build_report, render_html, tables, write_csv, write_xlsx
+from exporters.audit import (
+    DailyLine,
+    Report,
+    VersionUse,
+    build_report,
+    maintenance_lines,
+    render_html,
+    tables,
+    write_csv,
+    write_xlsx,
+)
 from inventory.model import Inventory, Node
 from monitor.config import Config, load_config
 from monitor.core.history import (
@@ -142,6 +152,7 @@ def straightforward_report(store: HistoryStore, cfg: Config, first: date, last: 
         daily=tuple(daily),
         communes=communes, outages=tuple((o, totals[o.unit]) for o in merged), longest=longest, counts=counts,
         head=store.chain_head(), carriers=carriers,
+        maintenance=maintenance_lines(store, cfg, day_span(first, tz)[0], min(now, day_span(last, tz)[1])),
         pages_url=cfg.web.public_url.rstrip("/") + "/" if cfg.web.public_url else "")
 
 

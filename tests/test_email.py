@@ -624,6 +624,10 @@ def history(tmp_path: Path, config_extra: str = "") -> tuple[Any, Any]:
                                                            v6_samples=44, v6_ok=40),
                                                  SampleRow(DAY, ids["24133"], bytes_in=120_000, v6_samples=44,
                                                            v6_ok=0)], causes))
+    from monitor.core.maintenance import MaintenanceWindow
+
+    store.add_window(MaintenanceWindow(0, at(20, 0), at(21, 0), codes=("22045",), reason="kiểm tra / inspection",
+                                       declared_by="ops", declared_at=at(19, 0)))
     store.seal_due(at(7, 0, DAY + timedelta(days=1)), TZ, 3600)
     return store, cfg
 
@@ -656,6 +660,10 @@ def test_the_report_counts_a_history_the_test_built(tmp_path: Path) -> None:
     assert "By cause: upstream node 3 · power or reboot 1 · line 1 · ping filtered (SNMP answers) 1" in text
     assert ": down: power or reboot" in text and ": down: line" in text
     assert "IPv6 readiness: 20.0% (1/5 communes whose IPv6 address answered that day)" in text
+    # The maintenance of the day and why (issue 17, part 3).
+    assert [(m.nodes, m.reason, m.declared_by) for m in r.maintenance] == [("22045", "kiểm tra / inspection", "ops")]
+    assert "Maintenance that day (left out of availability) (1)" in text
+    assert "- 20:00–21:00  22045 (and the nodes behind): kiểm tra / inspection; declared by ops" in text
     assert [(c.code, c.carrier) for c in r.not_connected][:2] == [("24121", "VNPT"), ("24133", None)]
     assert "- 24121 Phường Tân An (A): availability" in text and "; carrier VNPT\n" in text
     vi = render(r, language="vi")

@@ -96,7 +96,9 @@ def test_maintenance_windows_use_the_province_timezone(tmp_path: Path) -> None:
         == frozenset()
 
 
-async def test_a_node_in_maintenance_is_in_state_maintenance_and_its_children_unreachable(tmp_path: Path) -> None:
+async def test_a_node_in_maintenance_is_in_state_maintenance_and_so_are_the_nodes_behind_it(tmp_path: Path) -> None:
+    """Issue 17, part 3: planned works on an aggregation node keep its communes out of availability too (they were
+    unreachable, so counted against availability, before)."""
     now = datetime(2026, 12, 1, 23, 0, tzinfo=TZ).timestamp()
     extra = ("maintenance:\n  - start: 2026-12-01T22:00:00\n    end: 2026-12-02T02:00:00\n"
              "    codes: [AGG]\n")
@@ -107,12 +109,15 @@ async def test_a_node_in_maintenance_is_in_state_maintenance_and_its_children_un
         snap = await mon.sweep_once()
     by = {ns.node.code: ns for ns in snap.nodes}
     assert by["AGG"].state == "maintenance"
-    assert (by["24133"].state, by["24133"].cause) == ("unreachable", "AGG")
-    assert by["24121"].state == "up"
+    assert {c: by[c].state for c in ("24133", "24121", "24154")} == {c: "maintenance" for c in ("24133", "24121",
+                                                                                                  "24154")}
+    assert by["22015"].state == "up"  # not behind AGG
 
 
 class BrokenRecorder:
     """A history store that fails every write (a full disk, PostgreSQL down)."""
+
+    maintenance = ()  # no window declared at run time
 
     def __init__(self) -> None:
         self.calls = 0

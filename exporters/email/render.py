@@ -209,6 +209,10 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
         "outages_by_cause": " · ".join(f"{CAUSE_LABELS.get(why, (why, why))[lang]} {n}"
                                        for why, n in _by_cause(report.outages)),
         "reboots": reboots, "reboots_more": r_more,
+        "maintenance": [{"from": f.time(s), "to": f.time(e, end=True), "nodes": m.nodes, "reason": m.reason,
+                         "by": labels["maint_by"].format(by=m.declared_by) if m.declared_by else labels["maint_config"],
+                         "approved": labels["maint_approved"].format(by=m.approved_by) if m.approved_by else ""}
+                        for m in report.maintenance for s, e in m.spans],
         "partial": partial, "partial_more": p_more,
         "definitions": [
             labels["def_rate"].format(target=target),

@@ -11,6 +11,7 @@ from datetime import date, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from exporters.audit import MaintenanceLine, maintenance_lines
 from monitor.core.rates import RateRow, for_scope, province_row
 from monitor.core.state import NO_CIRCUIT as NO_CIRCUIT  # no TSLCD circuit (address) yet: never probed, not connected
 
@@ -159,6 +160,7 @@ class DailyReport:
     dashboard_url: str = ""
     pages_url: str = ""  # the status page (web.public_url): each commune named links to its page there
     seal_digest: str | None = None  # the day's hash-chain digest once sealed (auditors can verify it)
+    maintenance: tuple[MaintenanceLine, ...] = ()  # windows with a span on the day, and why
 
     @property
     def tz(self) -> ZoneInfo:
@@ -294,6 +296,7 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
         connected=connected, in_use=in_use, provisioned=provisioned, ipv6=ipv6, coverage=h.coverage,
         traffic_known=traffic_known, trend=tuple(trend), areas=areas, not_connected=tuple(not_connected),
         not_in_use=tuple(not_in_use), outages=tuple(outages), reboots=tuple(reboots), partial=tuple(partial),
+        maintenance=maintenance_lines(store, cfg, h.start, h.end),
         dashboard_url=dashboard, pages_url=cfg.web.public_url, seal_digest=h.seal.digest if h.seal else None)
 
 

@@ -8,6 +8,7 @@
     snmp probe       monitor.cli.snmp         one node polled by hand
     inventory import monitor.cli.inventory    a province's official communes as an inventory skeleton
     store backup     monitor.cli.store        a consistent copy of the history store
+    maintenance      monitor.cli.maintenance  maintenance windows declared, listed and ended at run time
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from monitor.cli import audit, demo, init, inventory, report, run, snmp, store
+from monitor.cli import audit, demo, init, inventory, maintenance, report, run, snmp, store
 
 _EPILOG = """\
 examples:
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     inventory.add_parser(sub)
     report.add_parser(sub)
     store.add_parser(sub)
+    maintenance.add_parser(sub)
     return p
 
 

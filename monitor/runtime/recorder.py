@@ -22,6 +22,7 @@ from inventory.model import Inventory
 from monitor.config import Config
 from monitor.core.causes import OutageCause
 from monitor.core.history import UnitKey, day_of, day_rates, days, period_rates, unit_key
+from monitor.core.maintenance import MaintenanceWindow
 from monitor.core.rates import for_scope
 from monitor.core.snapshot import DaySummary, RecentRates, Snapshot
 from monitor.core.state import NO_CIRCUIT, Event, State
@@ -94,6 +95,7 @@ class Recorder:
         self._refresh_cost_s = 0.0
         # Read from any thread: replaced whole, never mutated.
         self._recent: RecentRates | None = None
+        self.maintenance: tuple[MaintenanceWindow, ...] = ()  # declared at run time, as of the last sweep
         self.sealed_through: date | None = None
         self.write_failures = 0
         self.failing_since: float | None = None  # the first of the sweeps whose history write failed in a row
@@ -235,12 +237,21 @@ class Recorder:
                 self._sweeps_unflushed = 0
         self.last_write_s = time.monotonic() - t0
         self._states = current
+        self._refresh_maintenance(now)
         self._seal(now)
         # At most 1% of the worker's time: today's figures for 20,000 nodes take about a second to count.
         if now - self._recent_at >= max(self.today_refresh_s, 100 * self._refresh_cost_s) or self._recent is None:
             t1 = time.monotonic()
             self._refresh(now)
             self._refresh_cost_s = time.monotonic() - t1
+
+    def _refresh_maintenance(self, now: float) -> None:
+        """The windows declared at run time (tslcd maintenance, the HTTP API) that may cover a node before the next
+        sweeps: read with every sweep, so that one declared by another process applies without a restart."""
+        try:
+            self.maintenance = tuple(self.store.maintenance_windows(now - 60, now + 3 * self.max_gap_s))
+        except Exception:
+            log.exception("maintenance windows could not be read; the last ones read still apply")
 
     def _superseded(self) -> None:
         """A later run took these nodes over: forget this run and what it had not written (that time is the other

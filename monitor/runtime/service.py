@@ -23,6 +23,7 @@ from monitor.config import Config
 from monitor.core.causes import BOOT_SLACK_S, Evidence, OutageCause, classify
 from monitor.core.causes import observe as observe_cause
 from monitor.core.hourly import Hourly, HourPoint
+from monitor.core.maintenance import MaintenanceWindow, behind, covered
 from monitor.core.rates import CommuneNow, current_rates, for_scope
 from monitor.core.snapshot import NodeStatus, Snapshot, SweepStats
 from monitor.core.snmp import (
@@ -92,16 +93,21 @@ class Sweeper(Protocol):
     def close(self) -> None: ...
 
 
-def maintenance_codes(cfg: Config, nodes: Iterable[Node], now: float) -> frozenset[str]:
-    """Codes inside a maintenance window at ``now``; naive window times are in the province timezone."""
+def maintenance_codes(cfg: Config, nodes: Iterable[Node], now: float,
+                      declared: Sequence[MaintenanceWindow] = ()) -> frozenset[str]:
+    """Codes inside a maintenance window at ``now`` (config.yaml's, or ``declared`` at run time), with every node
+    behind them (monitor.core.maintenance); naive config window times are in the province timezone."""
+    nodes = list(nodes)
     at = datetime.fromtimestamp(now, cfg.tz)
-    codes: set[str] = set()
+    named: set[str] = set()
     for w in cfg.maintenance:
         start = w.start if w.start.tzinfo else w.start.replace(tzinfo=cfg.tz)
         end = w.end if w.end.tzinfo else w.end.replace(tzinfo=cfg.tz)
         if start <= at < end:
-            codes.update(n.code for n in nodes if n.code in w.codes or (n.area and n.area in w.areas))
-    return frozenset(codes)
+            named.update(n.code for n in nodes if n.code in w.codes or (n.area and n.area in w.areas))
+    if declared:
+        named |= covered(declared, ((n.code, n.area, n.parent) for n in nodes), now, cfg.tz)
+    return behind(named, {n.code: n.parent for n in nodes}) if named else frozenset()
 
 
 @dataclass
@@ -301,7 +307,8 @@ class Monitor:
             track.ipv6_ok = None if r6 is None else r6.reachable
         links = {code: t.link for code, t in self._tracks.items()}
         parents = {n.code: n.parent for n in probed}
-        resolved = resolve(links, parents, maintenance_codes(self.cfg, probed, now))
+        declared = self.recorder.maintenance if self.recorder is not None else ()
+        resolved = resolve(links, parents, maintenance_codes(self.cfg, self._watched(now), now, declared))
         events: list[Event] = []
         for code, res in resolved.items():
             track = self._tracks[code]

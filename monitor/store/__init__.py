@@ -57,4 +57,4 @@ __all__ = [
 
 def open_store(cfg: Config, *, create: bool = True) -> SqlStore:
     """Open (and migrate) the history store the config names; StoreError says which and why if it cannot."""
-    return SqlStore(store_url(cfg), create=create)
+    return SqlStore(store_url(cfg), create=create, tz=cfg.tz)

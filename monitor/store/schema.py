@@ -179,6 +179,26 @@ outage_causes = Table(
     sqlite_with_rowid=False,
 )
 
+# Maintenance declared at run time (migration 0008; monitor.core.maintenance): codes and areas as JSON lists;
+# end_at is the first span's end (a recurring window repeats it until ``until``); ended early: ended_at.
+maintenance_windows = Table(
+    "maintenance_windows", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("start_at", Float, nullable=False),
+    Column("end_at", Float, nullable=False),
+    Column("codes", String(20000), nullable=False),
+    Column("areas", String(4000), nullable=False),
+    Column("recur", String(16), nullable=True),
+    Column("until", Date, nullable=True),
+    Column("reason", String(1000), nullable=False),
+    Column("declared_by", String(255), nullable=False),
+    Column("declared_at", Float, nullable=False),
+    Column("approved_by", String(255), nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("ended_by", String(255), nullable=True),
+    Index(None, "end_at"),
+)
+
 # The hash chain: one row per finished day, in order, with no gap.
 seals = Table(
     "seals", metadata,

@@ -7,6 +7,7 @@ observation window), the state changes, and every few sweeps the sample sums.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -14,9 +15,11 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Connection,
@@ -53,7 +56,8 @@ from monitor.core.history import (
     unit_key,
     with_why,
 )
-from monitor.errors import RunRefused, StoreDamaged, StoreError, Superseded
+from monitor.core.maintenance import MaintenanceWindow, behind, overlay
+from monitor.errors import MaintenanceError, RunRefused, StoreDamaged, StoreError, Superseded
 from monitor.files import atomic_path
 from monitor.procs import pid_alive, process_identity
 from monitor.shard import ALL, Shard
@@ -79,6 +83,7 @@ from monitor.store.schema import (
     events,
     inventory_nodes,
     inventory_versions,
+    maintenance_windows,
     outage_causes,
     outages,
     runs,
@@ -89,6 +94,7 @@ from monitor.store.schema import (
 from monitor.store.url import describe_url
 
 log = logging.getLogger("tslcd.store")
+DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 _SECONDS_COLS = ("up_s", "down_s", "unreachable_s", "unknown_s", "maintenance_s")
 _SAMPLE_COLS = ("samples", "rtt_samples", "rtt_sum_us", "loss_sum_ppm")
@@ -108,6 +114,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _window(r: Any) -> MaintenanceWindow:
+    return MaintenanceWindow(r.id, r.start_at, r.end_at, tuple(json.loads(r.codes)), tuple(json.loads(r.areas)),
+                             r.reason, r.declared_by, r.declared_at, r.recur, r.until, r.approved_by, r.ended_at,
+                             r.ended_by)
 
 
 def _check_sqlite_file(path: Path) -> None:
@@ -169,8 +181,9 @@ class SqlStore:
     a wrong path is an error rather than an empty report).
     """
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(self, url: str, *, create: bool = True, tz: tzinfo = DEFAULT_TZ) -> None:
         self.url = url
+        self.tz = tz  # the province's: the days verify recomputes, and the local times of recurring windows
         self.where = describe_url(url)
         parsed = make_url(url)
         self.sqlite = parsed.get_backend_name() == "sqlite"
@@ -489,6 +502,22 @@ class SqlStore:
         if only is not None:
             day_q = day_q.where(day_samples.c.unit_id.in_(only))
         samples = {r.unit_id: r for r in conn.execute(day_q)}
+        # Maintenance declared at run time covers its nodes and those behind them (monitor.core.maintenance): the
+        # live monitor already recorded them in maintenance; a window declared after the fact (approved) is laid
+        # over what was recorded.
+        spans_of: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        declared = self._windows(conn, start, end)
+        if declared:
+            version = self._version_for(conn, end)
+            nodes = [n for n in (self._inventory_nodes(conn, version) if version is not None else ())
+                     if n.active_on(day)]
+            parents = {n.code: n.parent for n in nodes}
+            unit_of = {n.code: n.unit for n in nodes}
+            for w in declared:
+                spans = list(w.spans(start, end, tz))
+                if spans:
+                    for code in behind((n.code for n in nodes if w.names(n.code, n.area)), parents):
+                        spans_of[unit_of[code]].extend(spans)
         notes: dict[int, list[CauseNote]] = defaultdict(list)
         notes_q = select(outage_causes).where(outage_causes.c.start_at < end,
                                               or_(outage_causes.c.end_at.is_(None), outage_causes.c.end_at >= start))
@@ -500,6 +529,8 @@ class SqlStore:
         pieces: list[tuple[int, OutagePiece]] = []
         for unit in sorted(set(changes) | set(samples)):
             segs = timeline(ws, changes.get(unit, ()), start, end)
+            if unit in spans_of:
+                segs = overlay(segs, spans_of[unit])
             sec = fold(segs, start, end).rounded(end - start)
             s = samples.get(unit)
             if s is None and sec.unknown >= end - start:
@@ -645,7 +676,7 @@ class SqlStore:
                  "unreachable_s": p.unreachable_s, "ended_by": p.ended_by, "cause": p.cause, "why": p.why}
                 for u, p in comp.outages])
         # The digest is taken over what the database now holds, read back the way verify reads it.
-        text, rows = self._day_text(conn, day, prev, comp.inventory_version, comp.observed_s, day_s, {})
+        text, rows = self._day_text(conn, day, prev, comp.inventory_version, comp.observed_s, day_s, {}, tz)
         digest = chain.digest(text)
         conn.execute(insert(seals).values(day=day, digest=digest, prev=prev,
                                           inventory_version_id=comp.inventory_version, observed_s=comp.observed_s,
@@ -653,7 +684,7 @@ class SqlStore:
         return digest
 
     def _day_text(self, conn: Connection, day: date, prev: str, version: int | None, observed_s: float,
-                  day_s: float, inv_cache: dict[int, str]) -> tuple[str, int]:
+                  day_s: float, inv_cache: dict[int, str], tz: tzinfo | None = None) -> tuple[str, int]:
         if version is None:
             inv = ""
         elif version in inv_cache:
@@ -670,8 +701,12 @@ class SqlStore:
         outs = [tuple(r) if r[-1] is not None else tuple(r)[:-1] for r in conn.execute(
             select(units.c.code, units.c.valid_from, *(outages.c[c] for c in _OUTAGE_COLS))
             .join(units, units.c.id == outages.c.unit_id).where(outages.c.day == day))]
+        start, end = day_span(day, tz or self.tz)
+        wins = [(w.id, list(w.codes), list(w.areas), w.reason, w.declared_by, w.approved_by,
+                 [list(s) for s in spans]) for w in self._windows(conn, start, end)
+                if (spans := list(w.spans(start, end, tz or self.tz)))]
         text = chain.day_text(day=day, prev=prev, inventory=inv, observed_s=observed_s, day_s=day_s, rows=rows,
-                              outages=outs)
+                              outages=outs, windows=wins)
         return text, len(rows)
 
     def _seals(self, conn: Connection, first: date | None, last: date | None) -> list[Seal]:
@@ -730,6 +765,69 @@ class SqlStore:
                 expected_prev = s.digest
                 expected_day = s.day + timedelta(days=1)
         return VerifyResult(len(chain_seals), first_bad, tuple(problems), head[0] if head else None)
+
+    # -- maintenance declared at run time ----------------------------------------------------------
+
+    def _windows(self, conn: Connection, lo: float, hi: float) -> list[MaintenanceWindow]:
+        """The windows that may have a span in [lo, hi) (``Window.spans`` tells which)."""
+        t = maintenance_windows
+        q = (select(t).where(t.c.start_at < hi, or_(t.c.recur.is_not(None), t.c.end_at > lo),
+                             or_(t.c.ended_at.is_(None), t.c.ended_at > lo)).order_by(t.c.id))
+        return [_window(r) for r in conn.execute(q)]
+
+    def maintenance_windows(self, lo: float = float("-inf"), hi: float = float("inf")) -> list[MaintenanceWindow]:
+        """Windows declared at run time with a span in [lo, hi) (every one by default), by id."""
+        with self._read() as conn:
+            found = self._windows(conn, lo, hi)
+        if lo == float("-inf") and hi == float("inf"):
+            return found
+        return [w for w in found if any(True for _ in w.spans(lo, hi, self.tz))]
+
+    def add_window(self, w: MaintenanceWindow) -> MaintenanceWindow:
+        """Record a window (its ``id`` is given here). A window that began more than a minute before it was
+        declared changes figures already recorded: it needs ``approved_by`` (docs/design.md, "Maintenance
+        windows"); one reaching into a sealed day is refused (a sealed day never changes)."""
+        if w.end <= w.start:
+            raise MaintenanceError("the window must end after it starts")
+        if not w.codes and not w.areas:
+            raise MaintenanceError("name the nodes the window covers: codes and/or areas")
+        if not w.reason.strip() or not w.declared_by.strip():
+            raise MaintenanceError("say why (reason) and who declares it (by): reports show both")
+        if w.after_the_fact and not (w.approved_by or "").strip():
+            raise MaintenanceError(
+                "this window began before it was declared: it takes time already recorded out of availability, "
+                "so it needs a named approver (--approved-by)")
+        with self._write() as conn:
+            sealed = conn.execute(select(func.max(seals.c.day))).scalar()
+            if sealed is not None and w.start < day_span(sealed, self.tz)[1]:
+                raise MaintenanceError(f"the days through {sealed} are sealed and never change: a window cannot "
+                                       f"start before {sealed + timedelta(days=1)}")
+            pk = conn.execute(insert(maintenance_windows).values(
+                start_at=w.start, end_at=w.end, codes=json.dumps(list(w.codes), ensure_ascii=False),
+                areas=json.dumps(list(w.areas), ensure_ascii=False), recur=w.recur, until=w.until,
+                reason=w.reason, declared_by=w.declared_by, declared_at=w.declared_at, approved_by=w.approved_by,
+                ended_at=None, ended_by=None)).inserted_primary_key
+        assert pk is not None
+        added = replace(w, id=int(pk[0]))
+        log.info("maintenance window declared", extra={"window": added.id, "by": w.declared_by,
+                                                       "reason": w.reason, "approved_by": w.approved_by})
+        return added
+
+    def end_window(self, window_id: int, at: float, by: str) -> MaintenanceWindow:
+        """End a window now (a recurring one has no later span); MaintenanceError when there is none to end."""
+        with self._write() as conn:
+            row = conn.execute(select(maintenance_windows).where(maintenance_windows.c.id == window_id)).first()
+            if row is None:
+                raise MaintenanceError(f"no maintenance window {window_id} (tslcd maintenance list)")
+            w = _window(row)
+            if w.ended_at is not None:
+                raise MaintenanceError(f"maintenance window {window_id} was already ended by {w.ended_by}")
+            if w.recur is None and w.end <= at:
+                raise MaintenanceError(f"maintenance window {window_id} is already over")
+            conn.execute(update(maintenance_windows).where(maintenance_windows.c.id == window_id)
+                         .values(ended_at=at, ended_by=by))
+        log.info("maintenance window ended", extra={"window": window_id, "by": by})
+        return replace(w, ended_at=at, ended_by=by)
 
     # -- retention ---------------------------------------------------------------------------------
 
