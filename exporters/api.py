@@ -29,9 +29,10 @@ from monitor.core.history import (
     merge_outages,
 )
 from monitor.core.maintenance import MaintenanceWindow
+from monitor.core.notes import EXCLUSION, NOTE, OutageNote, outage_id, parse_outage_id
 from monitor.core.rates import RateRow
 from monitor.core.snapshot import Snapshot
-from monitor.errors import MaintenanceError
+from monitor.errors import MaintenanceError, OutageNoteError
 from monitor.store.model import HistoryStore, InventoryNode, commune_days
 
 MAX_DAYS = 400  # a longer period is the audit's job (tslcd audit shows progress): an HTTP client would time out
@@ -146,7 +147,7 @@ def rates(src: ApiSource, query: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _outage(o: Outage, code: str, name: str, area: str, tz: ZoneInfo) -> dict[str, Any]:
-    return {"code": code, "name": name, "area": area,
+    return {"id": outage_id(code, o.start, tz), "code": code, "name": name, "area": area,
             "start": datetime.fromtimestamp(o.start, tz).isoformat(),
             "end": datetime.fromtimestamp(o.end, tz).isoformat(),
             "duration_s": round(o.duration, 3), "down_s": round(o.down_s, 3),
@@ -311,6 +312,45 @@ def maintenance_end(src: ApiSource, window_id: int, user: str, now: float) -> di
     return window_json(ended, ZoneInfo(src.cfg.timezone))
 
 
+class NoteRequest(BaseModel):
+    """The body of POST /api/outages/ID/notes: a note (a ticket, the cause as known), or an exclusion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(min_length=1, max_length=2000)
+    ticket: str | None = Field(None, max_length=255)
+    cause: Literal["upstream", "power", "line", "filtered", "unknown"] | None = None
+    exclude: bool = False
+    approved_by: str | None = Field(None, max_length=255)
+
+
+def note_json(n: OutageNote, tz: ZoneInfo) -> dict[str, Any]:
+    return {"outage": outage_id(n.code, n.start, tz), "kind": n.kind, "note": n.note, "ticket": n.ticket,
+            "cause": n.cause, "by": n.by, "approved_by": n.approved_by,
+            "at": datetime.fromtimestamp(n.at, tz).isoformat()}
+
+
+def outage_note_add(src: ApiSource, ident: str, body: Any, user: str, now: float) -> dict[str, Any]:
+    """POST /api/outages/ID/notes: what ``user`` (signed in) says of an outage, or an approved exclusion."""
+    try:
+        req = NoteRequest.model_validate(body)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise BadParameter(".".join(str(x) for x in first["loc"]) or "body", first["msg"]) from None
+    tz = ZoneInfo(src.cfg.timezone)
+    try:
+        code, start = parse_outage_id(ident, tz)
+    except ValueError as e:
+        raise BadParameter("id", str(e)) from None
+    try:
+        note, reseal = _store(src).add_outage_note(
+            code, start, kind=EXCLUSION if req.exclude else NOTE, note=req.note, by=user, at=now, ticket=req.ticket,
+            cause=req.cause, approved_by=req.approved_by)
+    except OutageNoteError as e:
+        raise BadParameter("id" if "no outage" in str(e) else "body", str(e)) from None
+    return {**note_json(note, tz), "resealed_from": reseal.from_day.isoformat() if reseal else None}
+
+
 _WINDOW_WRITE = {"401": {"description": "basic auth required", **_ERROR},
                  "403": {"description": "writes need basic auth configured (web.config)", **_ERROR},
                  "415": {"description": "the body must be application/json", **_ERROR}}
@@ -360,6 +400,18 @@ OPENAPI: dict[str, Any] = {
                                         "reason": {"type": "string"}, "approved_by": {"type": "string"}}}}}},
                      "responses": {"200": {"description": "the window declared", **_OBJECT}, **_ERRORS,
                                    **_WINDOW_WRITE}}},
+        "/api/outages/{id}/notes": {"post": {
+            "summary": "Add a note (ticket, cause as known) to an outage, or exclude it from availability with a "
+                       "named approver (exclude: true); the signed-in user is who says so",
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "CODE@YYYY-MM-DDTHH:MM:SS (local start), as /api/outages gives it"}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["note"],
+                "properties": {"note": {"type": "string"}, "ticket": {"type": "string"},
+                               "cause": {"type": "string",
+                                         "enum": ["upstream", "power", "line", "filtered", "unknown"]},
+                               "exclude": {"type": "boolean"}, "approved_by": {"type": "string"}}}}}},
+            "responses": {"200": {"description": "the note added", **_OBJECT}, **_ERRORS, **_WINDOW_WRITE}}},
         "/api/maintenance/{id}/end": {"post": {
             "summary": "End a maintenance window now (the signed-in user ends it)",
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],

@@ -36,10 +36,11 @@ from monitor.core.history import (
     merge_outages,
     period_rates,
 )
+from monitor.core.notes import OutageNote, excluded_spans, outage_id, with_exclusions
 from monitor.core.rates import RateRow, for_scope, province_row
 from monitor.files import atomic_path
 from monitor.store import HistoryStore, InventoryVersionInfo, Seal
-from monitor.store.model import Rosters
+from monitor.store.model import Reseal, Rosters
 
 FORMATS = ("csv", "xlsx", "html")
 
@@ -106,6 +107,17 @@ class Report:
     carriers: dict[str | None, tuple[Seconds, frozenset[Any]]] = field(default_factory=dict)
     # Maintenance windows with a span in the period: declared at run time (the store) and in config.yaml.
     maintenance: tuple[MaintenanceLine, ...] = ()
+    # What operators said of the period's outages (notes, approved exclusions), the chain's re-sealings, and the
+    # figures counted again with the approved exclusions (empty without any).
+    notes: tuple[OutageNote, ...] = ()
+    reseals: tuple[Reseal, ...] = ()
+    summary_x: tuple[PeriodRate, ...] = ()
+    daily_x: tuple[RateRow | None, ...] = ()
+    availability_x: dict[Any, float | None] = field(default_factory=dict)
+
+    @property
+    def exclusions(self) -> tuple[OutageNote, ...]:
+        return tuple(n for n in self.notes if n.is_exclusion)
     pages_url: str = ""  # the status page (web.public_url): the HTML links each commune's code to its page there
 
     @property
@@ -168,6 +180,15 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
     count = PeriodCount(min_availability=rates_cfg.connected_min_availability,
                         in_use_min_bytes=rates_cfg.in_use_min_bytes)
     rosters = Rosters(store.inventory_nodes, area)
+    # What operators said of the period's outages; approved exclusions are counted a second time beside the
+    # measured figures, never instead of them (monitor.core.notes).
+    lo, hi = day_span(first, tz)[0], day_span(last, tz)[1]
+    notes = tuple(store.outage_notes(lo, hi)) if first <= last else ()
+    spans = excluded_spans(notes)
+    count_x = PeriodCount(min_availability=rates_cfg.connected_min_availability,
+                          in_use_min_bytes=rates_cfg.in_use_min_bytes) if spans else None
+    rates_x: list[RateRow] = []
+    daily_x: list[RateRow | None] = []
     pieces: list[tuple[Any, OutagePiece]] = []
     all_rates: list[RateRow] = []
     daily: list[DailyLine] = []
@@ -188,6 +209,13 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
                 main = RateRow(cfg.province, area or "", 0, 0, 0, 0, day=h.day)
                 rates = (*rates, main)
             all_rates.extend(rates)
+            if count_x is not None:
+                rows_x, _ = with_exclusions(h.rows, h.outages, spans)
+                day_x = for_scope(count_x.add_day(h.day, h.day_s, roster, rows_x), cfg)
+                if area is not None:
+                    day_x = tuple(r for r in day_x if r.area == area)
+                rates_x.extend(day_x)
+                daily_x.append(next((r for r in day_x if (r.province, r.area) == (main.province, main.area)), None))
             elapsed = max(0.0, min(now, h.end) - h.start)
             daily.append(DailyLine(main, h.observed_s / elapsed if elapsed > 0 else 0.0, h.seal))
             observed += h.observed_s
@@ -216,7 +244,10 @@ def build_report(store: HistoryStore, cfg: Config, first: date, last: date, *, a
         summary=tuple(sorted(period_rates(all_rates), key=lambda p: (p.province != cfg.province, p.province, p.area))),
         daily=tuple(daily),
         communes=communes, outages=tuple((o, totals[o.unit]) for o in merged), longest=longest, counts=counts,
-        head=head, carriers=count.carrier_seconds(),
+        head=head, carriers=count.carrier_seconds(), notes=notes, reseals=tuple(
+            x for x in store.reseals() if first <= x.from_day <= last),
+        summary_x=tuple(period_rates(rates_x)), daily_x=tuple(daily_x),
+        availability_x={u: t.seconds.availability for u, t in count_x.totals().items()} if count_x else {},
         maintenance=maintenance_lines(store, cfg, day_span(first, tz)[0], min(now, day_span(last, tz)[1])),
         pages_url=cfg.web.public_url.rstrip("/") + "/" if cfg.web.public_url else "")
 
@@ -351,6 +382,12 @@ def definitions(r: Report) -> list[str]:
         "without an IPv6 address is not IPv6 ready. A period's IPv6 readiness rate is the mean of the daily rates "
         "of the days with data. A commune's IPv6 availability: the sweeps its IPv6 address answered / the sweeps "
         "that probed it.",
+        "Exclusions: an operator may ask that an outage be excluded from availability (say, planned works declared "
+        "too late); it counts only with a named approver, and never instead of the measured figure: every figure it "
+        "changes is given twice, as measured and with the approved exclusions (the excluded outage's down and "
+        "unreachable time left out of availability, as maintenance is). Exclusions are part of the hash chain: one "
+        "of an outage on a day already sealed re-seals the chain from that day, recorded above with its reason; "
+        "one added or changed in the database otherwise fails `tslcd audit verify`.",
         "Outage causes, from what ICMP and SNMP saw (first match wins): " + "; ".join(
             f"{c.value}: {text}" for c, text in RULES) + ". A down commune is asked over SNMP too (at most "
         "snmp.down_nodes_max a poll). A day's outages carry the cause known when the day was sealed; an outage "
@@ -408,6 +445,12 @@ def tables(r: Report) -> list[Table]:
         ("Generated by", f"tslcd-monitor {_tool_version()}"),
         ("History store", r.store),
     ]
+    method_rows.append(("Approved exclusions", f"{len(r.exclusions)}: the figures they change are given twice, as "
+                        "measured and with the approved exclusions" if r.exclusions else "none"))
+    for x in r.reseals:
+        method_rows.append((f"Re-sealed from {x.from_day}", f"on {_local(x.at, tz):%Y-%m-%d %H:%M:%S} by {x.by}, "
+                            f"approved by {x.approved_by}: {x.reason}; chain head before {x.old_head}, after "
+                            f"{x.new_head}"))
     method_rows += [(f"Definition {i}", text) for i, text in enumerate(definitions(r), 1)]
 
     summary_cols = (
@@ -422,11 +465,17 @@ def tables(r: Report) -> list[Table]:
         Column("connected_max", "Highest daily connected rate", "rate"),
         Column("days_no_data", "Days without data (left out of the measured rates)", "int"),
         Column("ipv6_rate", "IPv6 readiness rate (measured)", "rate"),
+        Column("connected_rate_x", "Connected rate with approved exclusions", "rate"),
+        Column("exclusions", "Approved exclusions", "int"),
     )
+    summary_x = {(p.province, p.area): p for p in r.summary_x}
+    n_excl = len(r.exclusions)
     summary_rows = tuple(
         (p.province, p.area, p.days, p.provisioned_rate, p.connected_rate, p.in_use_rate, r.target,
          None if p.connected_rate is None else max(0.0, r.target - p.connected_rate), p.connected_min,
-         p.connected_max, p.days_no_data, p.ipv6_rate) for p in r.summary)
+         p.connected_max, p.days_no_data, p.ipv6_rate,
+         summary_x[(p.province, p.area)].connected_rate if (p.province, p.area) in summary_x else p.connected_rate,
+         n_excl) for p in r.summary)
 
     daily_cols = (
         Column("day", "Day", "date"), Column("communes", "Communes active", "int"),
@@ -438,14 +487,17 @@ def tables(r: Report) -> list[Table]:
         Column("no_data", "Communes without data (not observed)", "int"),
         Column("representative", f"Representative (coverage >= {r.min_coverage:.0%})"),
         Column("ipv6_ready", "IPv6 ready", "int"), Column("ipv6_rate", "IPv6 readiness rate", "rate"),
+        Column("connected_rate_x", "Connected rate with approved exclusions", "rate"),
     )
     daily_rows = tuple(
         (d.rate.day, d.rate.communes, d.rate.provisioned, d.rate.connected, d.rate.in_use, d.rate.provisioned_rate,
          d.rate.connected_rate, d.rate.in_use_rate, d.coverage, "yes" if d.seal else "no",
          d.seal.digest if d.seal else "", d.rate.no_data,
          "no data" if not d.rate.has_data else ("yes" if d.coverage >= r.min_coverage else "no"),
-         d.rate.ipv6_ready, d.rate.ipv6_rate)
-        for d in r.daily)
+         d.rate.ipv6_ready, d.rate.ipv6_rate,
+         dx.connected_rate if (dx := (r.daily_x[i] if i < len(r.daily_x) else None)) is not None
+         else d.rate.connected_rate)
+        for i, d in enumerate(r.daily))
 
     commune_cols = (
         Column("code", "Code"), Column("name", "Name"), Column("area", "Area"),
@@ -458,12 +510,15 @@ def tables(r: Report) -> list[Table]:
         Column("maintenance_s", "Maintenance, s", "seconds"),
         Column("carrier", "Carrier"), Column("days_ipv6", "Days IPv6 answered", "int"),
         Column("ipv6_availability", "IPv6 availability (answered / probed)", "rate"),
+        Column("availability_x", "Availability with approved exclusions", "rate"),
     )
     commune_rows = tuple(
         (t.code, t.name, t.area, t.first_day, t.last_day, t.days_active, t.days_provisioned,
          t.seconds.availability, t.days_connected, t.days_in_use, r.counts.get(t.unit, 0), round(t.seconds.outage, 3),
          round(r.longest.get(t.unit, 0.0), 3), t.coverage, round(t.seconds.unknown, 3),
-         round(t.seconds.maintenance, 3), t.carrier or "", t.days_ipv6, t.ipv6_availability) for t in r.communes)
+         round(t.seconds.maintenance, 3), t.carrier or "", t.days_ipv6, t.ipv6_availability,
+         r.availability_x.get(t.unit, t.seconds.availability) if r.availability_x else t.seconds.availability)
+        for t in r.communes)
 
     outage_cols = (
         Column("code", "Code"), Column("name", "Name"), Column("area", "Area"),
@@ -471,10 +526,25 @@ def tables(r: Report) -> list[Table]:
         Column("duration_s", "Duration, s", "seconds"), Column("down_s", "Down, s", "seconds"),
         Column("unreachable_s", "Unreachable (upstream down), s", "seconds"),
         Column("why", "Cause"), Column("cause", "Upstream node down"), Column("ended_by", "Ended by"),
+        Column("id", "Outage id"), Column("notes", "Notes (ticket, cause given, by)"),
+        Column("excluded", "Excluded from availability (reason; approved by)"),
     )
+    said: dict[tuple[Any, float], list[OutageNote]] = {}
+    for n in r.notes:
+        said.setdefault((n.unit, round(n.start, 3)), []).append(n)
+
+    def notes_text(o: Outage) -> tuple[str, str]:
+        ns = said.get((o.unit, round(o.start, 3)), [])
+        text = " | ".join(
+            n.note + (f" (ticket {n.ticket})" if n.ticket else "") + (f" (cause: {n.cause})" if n.cause else "")
+            + f" — {n.by}" for n in ns if not n.is_exclusion)
+        excl = " | ".join(f"{n.note}; approved by {n.approved_by} ({n.by})" for n in ns if n.is_exclusion)
+        return text, excl
+
     outage_rows = tuple(
         (t.code, t.name, t.area, _local(o.start, tz), _local(o.end, tz), round(o.duration, 3), o.down_s,
-         o.unreachable_s, o.why or NOT_RECORDED, o.cause or "", ENDED_BY.get(o.ended_by, o.ended_by))
+         o.unreachable_s, o.why or NOT_RECORDED, o.cause or "", ENDED_BY.get(o.ended_by, o.ended_by),
+         outage_id(t.code, o.start, tz), *notes_text(o))
         for o, t in r.outages)
 
     carrier_cols = (Column("carrier", "Carrier"), Column("communes", "Communes", "int"),

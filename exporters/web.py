@@ -511,6 +511,15 @@ async def _api_maintenance_end(request: web.Request) -> web.Response:
     return await _write(request, lambda src, user, now: api.maintenance_end(src, window_id, user, now))
 
 
+async def _api_outage_note(request: web.Request) -> web.Response:
+    ident = request.match_info["id"]
+    try:
+        body = await request.json() if request.content_type == "application/json" else None
+    except ValueError:
+        return _json({"error": "the body is not valid JSON"}, 400)
+    return await _write(request, lambda src, user, now: api.outage_note_add(src, ident, body, user, now))
+
+
 async def _api_openapi(request: web.Request) -> web.Response:
     return _json(api.OPENAPI)
 
@@ -555,6 +564,7 @@ def make_app(source: Source) -> web.Application:
     app.router.add_get("/api/maintenance", _api_maintenance)
     app.router.add_post("/api/maintenance", _api_maintenance_add)
     app.router.add_post("/api/maintenance/{id}/end", _api_maintenance_end)
+    app.router.add_post("/api/outages/{id}/notes", _api_outage_note)
     return app
 
 

@@ -78,6 +78,10 @@ class MaintenanceError(TslcdError, ValueError):
     """A maintenance window that cannot be declared or ended as asked (the message says why and what to do)."""
 
 
+class OutageNoteError(TslcdError, ValueError):
+    """A note or an exclusion that cannot be given to an outage as asked (the message says why)."""
+
+
 class ListenError(TslcdError, OSError):
     """The HTTP address cannot be bound; the message says which and what to do."""
 

@@ -223,9 +223,11 @@ def test_csv_report_has_every_section_and_is_safe_from_formulas(run_dir: Path) -
         ["upstream", "2", "2", "14400.000", "0.571429"], ["unknown", "1", "1", "10800.000", "0.428571"]]
     assert any("power: its router restarted" in v for v in method.values())
     # IPv6 readiness (issue 17, part 5): 22015 is dual-stack and its IPv6 address answered every observed sweep.
-    assert [r[-2:] for r in s["Daily rates"][1:] if len(r) > 3] == [["1", f"{1 / 6:.6f}"]] * 4
-    assert summary[""][-1] == f"{1 / 6:.6f}"
-    assert communes["22015"][-3:] == ["Viettel", "4", "1.000000"] and communes["24133"][-3:] == ["VNPT", "0", ""]
+    assert [r[-3:-1] for r in s["Daily rates"][1:] if len(r) > 3] == [["1", f"{1 / 6:.6f}"]] * 4
+    assert summary[""][-3] == f"{1 / 6:.6f}"
+    assert communes["22015"][-4:-1] == ["Viettel", "4", "1.000000"] and communes["24133"][-4:-1] == ["VNPT", "0", ""]
+    # No exclusion: the figures "with approved exclusions" are the measured ones, and none is counted.
+    assert summary[""][-2:] == [summary[""][4], "0"] and communes["22015"][-1] == communes["22015"][7]
     assert any(v.startswith("IPv6 readiness on day D") for v in method.values())
     digests = [r for r in s["Digests"][1:] if len(r) > 3]
     assert [r[0] for r in digests] == [(D + timedelta(days=i)).isoformat() for i in range(4)]
@@ -366,7 +368,7 @@ def test_month_with_area_and_progress_bar_on_request(run_dir: Path, capsys: pyte
     # June 1-27: before the first inventory was recorded: no commune active, no data, no rate (coverage 0).
     # (Until issue 16 these days used the first version and counted its communes as not connected.)
     assert len(daily) == 30 and daily[0][1:4] == ["0", "0", "0"] and daily[0][8] == "0.000000"
-    assert daily[0][6] == "" and daily[0][-3] == "no data"
+    assert daily[0][6] == "" and daily[0][-4] == "no data"
     assert daily[27][1:4] == ["3", "3", "3"]
 
 
@@ -491,7 +493,7 @@ def test_a_month_the_monitor_saw_only_3_days_of_has_the_rate_of_those_3_days(run
     assert row[head.index("Days without data (left out of the measured rates)")] == "27"
     assert float(row[head.index("Connected rate (measured)")]) == pytest.approx(last3.connected_rate, abs=1e-6)
     daily = [r for r in s["Daily rates"][1:] if len(r) > 3]
-    assert daily[0][6] == "" and daily[0][-3] == "no data" and daily[27][-3] == "yes"
+    assert daily[0][6] == "" and daily[0][-4] == "no data" and daily[27][-4] == "yes"
     assert float(dict(s["Method"][1:])["Coverage (share of the period the monitor was observing)"]) == pytest.approx(
         3 / 30, abs=0.002)
 

@@ -542,7 +542,7 @@ def test_a_restart_with_the_same_pid_is_not_another_monitor(store: SqlStore, db:
 def test_a_store_written_by_a_newer_tslcd_is_refused(store: SqlStore, db: str) -> None:
     store.close()
     tamper(db, "UPDATE alembic_version SET version_num = :v", v="9999")
-    with pytest.raises(StoreError, match=r"has schema 9999, newer than this tslcd knows \(up to 0008\)"):
+    with pytest.raises(StoreError, match=r"has schema 9999, newer than this tslcd knows \(up to 0009\)"):
         SqlStore(db)
 
 

@@ -157,7 +157,10 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
             state = labels["down"]
             if o.why in CAUSE_LABELS:
                 state += ": " + CAUSE_LABELS[o.why][lang]
-        notes = []
+        notes = list(o.notes)
+        if o.excluded:
+            reason, _, by = o.excluded.rpartition("; ")
+            notes.append(labels["excluded"].format(reason=reason, by=by))
         if o.began is not None:
             notes.append(labels["began"].format(at=f.time(o.began)))
         if o.ended_by == "day-end":
@@ -192,6 +195,9 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
         "connected_rate": f.pct(report.connected.rate),
         "gap": gap,
         "gap_met": need == 0 and report.connected.rate is not None,
+        "with_exclusions": labels["with_exclusions"].format(
+            rate=f.pct(report.connected_x.rate), count=report.exclusions, measured=f.pct(report.connected.rate))
+        if report.connected_x is not None else "",
         "ipv6": labels["ipv6"].format(value=f.pct(report.ipv6.rate), count=report.ipv6.count,
                                       total=report.ipv6.total) if report.ipv6.rate is not None else "",
         "coverage_warn": labels["coverage_warn"].format(coverage=f.pct(report.coverage))

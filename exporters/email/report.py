@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from exporters.audit import MaintenanceLine, maintenance_lines
+from monitor.core.history import Seconds
+from monitor.core.notes import OutageNote, excluded_spans
 from monitor.core.rates import RateRow, for_scope, province_row
 from monitor.core.state import NO_CIRCUIT as NO_CIRCUIT  # no TSLCD circuit (address) yet: never probed, not connected
 
@@ -117,6 +119,8 @@ class OutageLine:
     cause_name: str = ""
     began: float | None = None
     why: str | None = None  # the outage's cause (monitor.core.causes), as known when the report was made
+    notes: tuple[str, ...] = ()  # what operators said of it (tslcd outage annotate)
+    excluded: str | None = None  # an approved exclusion: its reason and approver
 
     @property
     def duration_s(self) -> float:
@@ -160,6 +164,8 @@ class DailyReport:
     dashboard_url: str = ""
     pages_url: str = ""  # the status page (web.public_url): each commune named links to its page there
     seal_digest: str | None = None  # the day's hash-chain digest once sealed (auditors can verify it)
+    connected_x: Rate | None = None  # the connected rate with the approved exclusions (None: none that day)
+    exclusions: int = 0
     maintenance: tuple[MaintenanceLine, ...] = ()  # windows with a span on the day, and why
 
     @property
@@ -221,6 +227,28 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
     communes = commune_days(h, nodes.values())
     rows = for_scope(day_rates(day, communes, min_availability=min_av, in_use_min_bytes=min_bytes), cfg)
     today = _main_row(rows, cfg.province)
+    # What operators said of the day's outages; the approved exclusions give the rate a second time, beside it.
+    said: dict[tuple[Any, float], list[OutageNote]] = {}
+    for said_note in store.outage_notes(h.start, h.end):
+        said.setdefault((said_note.unit, round(said_note.start, 3)), []).append(said_note)
+    spans = excluded_spans(x for xs in said.values() for x in xs)
+    connected_x: Rate | None = None
+    excluded_today = 0
+    if spans and today is not None:
+        moved: dict[Any, Seconds] = {}
+        for u, p in h.outages:
+            if any(s - 1e-6 <= p.start < e + 1e-6 for s, e in spans.get(u, ())):
+                excluded_today += 1
+                had = moved.get(u, Seconds())
+                moved[u] = Seconds(0, had.down + p.down_s, had.unreachable + p.unreachable_s)
+        communes_x = [replace(c, seconds=Seconds(c.seconds.up, max(0.0, c.seconds.down - mv.down),
+                                                 max(0.0, c.seconds.unreachable - mv.unreachable), c.seconds.unknown,
+                                                 c.seconds.maintenance + mv.down + mv.unreachable))
+                      if (mv := moved.get(c.unit)) is not None else c for c in communes]
+        row_x = _main_row(for_scope(day_rates(day, communes_x, min_availability=min_av, in_use_min_bytes=min_bytes),
+                                    cfg), cfg.province)
+        if row_x is not None and excluded_today:
+            connected_x = Rate(row_x.connected, row_x.with_data if row_x.has_data else 0)
     yesterday_h = hist.get(day - timedelta(days=1))
     before = province_rates.get(day - timedelta(days=1))
     traffic_known = traffic_on.get(day, False)
@@ -283,7 +311,11 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
             continue
         outages.append(OutageLine(n.code, n.name, n.kind, n.area, mine.start, mine.end, mine.down_s,
                                   mine.unreachable_s, mine.ended_by, mine.cause, code_names.get(mine.cause or "", ""),
-                                  o.start if o.start < h.start else None, o.why))
+                                  o.start if o.start < h.start else None, o.why,
+                                  tuple(x.note + (f" ({x.ticket})" if x.ticket else "") + f" — {x.by}"
+                                        for x in said.get((o.unit, round(o.start, 3)), ()) if not x.is_exclusion),
+                                  next((f"{x.note}; {x.approved_by}" for x in said.get((o.unit, round(o.start, 3)), ())
+                                        if x.is_exclusion), None)))
     outages.sort(key=lambda o: (-o.duration_s, o.start, o.code))
 
     reboots = sorted((RebootLine(n.code, n.name, n.area, int(r.reboots))
@@ -296,7 +328,8 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
         connected=connected, in_use=in_use, provisioned=provisioned, ipv6=ipv6, coverage=h.coverage,
         traffic_known=traffic_known, trend=tuple(trend), areas=areas, not_connected=tuple(not_connected),
         not_in_use=tuple(not_in_use), outages=tuple(outages), reboots=tuple(reboots), partial=tuple(partial),
-        maintenance=maintenance_lines(store, cfg, h.start, h.end),
+        maintenance=maintenance_lines(store, cfg, h.start, h.end), connected_x=connected_x,
+        exclusions=excluded_today,
         dashboard_url=dashboard, pages_url=cfg.web.public_url, seal_digest=h.seal.digest if h.seal else None)
 
 

@@ -9,6 +9,7 @@
     inventory import monitor.cli.inventory    a province's official communes as an inventory skeleton
     store backup     monitor.cli.store        a consistent copy of the history store
     maintenance      monitor.cli.maintenance  maintenance windows declared, listed and ended at run time
+    outage           monitor.cli.outage       outages listed, annotated, excluded with an approver
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from monitor.cli import audit, demo, init, inventory, maintenance, report, run, snmp, store
+from monitor.cli import audit, demo, init, inventory, maintenance, outage, report, run, snmp, store
 
 _EPILOG = """\
 examples:
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_parser(sub)
     store.add_parser(sub)
     maintenance.add_parser(sub)
+    outage.add_parser(sub)
     return p
 
 

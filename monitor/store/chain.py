@@ -40,7 +40,7 @@ def inventory_digest(rows: Iterable[Sequence[Any]]) -> str:
 
 def day_text(*, day: date, prev: str, inventory: str, observed_s: float, day_s: float,
              rows: Iterable[Sequence[Any]], outages: Iterable[Sequence[Any]],
-             windows: Iterable[Sequence[Any]] = ()) -> str:
+             windows: Iterable[Sequence[Any]] = (), exclusions: Iterable[Sequence[Any]] = ()) -> str:
     """The canonical text of a sealed day.
 
     ``rows``: code, valid_from, then the daily columns in schema order (up_s ... reboots).
@@ -50,11 +50,13 @@ def day_text(*, day: date, prev: str, inventory: str, observed_s: float, day_s: 
     ``windows``: the maintenance windows declared at run time that cover part of the day (migration 0008): id,
     codes, areas, reason, declared_by, approved_by, then its spans within the day; none on a day without one,
     whose text reads as before.
+    ``exclusions``: the approved exclusions of outages overlapping the day (migration 0009): code, valid_from,
+    start_at, end_at, note, by, approved_by, at; none on a day without one.
     """
     head = [FORMAT, f"day={day.isoformat()}", f"prev={prev}", f"inventory={inventory}",
             f"observed_s={observed_s!r}", f"day_s={day_s!r}"]
     body = (sorted("R" + _line(r) for r in rows) + sorted("O" + _line(o) for o in outages)
-            + sorted("W" + _line(w) for w in windows))
+            + sorted("W" + _line(w) for w in windows) + sorted("X" + _line(x) for x in exclusions))
     return "\n".join(head + body) + "\n"
 
 

@@ -11,6 +11,7 @@ from typing import Protocol, TypeVar
 from inventory.model import Inventory, NodeFacts
 from monitor.core.history import Commune, CommuneDay, OutagePiece, Roster, RowValues, Seconds, UnitKey, traffic
 from monitor.core.maintenance import MaintenanceWindow
+from monitor.core.notes import OutageNote
 from monitor.shard import Shard
 
 
@@ -40,6 +41,19 @@ class SampleRow:
     reboots: int | None = None
     v6_samples: int | None = None
     v6_ok: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reseal:
+    """The chain re-sealed from ``from_day`` on: an approved exclusion of an outage on a sealed day."""
+
+    from_day: date
+    at: float
+    by: str
+    approved_by: str
+    reason: str
+    old_head: str
+    new_head: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +260,11 @@ class HistoryStore(Protocol):
     def maintenance_windows(self, lo: float = ..., hi: float = ...) -> list[MaintenanceWindow]: ...
     def add_window(self, w: MaintenanceWindow) -> MaintenanceWindow: ...
     def end_window(self, window_id: int, at: float, by: str) -> MaintenanceWindow: ...
+    def outage_notes(self, lo: float = ..., hi: float = ...) -> list[OutageNote]: ...
+    def reseals(self) -> list[Reseal]: ...
+    def add_outage_note(self, code: str, start: float, *, kind: str, note: str, by: str, at: float,
+                        ticket: str | None = None, cause: str | None = None,
+                        approved_by: str | None = None) -> tuple[OutageNote, Reseal | None]: ...
     def close(self) -> None: ...
 
 

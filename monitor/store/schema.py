@@ -199,6 +199,39 @@ maintenance_windows = Table(
     Index(None, "end_at"),
 )
 
+# What operators say of an outage (migration 0009), never edited (a later row adds to it): a note (kind "note",
+# optionally a ticket and the cause as they know it), or an exclusion from availability (kind "exclusion",
+# with its approver). An outage is named by its unit and its start; end_at is its end when the row was added.
+outage_notes = Table(
+    "outage_notes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("unit_id", Integer, ForeignKey("units.id"), nullable=False),
+    Column("start_at", Float, nullable=False),
+    Column("end_at", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("note", String(2000), nullable=False),
+    Column("ticket", String(255), nullable=True),
+    Column("cause", String(16), nullable=True),
+    Column("by", String(255), nullable=False),
+    Column("approved_by", String(255), nullable=True),
+    Column("at", Float, nullable=False),
+    Index(None, "unit_id", "start_at"),
+)
+
+# Each re-sealing of the chain (migration 0009): an approved exclusion of an outage on a sealed day re-seals
+# from that day on; the reports list these.
+reseals = Table(
+    "reseals", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("from_day", Date, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("by", String(255), nullable=False),
+    Column("approved_by", String(255), nullable=False),
+    Column("reason", String(2000), nullable=False),
+    Column("old_head", String(64), nullable=False),
+    Column("new_head", String(64), nullable=False),
+)
+
 # The hash chain: one row per finished day, in order, with no gap.
 seals = Table(
     "seals", metadata,

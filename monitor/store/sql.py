@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,6 +40,7 @@ from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 
 from inventory.model import Inventory
 from monitor.core.history import (
+    ENDED_DAY_END,
     CauseNote,
     Change,
     OutagePiece,
@@ -50,6 +51,7 @@ from monitor.core.history import (
     day_span,
     days,
     fold,
+    merge_outages,
     observed_seconds,
     outage_pieces,
     timeline,
@@ -57,7 +59,8 @@ from monitor.core.history import (
     with_why,
 )
 from monitor.core.maintenance import MaintenanceWindow, behind, overlay
-from monitor.errors import MaintenanceError, RunRefused, StoreDamaged, StoreError, Superseded
+from monitor.core.notes import EXCLUSION, OutageNote
+from monitor.errors import MaintenanceError, OutageNoteError, RunRefused, StoreDamaged, StoreError, Superseded
 from monitor.files import atomic_path
 from monitor.procs import pid_alive, process_identity
 from monitor.shard import ALL, Shard
@@ -70,6 +73,7 @@ from monitor.store.model import (
     InventoryNode,
     InventoryVersionInfo,
     RecordedInventory,
+    Reseal,
     RunInfo,
     SampleRow,
     Seal,
@@ -85,7 +89,9 @@ from monitor.store.schema import (
     inventory_versions,
     maintenance_windows,
     outage_causes,
+    outage_notes,
     outages,
+    reseals,
     runs,
     seals,
     units,
@@ -705,8 +711,13 @@ class SqlStore:
         wins = [(w.id, list(w.codes), list(w.areas), w.reason, w.declared_by, w.approved_by,
                  [list(s) for s in spans]) for w in self._windows(conn, start, end)
                 if (spans := list(w.spans(start, end, tz or self.tz)))]
+        n = outage_notes
+        excl = [tuple(r) for r in conn.execute(
+            select(units.c.code, units.c.valid_from, n.c.start_at, n.c.end_at, n.c.note, n.c.by, n.c.approved_by,
+                   n.c.at).join(units, units.c.id == n.c.unit_id)
+            .where(n.c.kind == EXCLUSION, n.c.approved_by.is_not(None), n.c.start_at < end, n.c.end_at > start))]
         text = chain.day_text(day=day, prev=prev, inventory=inv, observed_s=observed_s, day_s=day_s, rows=rows,
-                              outages=outs, windows=wins)
+                              outages=outs, windows=wins, exclusions=excl)
         return text, len(rows)
 
     def _seals(self, conn: Connection, first: date | None, last: date | None) -> list[Seal]:
@@ -828,6 +839,88 @@ class SqlStore:
                          .values(ended_at=at, ended_by=by))
         log.info("maintenance window ended", extra={"window": window_id, "by": by})
         return replace(w, ended_at=at, ended_by=by)
+
+    # -- what operators say of outages: notes and approved exclusions ------------------------------
+
+    def outage_notes(self, lo: float = float("-inf"), hi: float = float("inf")) -> list[OutageNote]:
+        """The notes and exclusions of outages that overlap [lo, hi), oldest first."""
+        n = outage_notes
+        with self._read() as conn:
+            rows = conn.execute(select(n, units.c.code).join(units, units.c.id == n.c.unit_id)
+                                .where(n.c.start_at < hi, n.c.end_at > lo).order_by(n.c.id)).all()
+        return [OutageNote(r.id, r.unit_id, r.code, r.start_at, r.end_at, r.kind, r.note, r.ticket, r.cause, r.by,
+                           r.approved_by, r.at) for r in rows]
+
+    def reseals(self) -> list[Reseal]:
+        with self._read() as conn:
+            return [Reseal(r.from_day, r.at, r.by, r.approved_by, r.reason, r.old_head, r.new_head)
+                    for r in conn.execute(select(reseals).order_by(reseals.c.id))]
+
+    def add_outage_note(self, code: str, start: float, *, kind: str, note: str, by: str, at: float,
+                        ticket: str | None = None, cause: str | None = None,
+                        approved_by: str | None = None) -> tuple[OutageNote, Reseal | None]:
+        """Add what was said of the outage of ``code`` that began at ``start`` (its id). An exclusion needs a
+        named approver and an outage that is over; one of an outage on a sealed day re-seals the chain from that
+        day, recorded in ``reseals`` (the reports list it)."""
+        if not note.strip() or not by.strip():
+            raise OutageNoteError("say what (note, or the reason of an exclusion) and who (by)")
+        if kind == EXCLUSION and not (approved_by or "").strip():
+            raise OutageNoteError("an exclusion counts only with a named approver (--approved-by)")
+        tz = self.tz
+        first = day_of(start, tz)
+        found = None
+        for unit_code in (code,):
+            days_ = self.unit_history(unit_code, first, max(first, day_of(at, tz)), tz)
+            for o in merge_outages((u, p) for h in days_ for u, p in h.outages):
+                if abs(o.start - start) < 1.0:
+                    found = (o, days_)
+                    break
+        if found is None:
+            raise OutageNoteError(f"no outage of {code} began at {datetime.fromtimestamp(start, tz):%Y-%m-%d %H:%M:%S}"
+                                  " (tslcd outage list shows the ids)")
+        o, _ = found
+        if kind == EXCLUSION and o.ended_by == ENDED_DAY_END:
+            raise OutageNoteError("this outage is still going on: exclude it once it is over")
+        unit = int(o.unit)  # type: ignore[call-overload]
+        reseal: Reseal | None = None
+        with self._write() as conn:
+            pk = conn.execute(insert(outage_notes).values(
+                unit_id=unit, start_at=o.start, end_at=o.end, kind=kind, note=note.strip(), ticket=ticket,
+                cause=cause, by=by.strip(), approved_by=(approved_by or "").strip() or None, at=at)
+            ).inserted_primary_key
+            assert pk is not None
+            if kind == EXCLUSION:
+                reseal = self._reseal_from(conn, day_of(o.start, tz), at=at, by=by, approved_by=approved_by or "",
+                                           reason=f"exclusion of {code}'s outage: {note.strip()}")
+        added = OutageNote(int(pk[0]), unit, code, o.start, o.end, kind, note.strip(), ticket, cause, by.strip(),
+                           approved_by, at)
+        log.info("outage note added", extra={"code": code, "kind": kind, "by": by, "approved_by": approved_by,
+                                             "resealed_from": reseal.from_day.isoformat() if reseal else None})
+        return added, reseal
+
+    def _reseal_from(self, conn: Connection, day: date, *, at: float, by: str, approved_by: str,
+                     reason: str) -> Reseal | None:
+        """Re-seal every sealed day from ``day`` on (their data unchanged: their text now names the exclusion),
+        recording it; None when ``day`` is not sealed yet."""
+        chain_seals = [s for s in self._seals(conn, day, None)]
+        if not chain_seals:
+            return None
+        before = conn.execute(select(seals.c.digest).where(seals.c.day < chain_seals[0].day)
+                              .order_by(seals.c.day.desc()).limit(1)).scalar()
+        prev = before if before is not None else chain.GENESIS
+        old_head = chain_seals[-1].digest
+        cache: dict[int, str] = {}
+        for s in chain_seals:
+            text, _ = self._day_text(conn, s.day, prev, s.inventory_version, s.observed_s, s.day_s, cache)
+            digest = chain.digest(text)
+            conn.execute(update(seals).where(seals.c.day == s.day).values(digest=digest, prev=prev))
+            prev = digest
+        r = Reseal(chain_seals[0].day, at, by, approved_by, reason, old_head, prev)
+        conn.execute(insert(reseals).values(from_day=r.from_day, at=at, by=by, approved_by=approved_by,
+                                            reason=reason[:2000], old_head=old_head, new_head=prev))
+        log.warning("chain re-sealed", extra={"from": r.from_day.isoformat(), "by": by, "approved_by": approved_by,
+                                              "old_head": old_head[:16], "new_head": prev[:16]})
+        return r
 
     # -- retention ---------------------------------------------------------------------------------
 
