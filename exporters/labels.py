@@ -156,6 +156,8 @@ EMAIL: dict[str, dict[str, str]] = {
         "def_provisioned": "Đã có đường truyền: xã có địa chỉ mạng TSLCD trong danh mục (chỉ tiêu chính thức có thể "
                            "hiểu theo nghĩa này; báo cáo nêu cả hai).",
         "def_unreachable": "Không tới được: nút phía trên (nút tập trung) mất kết nối nên không đo được xã.",
+        "def_exclusions": "Loại trừ: một sự cố chỉ được loại khỏi độ sẵn sàng khi có người duyệt; các số liệu bị ảnh "
+                          "hưởng luôn được nêu hai lần, theo đo đạc và có tính các loại trừ đã duyệt.",
         "def_ipv6": "Sẵn sàng IPv6 trong ngày: số xã có địa chỉ IPv6 trả lời ít nhất một lần trong ngày / số xã có "
                     "số liệu (như tỷ lệ kết nối).",
         "def_causes": "Nguyên nhân, từ những gì ICMP và SNMP thấy: mất điện / khởi động lại (thiết bị khởi động "
@@ -261,6 +263,8 @@ EMAIL: dict[str, dict[str, str]] = {
                            "indicator may mean this, so both are shown.",
         "def_unreachable": "Unreachable: an upstream (aggregation) node was down, so the commune could not be "
                            "measured.",
+        "def_exclusions": "Exclusions: an outage is left out of availability only with a named approver; every "
+                          "figure it changes is given twice, as measured and with the approved exclusions.",
         "def_ipv6": "IPv6 readiness on a day: communes whose IPv6 address answered at least once that day / communes "
                     "with data (as for the connection rate).",
         "def_causes": "Causes, from what ICMP and SNMP saw: power or reboot (the router restarted during the outage "

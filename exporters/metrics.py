@@ -54,6 +54,7 @@ RATE_CONNECTED = "tslcd_connected_day_rate_ratio"
 RATE_IN_USE = "tslcd_in_use_day_rate_ratio"
 RATE_PROVISIONED = "tslcd_provisioned_day_rate_ratio"
 RATE_IPV6 = "tslcd_ipv6_readiness_day_rate_ratio"
+RATE_CONNECTED_X = "tslcd_connected_day_rate_with_exclusions_ratio"
 MONITOR_COVERAGE = "tslcd_monitor_coverage_ratio"
 HISTORY_SEALED = "tslcd_history_sealed_through_timestamp_seconds"
 HISTORY_WRITE_FAILURES = "tslcd_history_write_failures_total"
@@ -481,6 +482,9 @@ class HistoryCollector:
         ipv6 = GaugeMetricFamily(RATE_IPV6, "IPv6 readiness: share of active communes whose IPv6 address answered "
                                  "that day (no series without data); last_30d is the mean of daily rates.",
                                  labels=labels)
+        conn_x = GaugeMetricFamily(RATE_CONNECTED_X, "The connected rate counted again with the approved exclusions "
+                                   "(docs/design.md); only for periods an exclusion touches, beside the measured one.",
+                                   labels=labels)
         cov = GaugeMetricFamily(MONITOR_COVERAGE, "Share of the period the monitor was observing.",
                                 labels=["period"])
         recent = rec.recent()
@@ -508,7 +512,13 @@ class HistoryCollector:
                         ipv6.add_metric(key, r.ipv6_rate)
                 if coverage is not None:
                     cov.add_metric([period], coverage)
-        yield from (conn, used, prov, ipv6, cov)
+            for period, rates_x in (("today", recent.today.rates_x if recent.today.coverage else None),
+                                    ("yesterday", recent.days[-1].rates_x if recent.days else None),
+                                    ("last_30d", recent.period_x)):
+                for rx in rates_x or ():
+                    if rx.connected_rate is not None:
+                        conn_x.add_metric([rx.province, rx.area, period], rx.connected_rate)
+        yield from (conn, used, prov, ipv6, conn_x, cov)
         if rec.sealed_through is not None:
             yield GaugeMetricFamily(HISTORY_SEALED, "End of the last day sealed into the hash chain.",
                                     value=day_span(rec.sealed_through, rec.tz)[1])

@@ -189,12 +189,15 @@ def history_view(recent: RecentRates | None) -> dict[str, Any] | None:
 
     def row(s: DaySummary) -> dict[str, Any]:
         r = recent.province_row(s.rates) or RateRow(recent.province, "", 0, 0, 0)
+        rx = recent.province_row(s.rates_x) if s.rates_x else None
         return {"day": s.day.isoformat(), "coverage": s.coverage, "sealed": s.sealed,
                 "communes": r.with_data, "connected": r.connected, "no_data": r.no_data, "in_use": r.in_use,
                 "connected_rate": r.connected_rate, "in_use_rate": r.in_use_rate,
-                "provisioned_rate": r.provisioned_rate}
+                "provisioned_rate": r.provisioned_rate,
+                "connected_rate_x": rx.connected_rate if rx is not None else None}
 
     p = recent.province_row(recent.period)
+    px = recent.province_row(recent.period_x) if recent.period_x else None
     return {
         "today": row(recent.today),
         "days": [row(s) for s in reversed(recent.days)],  # newest first
@@ -202,6 +205,7 @@ def history_view(recent: RecentRates | None) -> dict[str, Any] | None:
         "period_connected_rate": p.connected_rate if p else None,
         "period_in_use_rate": p.in_use_rate if p else None,
         "period_provisioned_rate": p.provisioned_rate if p else None,
+        "period_connected_rate_x": px.connected_rate if px else None,
     }
 
 

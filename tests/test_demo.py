@@ -187,3 +187,51 @@ def test_a_two_province_demo_shows_a_national_row_equal_to_the_rate_over_both() 
     finally:
         status = stop(proc, signal.SIGINT)
     assert status == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ICMP needs root here (CI runs as root)")
+async def test_the_demos_ipv6_readiness_is_on_metrics_the_page_the_email_and_the_audit(tmp_path: Path) -> None:
+    """Issue 17, part 5: the demo's dual-stack commune (IPv6 address ::1) answers over IPv6 with the real ICMP
+    engine (loopback only), and its IPv6 readiness, 1 of 99 communes with data, is on the four outputs."""
+    from datetime import datetime
+
+    from exporters.audit import build_report, tables
+    from exporters.email import report_from_store
+    from exporters.metrics import render_snapshot
+    from exporters.status import status_view
+    from inventory.model import Inventory
+    from monitor.config import load_config
+    from monitor.probes.icmp import IcmpEngine
+    from monitor.runtime.recorder import Recorder
+    from monitor.runtime.service import Monitor
+    from monitor.store import open_store
+
+    nodes = demo_nodes(netns=False)
+    assert [n.code for n in nodes if n.address6] == [next(n.code for n in nodes if n.address6 == "::1")]
+    (tmp_path / "inv.yaml").write_text(inventory_yaml(nodes), encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(
+        "province: Đắk Lắk\ninventory: inv.yaml\nicmp:\n  interval_s: 5\n  count: 1\n  timeout_s: 1\n"
+        "states:\n  down_after: 1\n  up_after: 1\nstore:\n  path: h.sqlite\n", encoding="utf-8")
+    cfg = load_config(tmp_path / "config.yaml")
+    rec = Recorder(open_store(cfg), cfg)
+    mon = Monitor(cfg, Inventory.of(nodes), IcmpEngine(), recorder=rec)
+    try:
+        for _ in range(2):
+            await mon.sweep_once()
+        await rec.on_stop()
+        text = render_snapshot(mon.snapshot, "nodes").text.decode()
+        assert 'tslcd_communes_ipv6_ready{area="",province="Đắk Lắk"} 1.0' in text
+        view = status_view(mon.snapshot)
+        assert (view["ipv6_ready"], view["communes"]) == (1, 102)
+        now = mon.snapshot.taken_at
+        today = datetime.fromtimestamp(now, cfg.tz).date()
+        store = rec.store
+        report = report_from_store(store, cfg, today, now=now + 1)
+        assert (report.ipv6.count, report.ipv6.total) == (1, 102)  # 99 observed + 3 without a circuit
+        audit = build_report(store, cfg, today, today, now=now + 1)
+        daily = next(t for t in tables(audit) if t.id == "daily")
+        row = dict(zip([c.key for c in daily.columns], daily.rows[0], strict=True))
+        assert row["ipv6_ready"] == 1 and row["ipv6_rate"] == pytest.approx(1 / 102)
+    finally:
+        mon.engine.close()
+        rec.store.close()

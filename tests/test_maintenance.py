@@ -207,11 +207,13 @@ async def test_a_window_added_at_run_time_on_an_aggregation_node_keeps_its_commu
         store.close()
 
 
-def test_a_window_declared_after_the_fact_with_an_approver_takes_recorded_time_out_of_availability(
+def test_a_window_declared_after_the_fact_is_an_approved_exclusion_beside_the_measured_figures(
         store_url: str) -> None:
-    """Recorded down, then a window declared afterwards (approved) over part of it: the day not sealed yet counts
-    that part as maintenance; the outage is cut there."""
+    """Recorded down, then a window declared afterwards (approved) over part of it: the measured figures stay as
+    recorded; the window's span is an exclusion (counted beside them, in proportion for an outage partly inside);
+    on a sealed day it re-seals the chain, and the chain holds."""
     from inventory.model import Inventory, Node
+    from monitor.core.notes import with_exclusions
     from monitor.store import ChangeRow, SqlStore, SweepBatch
 
     day = date(2026, 11, 2)
@@ -226,13 +228,24 @@ def test_a_window_declared_after_the_fact_with_an_approver_takes_recorded_time_o
         for k in range(1, 12 * 12 + 1):  # to 12:00, every 5 minutes; down from 08:00
             t = t0 + 300 * k
             store.write_sweep(SweepBatch(run, t, [ChangeRow(u, t, "up", "down")] if t == t0 + 8 * H else []))
-        (h,) = store.history(day, day, TZ)
-        assert h.rows[u].seconds.down == pytest.approx(4 * H)
         store.add_window(MaintenanceWindow(0, t0 + 9 * H, t0 + 11 * H, codes=("24133",), reason="kéo cáp",
                                            declared_by="ops", declared_at=t0 + 12 * H, approved_by="Trần Thị B"))
         (h,) = store.history(day, day, TZ)
-        assert (h.rows[u].seconds.down, h.rows[u].seconds.maintenance) == (pytest.approx(2 * H), pytest.approx(2 * H))
-        assert [(p.start, p.end) for _, p in h.outages] == [(t0 + 8 * H, t0 + 9 * H), (t0 + 11 * H, t0 + 12 * H)]
+        assert (h.rows[u].seconds.down, h.rows[u].seconds.maintenance) == (pytest.approx(4 * H), 0)  # as measured
+        spans = store.exclusion_spans(t0, t0 + 86_400)
+        assert spans == {u: [(t0 + 9 * H, t0 + 11 * H)]}
+        row = (u, h.rows[u].seconds.up, h.rows[u].seconds.down, 0.0, h.rows[u].seconds.unknown, 0.0)
+        out, n = with_exclusions({u: row}, h.outages, spans)
+        assert n == 1 and (out[u][2], out[u][5]) == (pytest.approx(2 * H), pytest.approx(2 * H))
+        # The day sealed, another late window over it: accepted with its approver, the chain re-sealed from it.
+        for k in range(12 * 12 + 1, 24 * 12 + 4):
+            store.write_sweep(SweepBatch(run, t0 + 300 * k))
+        assert store.seal_due(t0 + 86_400 + 1200, TZ, 600) == [day]
+        head = store.chain_head()
+        store.add_window(MaintenanceWindow(0, t0 + 8 * H, t0 + 9 * H, codes=("24133",), reason="đo kiểm",
+                                           declared_by="ops", declared_at=t0 + 86_400 + 1300, approved_by="B"))
+        assert store.chain_head() != head and store.verify().ok
+        assert [(r.from_day, r.approved_by) for r in store.reseals()] == [(day, "B")]
     finally:
         store.close()
 

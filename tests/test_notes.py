@@ -215,5 +215,50 @@ def test_the_email_gives_the_rate_with_exclusions_beside_the_measured_one_and_th
     assert r.connected_x is not None and (r.connected_x.count, r.exclusions) == (3, 1)
     text = render(r, language="en").text
     assert "100% with 1 approved exclusion(s) (as measured: 66.7%)" in text
+    assert "Exclusions: an outage is left out of availability only with a named approver" in text
     assert "đứt cáp (VNPT-4411) — ops" in text
     assert "excluded from availability: thi công đã báo (approved by Trần Thị B)" in text
+
+
+def test_the_status_page_and_metrics_give_the_day_and_period_rates_with_exclusions_beside(tmp_path: Path) -> None:
+    """The recent days' rates (status page, /metrics) counted again with an approved exclusion, beside the measured
+    ones and only where it changes them; a later exclusion of a day already summed is picked up."""
+    from exporters.metrics import RATE_CONNECTED, RATE_CONNECTED_X
+    from exporters.status import history_view
+    from monitor.runtime.recorder import Recorder
+
+    store, cfg = _history(tmp_path)
+    now = T0 + 2 * 86_400 + H
+    rec = Recorder(store, cfg, clock=lambda: now)
+    try:
+        rec._refresh(now)  # what every sweep does, at most every minute
+        recent = rec.recent()
+        assert recent is not None and recent.period_x is None and all(s.rates_x is None for s in recent.days)
+        store.add_outage_note("24001", T0 + 2 * H, kind=EXCLUSION, note="planned", by="ops", at=now,
+                              approved_by="B")
+        rec._refresh(now)
+        recent = rec.recent()
+        assert recent is not None
+        days = {s.day: s for s in recent.days}
+        measured, with_x = recent.province_row(days[D].rates), recent.province_row(days[D].rates_x or ())
+        assert measured is not None and with_x is not None
+        assert (measured.connected_rate, with_x.connected_rate) == (pytest.approx(2 / 3), 1.0)
+        assert days[D + timedelta(days=1)].rates_x is None  # not touched by the exclusion
+        view = history_view(recent)
+        assert view is not None and view["period_connected_rate_x"] == 1.0
+        assert [d["connected_rate_x"] for d in view["days"]] == [None, 1.0]  # newest first
+        samples = {(m.name, s.labels["period"]): s.value for m in rec.collector().collect() for s in m.samples
+                   if m.name in (RATE_CONNECTED, RATE_CONNECTED_X) and s.labels.get("area") == ""}
+        assert samples[(RATE_CONNECTED, "last_30d")] == pytest.approx((2 / 3 + 1) / 2)
+        assert samples[(RATE_CONNECTED_X, "last_30d")] == 1.0
+        assert (RATE_CONNECTED_X, "yesterday") not in samples  # yesterday (D+1) had none
+        from dataclasses import replace
+
+        from exporters.status import render_status_page
+        from monitor.core.snapshot import Snapshot
+
+        page = render_status_page(replace(Snapshot(taken_at=now, province=P, timezone="Asia/Ho_Chi_Minh", target=1.0),
+                                          history=recent))
+        assert page.count("có loại trừ đã duyệt / with approved exclusions") == 2  # the period and day D
+    finally:
+        rec.close()

@@ -228,6 +228,7 @@ def _view(report: DailyReport, labels: dict[str, str], f: Fmt, max_rows: int) ->
             labels["def_unreachable"],
             labels["def_causes"],
             labels["def_ipv6"],
+            labels["def_exclusions"],
         ],
         "seal": labels["sealed"].format(date=day, digest=report.seal_digest) if report.seal_digest
         else labels["not_sealed"].format(date=day),

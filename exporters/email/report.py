@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from exporters.audit import MaintenanceLine, maintenance_lines
-from monitor.core.history import Seconds
-from monitor.core.notes import OutageNote, excluded_spans
+from monitor.core.notes import OutageNote, excluded_days
 from monitor.core.rates import RateRow, for_scope, province_row
 from monitor.core.state import NO_CIRCUIT as NO_CIRCUIT  # no TSLCD circuit (address) yet: never probed, not connected
 
@@ -231,24 +230,18 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
     said: dict[tuple[Any, float], list[OutageNote]] = {}
     for said_note in store.outage_notes(h.start, h.end):
         said.setdefault((said_note.unit, round(said_note.start, 3)), []).append(said_note)
-    spans = excluded_spans(x for xs in said.values() for x in xs)
+    spans = store.exclusion_spans(h.start, h.end)
     connected_x: Rate | None = None
     excluded_today = 0
     if spans and today is not None:
-        moved: dict[Any, Seconds] = {}
-        for u, p in h.outages:
-            if any(s - 1e-6 <= p.start < e + 1e-6 for s, e in spans.get(u, ())):
-                excluded_today += 1
-                had = moved.get(u, Seconds())
-                moved[u] = Seconds(0, had.down + p.down_s, had.unreachable + p.unreachable_s)
-        communes_x = [replace(c, seconds=Seconds(c.seconds.up, max(0.0, c.seconds.down - mv.down),
-                                                 max(0.0, c.seconds.unreachable - mv.unreachable), c.seconds.unknown,
-                                                 c.seconds.maintenance + mv.down + mv.unreachable))
-                      if (mv := moved.get(c.unit)) is not None else c for c in communes]
+        communes_x, excluded_today = excluded_days(communes, h.outages, spans)
         row_x = _main_row(for_scope(day_rates(day, communes_x, min_availability=min_av, in_use_min_bytes=min_bytes),
                                     cfg), cfg.province)
         if row_x is not None and excluded_today:
             connected_x = Rate(row_x.connected, row_x.with_data if row_x.has_data else 0)
+            # Counted as exclusions, not pieces: the outages excluded and the windows declared after the fact.
+            excluded_today = (sum(1 for xs in said.values() for x in xs if x.is_exclusion)
+                              + sum(1 for m in maintenance_lines(store, cfg, h.start, h.end) if m.excluded))
     yesterday_h = hist.get(day - timedelta(days=1))
     before = province_rates.get(day - timedelta(days=1))
     traffic_known = traffic_on.get(day, False)

@@ -52,6 +52,7 @@ class DaySummary:
     rates: tuple[RateRow, ...]
     coverage: float
     sealed: bool
+    rates_x: tuple[RateRow, ...] | None = None  # with the approved exclusions (None: none touches the day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class RecentRates:
     today: DaySummary
     days: tuple[DaySummary, ...]
     period: tuple[PeriodRate, ...]  # mean of the daily rates of ``days``
+    period_x: tuple[PeriodRate, ...] | None = None  # the same with the approved exclusions (None: none)
 
     def province_row(self, rates: Sequence[R]) -> R | None:
         """The whole-province row (area "") of a day or of the period."""

@@ -21,8 +21,9 @@ from exporters.metrics import HistoryCollector
 from inventory.model import Inventory
 from monitor.config import Config
 from monitor.core.causes import OutageCause
-from monitor.core.history import UnitKey, day_of, day_rates, days, period_rates, unit_key
+from monitor.core.history import UnitKey, day_of, day_rates, day_span, days, period_rates, unit_key
 from monitor.core.maintenance import MaintenanceWindow
+from monitor.core.notes import excluded_days
 from monitor.core.rates import for_scope
 from monitor.core.snapshot import DaySummary, RecentRates, Snapshot
 from monitor.core.state import NO_CIRCUIT, Event, State
@@ -91,6 +92,7 @@ class Recorder:
         self._sealed_check: date | None = None
         self._nodes: dict[int, tuple[InventoryNode, ...]] = {}
         self._days: dict[date, DaySummary] = {}
+        self._exclusions: dict[int, list[tuple[float, float]]] = {}  # approved exclusions of the recent days
         self._recent_at = float("-inf")
         self._refresh_cost_s = 0.0
         # Read from any thread: replaced whole, never mutated.
@@ -331,10 +333,18 @@ class Recorder:
             if version not in self._nodes:
                 self._nodes[version] = self.store.inventory_nodes(version)
             nodes = self._nodes[version]
-        rates = for_scope(day_rates(h.day, commune_days(h, nodes),
-                                    min_availability=self.cfg.rates.connected_min_availability,
+        communes = commune_days(h, nodes)
+        rates = for_scope(day_rates(h.day, communes, min_availability=self.cfg.rates.connected_min_availability,
                                     in_use_min_bytes=self.cfg.rates.in_use_min_bytes), self.cfg)
-        return DaySummary(h.day, rates, h.coverage, h.seal is not None)
+        rates_x = None
+        spans = self._exclusions
+        if spans:  # approved exclusions: the same day counted again beside it (monitor.core.notes)
+            communes_x, touched = excluded_days(communes, h.outages, spans)
+            if touched:
+                rates_x = for_scope(day_rates(h.day, communes_x,
+                                              min_availability=self.cfg.rates.connected_min_availability,
+                                              in_use_min_bytes=self.cfg.rates.in_use_min_bytes), self.cfg)
+        return DaySummary(h.day, rates, h.coverage, h.seal is not None, rates_x)
 
     def _refresh(self, now: float) -> None:
         """Recompute today's rates; the past days' only once they are sealed (they no longer change)."""
@@ -346,6 +356,11 @@ class Recorder:
                 if d < start:
                     del self._days[d]
             yesterday = today - timedelta(days=1)
+            # Approved exclusions may be added to any past day (re-sealing it): a change forgets the cached days.
+            spans = self.store.exclusion_spans(day_span(start, self.tz)[0], now)
+            if spans != self._exclusions:
+                self._exclusions = spans
+                self._days.clear()
             computed: dict[date, DaySummary] = {}
             past = [d for d in days(start, yesterday) if d not in self._days] if start < today else []
             if past:
@@ -358,10 +373,12 @@ class Recorder:
             (h_today,) = list(self.store.history(today, today, self.tz))
             elapsed = max(0.0, min(now, h_today.end) - h_today.start)
             t = self._summary(h_today)
-            t = DaySummary(t.day, t.rates, h_today.observed_s / elapsed if elapsed > 0 else 0.0, False)
+            t = DaySummary(t.day, t.rates, h_today.observed_s / elapsed if elapsed > 0 else 0.0, False, t.rates_x)
             done = tuple(recent)
             self._recent = RecentRates(now, self.cfg.province, t, done,
-                                       period_rates(r for s in done for r in s.rates))
+                                       period_rates(r for s in done for r in s.rates),
+                                       period_rates(r for s in done for r in (s.rates_x or s.rates))
+                                       if any(s.rates_x for s in done) else None)
             self._recent_at = now
         except Exception:
             log.exception("computing recent rates failed")

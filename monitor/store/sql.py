@@ -59,7 +59,7 @@ from monitor.core.history import (
     with_why,
 )
 from monitor.core.maintenance import MaintenanceWindow, behind, overlay
-from monitor.core.notes import EXCLUSION, OutageNote
+from monitor.core.notes import EXCLUSION, OutageNote, excluded_spans
 from monitor.errors import MaintenanceError, OutageNoteError, RunRefused, StoreDamaged, StoreError, Superseded
 from monitor.files import atomic_path
 from monitor.procs import pid_alive, process_identity
@@ -509,10 +509,11 @@ class SqlStore:
             day_q = day_q.where(day_samples.c.unit_id.in_(only))
         samples = {r.unit_id: r for r in conn.execute(day_q)}
         # Maintenance declared at run time covers its nodes and those behind them (monitor.core.maintenance): the
-        # live monitor already recorded them in maintenance; a window declared after the fact (approved) is laid
-        # over what was recorded.
+        # live monitor recorded them in maintenance already, and laying the window over what was recorded covers
+        # what it missed (a sweep in flight when it began). A window declared after the fact is an exclusion: it
+        # never changes the measured figures (exclusion_spans).
         spans_of: dict[int, list[tuple[float, float]]] = defaultdict(list)
-        declared = self._windows(conn, start, end)
+        declared = [w for w in self._windows(conn, start, end) if not w.after_the_fact]
         if declared:
             version = self._version_for(conn, end)
             nodes = [n for n in (self._inventory_nodes(conn, version) if version is not None else ())
@@ -796,8 +797,9 @@ class SqlStore:
 
     def add_window(self, w: MaintenanceWindow) -> MaintenanceWindow:
         """Record a window (its ``id`` is given here). A window that began more than a minute before it was
-        declared changes figures already recorded: it needs ``approved_by`` (docs/design.md, "Maintenance
-        windows"); one reaching into a sealed day is refused (a sealed day never changes)."""
+        declared is an exclusion of the time it covers: it needs ``approved_by``, it is counted beside the measured
+        figures, never in them, and one reaching into a sealed day re-seals the chain from that day (docs/design.md,
+        "Maintenance windows")."""
         if w.end <= w.start:
             raise MaintenanceError("the window must end after it starts")
         if not w.codes and not w.areas:
@@ -810,7 +812,7 @@ class SqlStore:
                 "so it needs a named approver (--approved-by)")
         with self._write() as conn:
             sealed = conn.execute(select(func.max(seals.c.day))).scalar()
-            if sealed is not None and w.start < day_span(sealed, self.tz)[1]:
+            if sealed is not None and w.start < day_span(sealed, self.tz)[1] and not w.after_the_fact:
                 raise MaintenanceError(f"the days through {sealed} are sealed and never change: a window cannot "
                                        f"start before {sealed + timedelta(days=1)}")
             pk = conn.execute(insert(maintenance_windows).values(
@@ -818,7 +820,11 @@ class SqlStore:
                 areas=json.dumps(list(w.areas), ensure_ascii=False), recur=w.recur, until=w.until,
                 reason=w.reason, declared_by=w.declared_by, declared_at=w.declared_at, approved_by=w.approved_by,
                 ended_at=None, ended_by=None)).inserted_primary_key
-        assert pk is not None
+            assert pk is not None
+            if sealed is not None and w.start < day_span(sealed, self.tz)[1]:
+                self._reseal_from(conn, day_of(w.start, self.tz), at=w.declared_at, by=w.declared_by,
+                                  approved_by=w.approved_by or "",
+                                  reason=f"maintenance window {int(pk[0])} declared after the fact: {w.reason}")
         added = replace(w, id=int(pk[0]))
         log.info("maintenance window declared", extra={"window": added.id, "by": w.declared_by,
                                                        "reason": w.reason, "approved_by": w.approved_by})
@@ -850,6 +856,25 @@ class SqlStore:
                                 .where(n.c.start_at < hi, n.c.end_at > lo).order_by(n.c.id)).all()
         return [OutageNote(r.id, r.unit_id, r.code, r.start_at, r.end_at, r.kind, r.note, r.ticket, r.cause, r.by,
                            r.approved_by, r.at) for r in rows]
+
+    def exclusion_spans(self, lo: float, hi: float) -> dict[int, list[tuple[float, float]]]:
+        """Per unit, the time approved exclusions leave out of availability in [lo, hi): excluded outages, and the
+        spans of maintenance windows declared after the fact (their nodes and those behind them, by the inventory
+        in effect on each span's day)."""
+        out = excluded_spans(self.outage_notes(lo, hi))
+        with self._read() as conn:
+            late = [w for w in self._windows(conn, lo, hi) if w.after_the_fact and w.approved_by]
+            for w in late:
+                for s, e in w.spans(lo, hi, self.tz):
+                    version = self._version_for(conn, e)
+                    day = day_of(s, self.tz)
+                    nodes = [n for n in (self._inventory_nodes(conn, version) if version is not None else ())
+                             if n.active_on(day)]
+                    unit_of = {n.code: n.unit for n in nodes}
+                    for code in behind((n.code for n in nodes if w.names(n.code, n.area)),
+                                       {n.code: n.parent for n in nodes}):
+                        out.setdefault(unit_of[code], []).append((s, e))
+        return out
 
     def reseals(self) -> list[Reseal]:
         with self._read() as conn:
