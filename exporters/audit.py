@@ -36,7 +36,7 @@ from monitor.core.history import (
     merge_outages,
     period_rates,
 )
-from monitor.core.notes import OutageNote, outage_id, with_exclusions
+from monitor.core.notes import OutageNote, notes_of, outage_id, with_exclusions
 from monitor.core.rates import RateRow, for_scope, province_row
 from monitor.files import atomic_path
 from monitor.store import HistoryStore, InventoryVersionInfo, Seal
@@ -535,12 +535,12 @@ def tables(r: Report) -> list[Table]:
         Column("id", "Outage id"), Column("notes", "Notes (ticket, cause given, by)"),
         Column("excluded", "Excluded from availability (reason; approved by)"),
     )
-    said: dict[tuple[Any, float], list[OutageNote]] = {}
+    said: dict[Any, list[OutageNote]] = {}
     for n in r.notes:
-        said.setdefault((n.unit, round(n.start, 3)), []).append(n)
+        said.setdefault(n.unit, []).append(n)
 
     def notes_text(o: Outage) -> tuple[str, str]:
-        ns = said.get((o.unit, round(o.start, 3)), [])
+        ns = notes_of(said.get(o.unit, ()), o.unit, o.start, o.end)
         text = " | ".join(
             n.note + (f" (ticket {n.ticket})" if n.ticket else "") + (f" (cause: {n.cause})" if n.cause else "")
             + f" — {n.by}" for n in ns if not n.is_exclusion)

@@ -361,3 +361,54 @@ async def test_without_passwords_configured_the_api_refuses_writes(tmp_path: Pat
                 assert r.status == 403 and "basic auth" in (await r.json())["error"]
     finally:
         rec.close()
+
+
+def test_ending_a_window_after_its_first_day_was_sealed_keeps_that_day_verifying(store_url: str) -> None:
+    """A window over midnight: the day before is sealed, then the window is ended early; the sealed day's text
+    holds its spans cut to the day, so it still verifies. Editing when it was declared (which decides whether it
+    is an exclusion) is caught."""
+    from inventory.model import Inventory, Node
+    from monitor.store import ChangeRow, SqlStore, SweepBatch
+
+    day = date(2026, 11, 2)
+    t0 = day_span(day, TZ)[0]
+    store = SqlStore(store_url, tz=TZ)
+    try:
+        units = store.record_inventory(Inventory.of([Node("24133", "Xã A", "commune", "Đắk Lắk",
+                                                          address="198.18.0.1")]), t0 - 10).units
+        (u,) = units.values()
+        run = store.start_run(t0, max_gap_s=600)
+        store.write_sweep(SweepBatch(run, t0, [ChangeRow(u, t0, "unknown", "up")]))
+        w = store.add_window(MaintenanceWindow(0, t0 + 22 * H, t0 + 30 * H, codes=("24133",), reason="r",
+                                               declared_by="ops", declared_at=t0 + 20 * H))
+        for k in range(1, 24 * 12 + 4):
+            store.write_sweep(SweepBatch(run, t0 + 300 * k))
+        assert store.seal_due(t0 + 86_400 + 1200, TZ, 600) == [day]
+        store.end_window(w.id, t0 + 25 * H, "ops")
+        assert store.verify().ok
+        tamper_sql = "UPDATE maintenance_windows SET declared_at = declared_at + 10 * 3600"
+        from sqlalchemy import text
+
+        with store.engine.begin() as conn:
+            conn.execute(text(tamper_sql))
+        assert store.verify().first_bad == day
+    finally:
+        store.close()
+
+
+def test_a_window_too_long_or_too_wordy_is_refused_with_the_reason(store_url: str) -> None:
+    from monitor.store import SqlStore
+
+    store = SqlStore(store_url, tz=TZ)
+    try:
+        with pytest.raises(MaintenanceError, match="lasts at most 1 days"):
+            store.add_window(_window(at(2026, 12, 6, 22), at(2026, 12, 8, 2), recur="daily"))
+        with pytest.raises(MaintenanceError, match="lasts at most 366 days"):
+            store.add_window(_window(at(2026, 12, 6, 22), at(2028, 12, 8, 2)))
+        with pytest.raises(MaintenanceError, match="reason: 1200 characters, at most 1000"):
+            store.add_window(_window(at(2026, 12, 6, 22), at(2026, 12, 7, 2), reason="x" * 1200))
+        with pytest.raises(MaintenanceError, match="name areas rather than thousands of codes"):
+            store.add_window(_window(at(2026, 12, 6, 22), at(2026, 12, 7, 2),
+                                     codes=tuple(f"{i:05d}" for i in range(3000))))
+    finally:
+        store.close()

@@ -262,3 +262,32 @@ def test_the_status_page_and_metrics_give_the_day_and_period_rates_with_exclusio
         assert page.count("có loại trừ đã duyệt / with approved exclusions") == 2  # the period and day D
     finally:
         rec.close()
+
+
+def test_an_outage_going_on_cannot_be_excluded_and_one_named_by_a_later_midnight_is_found_whole(
+        tmp_path: Path) -> None:
+    """An outage that goes on (at the end of the history) is refused; one that began the day before a report's
+    period is named there by the period's first midnight, and that id finds the whole outage."""
+    from monitor.store import ChangeRow, SweepBatch
+
+    store, _ = _history(tmp_path)
+    try:
+        run = store.runs()[-1].id
+        ids = {n.code: n.unit for n in store.inventory_nodes(store.version_for(D, TZ) or 0)}
+        t = T0 + 2 * 86_400 + 22 * H  # D+2 22:00: 24000 goes down, until D+3 02:00
+        for k in range(1, 24 * 12 + 2 * 12 + 1):
+            tk = T0 + 2 * 86_400 + 300 * k
+            change = ("up", "down") if tk == t else ("down", "up") if tk == t + 4 * H else None
+            store.write_sweep(SweepBatch(run, tk, [ChangeRow(ids["24000"], tk, *change)] if change else []))
+            if tk == t + H:
+                with pytest.raises(OutageNoteError, match="still going on"):
+                    store.add_outage_note("24000", t, kind=EXCLUSION, note="x", by="ops", at=tk + 60,
+                                          approved_by="B")
+        # Named as the audit of D+3 names it: 24000@D+3T00:00:00.
+        note, _ = store.add_outage_note("24000", T0 + 3 * 86_400, kind=EXCLUSION, note="x", by="ops",
+                                        at=t + 6 * H, approved_by="B")
+        assert (note.start, note.end) == (t, t + 4 * H)
+        with pytest.raises(OutageNoteError, match="no outage of 24000 began"):
+            store.add_outage_note("24000", t + H, kind=NOTE, note="x", by="ops", at=t + 6 * H)
+    finally:
+        store.close()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from exporters.audit import MaintenanceLine, maintenance_lines
-from monitor.core.notes import OutageNote, excluded_days
+from monitor.core.notes import OutageNote, excluded_days, notes_of
 from monitor.core.rates import RateRow, for_scope, province_row
 from monitor.core.state import NO_CIRCUIT as NO_CIRCUIT  # no TSLCD circuit (address) yet: never probed, not connected
 
@@ -227,9 +227,9 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
     rows = for_scope(day_rates(day, communes, min_availability=min_av, in_use_min_bytes=min_bytes), cfg)
     today = _main_row(rows, cfg.province)
     # What operators said of the day's outages; the approved exclusions give the rate a second time, beside it.
-    said: dict[tuple[Any, float], list[OutageNote]] = {}
+    said: dict[Any, list[OutageNote]] = {}
     for said_note in store.outage_notes(h.start, h.end):
-        said.setdefault((said_note.unit, round(said_note.start, 3)), []).append(said_note)
+        said.setdefault(said_note.unit, []).append(said_note)
     spans = store.exclusion_spans(h.start, h.end)
     connected_x: Rate | None = None
     excluded_today = 0
@@ -306,8 +306,10 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
                                   mine.unreachable_s, mine.ended_by, mine.cause, code_names.get(mine.cause or "", ""),
                                   o.start if o.start < h.start else None, o.why,
                                   tuple(x.note + (f" ({x.ticket})" if x.ticket else "") + f" — {x.by}"
-                                        for x in said.get((o.unit, round(o.start, 3)), ()) if not x.is_exclusion),
-                                  next((f"{x.note}; {x.approved_by}" for x in said.get((o.unit, round(o.start, 3)), ())
+                                        for x in notes_of(said.get(o.unit, ()), o.unit, o.start, o.end)
+                                        if not x.is_exclusion),
+                                  next((f"{x.note}; {x.approved_by}"
+                                        for x in notes_of(said.get(o.unit, ()), o.unit, o.start, o.end)
                                         if x.is_exclusion), None)))
     outages.sort(key=lambda o: (-o.duration_s, o.start, o.code))
 

@@ -12,7 +12,7 @@ from monitor.cli.common import DEFAULT_CONFIG, handles_errors
 from monitor.cli.maintenance import who
 from monitor.config import load_config
 from monitor.core.causes import CAUSES
-from monitor.core.notes import EXCLUSION, NOTE, outage_id, parse_outage_id
+from monitor.core.notes import EXCLUSION, NOTE, notes_of, outage_id, parse_outage_id
 from monitor.errors import OutageNoteError
 
 _EPILOG = """\
@@ -86,18 +86,18 @@ def cmd_list(args: argparse.Namespace) -> int:
         notes = store.outage_notes(day_span(first, tz)[0], day_span(last, tz)[1])
     finally:
         store.close()
-    said: dict[tuple[Any, float], list[str]] = {}
-    for n in notes:
-        said.setdefault((n.unit, round(n.start, 3)), []).append(
-            (f"EXCLUDED ({n.note}; approved by {n.approved_by})" if n.kind == EXCLUSION else n.note)
-            + (f" [ticket {n.ticket}]" if n.ticket else "") + (f" [cause {n.cause}]" if n.cause else ""))
+    def said(o: Any) -> list[str]:
+        return [(f"EXCLUDED ({n.note}; approved by {n.approved_by})" if n.kind == EXCLUSION else n.note)
+                + (f" [ticket {n.ticket}]" if n.ticket else "") + (f" [cause {n.cause}]" if n.cause else "")
+                for n in notes_of(notes, o.unit, o.start, o.end)]
+
     merged = sorted(merge_outages(pieces), key=lambda o: -o.duration)
     if not merged:
         print(f"no outage from {first} to {last}")
         return 0
     for o in merged:
         code = code_of.get(o.unit, "?")
-        lines = said.get((o.unit, round(o.start, 3)), [])
+        lines = said(o)
         print(f"{outage_id(code, o.start, tz)}  until {datetime.fromtimestamp(o.end, tz):%Y-%m-%d %H:%M:%S}  "
               f"{o.duration / 60:.0f} min  {'unreachable' if o.unreachable_s > o.down_s else 'down'}  "
               f"cause {o.why or 'not recorded'}" + "".join(f"\n    {x}" for x in lines))

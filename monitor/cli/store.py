@@ -84,10 +84,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     from monitor.store import SqlStore
     from monitor.store.copy import copy_store
+    from monitor.store.sql import DEFAULT_TZ
     from monitor.store.url import describe_url, store_url
 
-    source = args.source or store_url(load_config(args.config))
-    before = SqlStore(source, create=False)
+    cfg = load_config(args.config) if not args.source or Path(args.config).exists() else None
+    source = args.source or store_url(cfg)  # type: ignore[arg-type]
+    tz = cfg.tz if cfg is not None else DEFAULT_TZ  # verify counts days, and recurring windows, in local time
+    before = SqlStore(source, create=False, tz=tz)
     try:
         old_head, old_ok = before.chain_head(), before.verify().ok
     finally:
@@ -98,7 +101,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             bar.update(rows)
 
         copied = copy_store(source, args.to, progress=progress)
-    after = SqlStore(args.to, create=False)
+    after = SqlStore(args.to, create=False, tz=tz)
     try:
         new_head, result = after.chain_head(), after.verify()
     finally:

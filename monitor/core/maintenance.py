@@ -6,9 +6,9 @@ its communes out of availability too: the works are upstream of them). Inside a 
 state ``maintenance``, whatever its echoes say, and maintenance time is left out of availability
 (docs/design.md, "Maintenance windows").
 
-The monitor applies the windows live (``covered``); the history applies them to what was recorded too
-(``overlay``), so that a window declared after the fact, with an approver, takes its span out of
-availability for days not sealed yet.
+The monitor applies the windows live (``covered``); the history lays a window declared in time over what
+was recorded too (``overlay``: a sweep in flight when it began). A window declared after it began is an
+approved exclusion instead (monitor.core.notes): counted beside the measured figures, never in them.
 """
 
 from __future__ import annotations

@@ -62,6 +62,12 @@ def parse_outage_id(text: str, tz: tzinfo) -> tuple[str, float]:
     return code, start
 
 
+def notes_of(notes: Iterable[OutageNote], unit: Any, start: float, end: float) -> list[OutageNote]:
+    """The notes of ``unit``'s outage over [start, end): those of the same unit whose outage overlaps it (a
+    report of a period that begins inside an outage sees only its part)."""
+    return [n for n in notes if n.unit == unit and n.start < end + 1e-6 and n.end > start - 1e-6]
+
+
 def excluded_spans(notes: Iterable[OutageNote]) -> dict[int, list[tuple[float, float]]]:
     """Per unit, the spans of its outages that approved exclusions take out of availability."""
     out: dict[int, list[tuple[float, float]]] = {}

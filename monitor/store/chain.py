@@ -2,7 +2,8 @@
 
 Pure. Each day's digest covers the day, the previous day's digest, the digest of the
 inventory version counted that day, the monitor's coverage, every rollup row and every
-outage piece, each named by unit code and validity (never by database id). Numbers are
+outage piece, each named by unit code and validity (never by database id; a maintenance window declared at run
+time is named by its id, which is kept with it). Numbers are
 written with ``repr``, which round-trips a float exactly, so one changed bit of any
 stored value changes the digest.
 """

@@ -41,6 +41,7 @@ from sqlalchemy.exc import DatabaseError, SQLAlchemyError
 from inventory.model import Inventory
 from monitor.core.history import (
     ENDED_DAY_END,
+    ENDED_NOT_OBSERVED,
     CauseNote,
     Change,
     OutagePiece,
@@ -101,6 +102,7 @@ from monitor.store.url import describe_url
 
 log = logging.getLogger("tslcd.store")
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+OUTAGE_LOOKBACK_DAYS = 31  # how far back an outage named by a later day is looked for
 
 _SECONDS_COLS = ("up_s", "down_s", "unreachable_s", "unknown_s", "maintenance_s")
 _SAMPLE_COLS = ("samples", "rtt_samples", "rtt_sum_us", "loss_sum_ppm")
@@ -657,6 +659,11 @@ class SqlStore:
                 if sealed is not None:
                     prev = sealed
                     continue
+                # The digest of the day before, read in this transaction: a re-sealing (an approved exclusion) may
+                # have changed it since the head was read.
+                before = conn.execute(select(seals.c.digest).where(seals.c.day == day - timedelta(days=1))).scalar()
+                if before is not None:
+                    prev = before
                 prev = self._seal_day(conn, day, tz, prev, now)
             done.append(day)
         if done:
@@ -709,8 +716,10 @@ class SqlStore:
             select(units.c.code, units.c.valid_from, *(outages.c[c] for c in _OUTAGE_COLS))
             .join(units, units.c.id == outages.c.unit_id).where(outages.c.day == day))]
         start, end = day_span(day, tz or self.tz)
-        wins = [(w.id, list(w.codes), list(w.areas), w.reason, w.declared_by, w.approved_by,
-                 [list(s) for s in spans]) for w in self._windows(conn, start, end)
+        # Each window's spans cut to the day: ending a window later never changes a sealed day's text; declared_at
+        # says whether it is an exclusion (declared after it began), so it is in the text too.
+        wins = [(w.id, list(w.codes), list(w.areas), w.reason, w.declared_by, w.declared_at, w.approved_by,
+                 [[max(s, start), min(e, end)] for s, e in spans]) for w in self._windows(conn, start, end)
                 if (spans := list(w.spans(start, end, tz or self.tz)))]
         n = outage_notes
         excl = [tuple(r) for r in conn.execute(
@@ -810,6 +819,18 @@ class SqlStore:
             raise MaintenanceError(
                 "this window began before it was declared: it takes time already recorded out of availability, "
                 "so it needs a named approver (--approved-by)")
+        longest = {"daily": 86_400.0, "weekly": 7 * 86_400.0}.get(w.recur or "", 366 * 86_400.0)
+        if w.end - w.start > longest:
+            raise MaintenanceError(f"a {'window' if w.recur is None else w.recur + ' window'} lasts at most "
+                                   f"{longest / 86_400:g} days (each span)")
+        for what, value, most in (("codes", json.dumps(list(w.codes), ensure_ascii=False), 20_000),
+                                  ("areas", json.dumps(list(w.areas), ensure_ascii=False), 4000),
+                                  ("reason", w.reason, 1000), ("by", w.declared_by, 255),
+                                  ("approved by", w.approved_by or "", 255)):
+            if len(value) > most:
+                raise MaintenanceError(f"{what}: {len(value)} characters, at most {most} (name areas rather than "
+                                       "thousands of codes)" if what == "codes" else
+                                       f"{what}: {len(value)} characters, at most {most}")
         with self._write() as conn:
             sealed = conn.execute(select(func.max(seals.c.day))).scalar()
             if sealed is not None and w.start < day_span(sealed, self.tz)[1] and not w.after_the_fact:
@@ -864,12 +885,14 @@ class SqlStore:
         out = excluded_spans(self.outage_notes(lo, hi))
         with self._read() as conn:
             late = [w for w in self._windows(conn, lo, hi) if w.after_the_fact and w.approved_by]
+            read: dict[int, tuple[InventoryNode, ...]] = {}
             for w in late:
                 for s, e in w.spans(lo, hi, self.tz):
                     version = self._version_for(conn, e)
                     day = day_of(s, self.tz)
-                    nodes = [n for n in (self._inventory_nodes(conn, version) if version is not None else ())
-                             if n.active_on(day)]
+                    if version is not None and version not in read:
+                        read[version] = self._inventory_nodes(conn, version)
+                    nodes = [n for n in (read[version] if version is not None else ()) if n.active_on(day)]
                     unit_of = {n.code: n.unit for n in nodes}
                     for code in behind((n.code for n in nodes if w.names(n.code, n.area)),
                                        {n.code: n.parent for n in nodes}):
@@ -889,23 +912,33 @@ class SqlStore:
         day, recorded in ``reseals`` (the reports list it)."""
         if not note.strip() or not by.strip():
             raise OutageNoteError("say what (note, or the reason of an exclusion) and who (by)")
+        for what, value, most in (("note", note, 2000), ("ticket", ticket or "", 255), ("by", by, 255),
+                                  ("approved by", approved_by or "", 255)):
+            if len(value.strip()) > most:
+                raise OutageNoteError(f"{what}: {len(value.strip())} characters, at most {most}")
         if kind == EXCLUSION and not (approved_by or "").strip():
             raise OutageNoteError("an exclusion counts only with a named approver (--approved-by)")
         tz = self.tz
+        # An outage that goes on from earlier days is found whole (within OUTAGE_LOOKBACK_DAYS); a report of a period
+        # that begins inside it names it by that period's first midnight, which finds it too.
         first = day_of(start, tz)
+        days_ = self.unit_history(code, first - timedelta(days=OUTAGE_LOOKBACK_DAYS), max(first, day_of(at, tz)),
+                                  tz)
         found = None
-        for unit_code in (code,):
-            days_ = self.unit_history(unit_code, first, max(first, day_of(at, tz)), tz)
-            for o in merge_outages((u, p) for h in days_ for u, p in h.outages):
-                if abs(o.start - start) < 1.0:
-                    found = (o, days_)
-                    break
+        for o in merge_outages((u, p) for h in days_ for u, p in h.outages):
+            inside_at_midnight = o.start < start < o.end and abs(day_span(day_of(start, tz), tz)[0] - start) < 1.0
+            if abs(o.start - start) < 1.0 or inside_at_midnight:
+                found = o
+                break
         if found is None:
             raise OutageNoteError(f"no outage of {code} began at {datetime.fromtimestamp(start, tz):%Y-%m-%d %H:%M:%S}"
                                   " (tslcd outage list shows the ids)")
-        o, _ = found
-        if kind == EXCLUSION and o.ended_by == ENDED_DAY_END:
-            raise OutageNoteError("this outage is still going on: exclude it once it is over")
+        o = found
+        if kind == EXCLUSION and o.ended_by in (ENDED_DAY_END, ENDED_NOT_OBSERVED):
+            # It ends where the history ends: over only if the monitor has gone on observing (or stopped) since.
+            gap = max((r.max_gap_s for r in self.runs()), default=300.0)
+            if o.ended_by == ENDED_DAY_END or at - o.end < 3 * gap:
+                raise OutageNoteError("this outage is still going on: exclude it once it is over")
         unit = int(o.unit)  # type: ignore[call-overload]
         reseal: Reseal | None = None
         with self._write() as conn:
@@ -966,6 +999,9 @@ class SqlStore:
             gone = conn.execute(delete(events).where(events.c.at < cutoff, events.c.id.not_in(keep))).rowcount
             # Sealed days carry their outages' causes; the notes of outages over before the cutoff are not needed.
             conn.execute(delete(outage_causes).where(outage_causes.c.end_at < cutoff))
+            # and the notes of outages left open by a monitor that stopped during them (a new run notes its own)
+            conn.execute(delete(outage_causes).where(outage_causes.c.end_at.is_(None),
+                                                     outage_causes.c.start_at < cutoff))
         if gone:
             log.info("raw events purged", extra={"events": gone})
         return int(gone or 0)
