@@ -38,6 +38,7 @@ P = "Đắk Lắk"
 CORE = "127.0.0.1"
 ROUTERS = {"filtered": "127.0.0.5", "line": "127.0.0.6", "power": "127.0.0.7", "uplink": "127.0.0.8"}
 CODES = {"filtered": "24133", "line": "24121", "power": "24154", "uplink": "22015"}
+AGG, BEHIND, BEHIND_ADDR = "127.0.0.9", "24169", "127.0.0.10"
 
 
 def sh(*argv: str, stdin: str | None = None) -> None:
@@ -62,7 +63,10 @@ async def main(out: Path) -> None:
         for name, addr in ROUTERS.items():
             agents[name] = start_snmpd(communities=[COMMUNITY], hosts=[addr], port=161, sys_name=f"router-{name}",
                                        workdir=work / name)
-        nodes = [Node("CORE", "Lõi", "core", P, address=CORE)]
+        # An aggregation node without an SNMP profile (its cause: unknown) and a commune behind it (upstream).
+        nodes = [Node("CORE", "Lõi", "core", P, address=CORE),
+                 Node("AGG", "Tập trung", "aggregation", P, area="A", address=AGG, parent="CORE"),
+                 Node(BEHIND, "Xã phía sau", "commune", P, area="A", address=BEHIND_ADDR, parent="AGG")]
         for name, addr in ROUTERS.items():
             nodes.append(Node(CODES[name], f"Xã {name}", "commune", P, area="A", address=addr, parent="CORE",
                               snmp="v2c", uplink="uplink0" if name == "uplink" else "lo"))
@@ -88,7 +92,8 @@ async def main(out: Path) -> None:
             # The failures: echoes dropped (filtered); everything dropped (line; power, whose router restarts);
             # echoes dropped and the uplink down (the router answers SNMP over another path).
             drop([f"ip daddr {ROUTERS['filtered']} icmp type echo-request", f"ip daddr {ROUTERS['line']}",
-                  f"ip daddr {ROUTERS['power']}", f"ip daddr {ROUTERS['uplink']} icmp type echo-request"])
+                  f"ip daddr {ROUTERS['power']}", f"ip daddr {ROUTERS['uplink']} icmp type echo-request",
+                  f"ip daddr {AGG}", f"ip daddr {BEHIND_ADDR}"])
             sh("ip", "link", "set", "uplink0", "down")
             for _ in range(2):
                 await mon.sweep_once()

@@ -91,20 +91,24 @@ def test_evidence_only_accumulates(first: list, more: list) -> None:
 def test_real_failures_get_their_causes_in_a_namespace_of_their_own(tmp_path: Path) -> None:
     """Real net-snmp agents and the real ICMP engine in a network namespace with its loopback only (no packet can
     leave it): echoes dropped (filtered), everything dropped (line), a router restarted while cut off (power, known
-    once it answers again), echoes dropped with the uplink down (line: the router answered over another path)."""
+    once it answers again), echoes dropped with the uplink down (line: the router answered over another path), an
+    aggregation node with no SNMP profile cut off (unknown) and the commune behind it (upstream): every cause."""
     out = tmp_path / "causes.json"
     r = subprocess.run(["unshare", "--net", sys.executable, "-m", "tests.cause_runner", str(out)],
                        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-4000:]
     got = json.loads(out.read_text(encoding="utf-8"))
     assert got["during"] == {"CORE": ["up", None], "24133": ["down", "filtered"], "24121": ["down", "line"],
-                             "24154": ["down", "line"], "22015": ["down", "line"]}
+                             "24154": ["down", "line"], "22015": ["down", "line"], "AGG": ["down", "unknown"],
+                             "24169": ["unreachable", "upstream"]}
     assert sorted(got["metrics"]) == sorted(f'tslcd_node_outage_cause{{cause="{c}",code="{k}"}} 1.0' for k, c in (
-        ("24133", "filtered"), ("24121", "line"), ("24154", "line"), ("22015", "line")))
-    assert got["after"] == {"24133": "filtered", "24121": "line", "24154": "power", "22015": "line"}
+        ("24133", "filtered"), ("24121", "line"), ("24154", "line"), ("22015", "line"), ("AGG", "unknown"),
+        ("24169", "upstream")))
+    assert got["after"] == {"24133": "filtered", "24121": "line", "24154": "power", "22015": "line",
+                            "AGG": "unknown", "24169": "upstream"}
     assert set(got["states"].values()) == {"up"}
     # Recorded with the outage in the history (what the audit, the email and the seal read): one outage each,
     # named by the change that began it, with the cause concluded once it was over.
     assert got["history"] == {"CORE": [], "24133": ["filtered"], "24121": ["line"], "24154": ["power"],
-                              "22015": ["line"]}
+                              "22015": ["line"], "AGG": ["unknown"], "24169": ["upstream"]}
     assert {c: s for c, s in got["starts"].items() if s} == {c: [t] for c, t in got["explained_at"].items()}

@@ -373,6 +373,16 @@ class Monitor:
     def _follow_outages(self, resolved: dict[str, Resolved], now: float) -> None:
         """Open an outage's evidence when a node leaves up for down or unreachable; move it aside when the node is
         up again (an SNMP answer may still show a restart); drop what is no longer probed."""
+        snmp_codes: frozenset[str] | None = None
+
+        def asked(now: float) -> frozenset[str]:
+            """The nodes the SNMP poller asks (read once, when an outage ends)."""
+            nonlocal snmp_codes
+            if snmp_codes is None:
+                snmp_codes = frozenset() if self.snmp is None else frozenset(
+                    n.code for n in self._watched(now) if n.snmp is not None)
+            return snmp_codes
+
         for code, res in resolved.items():
             state = res.state
             if state is State.DOWN or state is State.UNREACHABLE:
@@ -385,7 +395,9 @@ class Monitor:
             elif code in self._evidence:
                 ev, was = self._evidence.pop(code)
                 self._ended[code] = (ev, was, now)
-                if state is not State.UP:  # into maintenance or unknown: no restart to wait for
+                # No restart to wait for: into maintenance or unknown, only ever behind a failed node (upstream
+                # whatever its uptime says), or a node SNMP does not ask.
+                if state is not State.UP or was == State.UNREACHABLE.value or code not in asked(now):
                     self._outage_explained(code, ev, was, now)
         for code in [c for c in self._evidence if c not in resolved]:
             ev, was = self._evidence.pop(code)
