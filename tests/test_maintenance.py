@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.core.history import Segment, day_span, fold
-from monitor.core.maintenance import MaintenanceWindow, behind, covered, overlay
+from monitor.core.maintenance import MaintenanceWindow, behind, covered, overlay, union
 from monitor.errors import MaintenanceError
 from tests.conftest import ScriptedSweeper, small_inventory
 
@@ -79,23 +79,13 @@ def test_overlay_moves_observed_time_inside_the_windows_to_maintenance_and_nothi
     end = max([s.end for s in segs] + [1.0])
     before, after = fold(segs, 0.0, end), fold(out, 0.0, end)
     inside = sum(min(s.end, we) - max(s.start, ws) for s in segs if s.state in ("up", "down", "unreachable")
-                 for ws, we in _union(spans) if min(s.end, we) > max(s.start, ws))
+                 for ws, we in union(spans) if min(s.end, we) > max(s.start, ws))
     assert after.unknown == pytest.approx(before.unknown)  # unobserved time stays unknown
     assert after.maintenance == pytest.approx(before.maintenance + inside)
     assert after.up + after.down + after.unreachable == pytest.approx(
         before.up + before.down + before.unreachable - inside)
     assert all(s.state in ("maintenance", "unknown") or not any(ws < s.end and we > s.start for ws, we in spans)
                for s in out)
-
-
-def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for s, e in sorted(spans):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
 
 
 # -- the store ----------------------------------------------------------------------------------------------

@@ -231,6 +231,7 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
     for said_note in store.outage_notes(h.start, h.end):
         said.setdefault(said_note.unit, []).append(said_note)
     spans = store.exclusion_spans(h.start, h.end)
+    maintenance = maintenance_lines(store, cfg, h.start, h.end)
     connected_x: Rate | None = None
     excluded_today = 0
     if spans and today is not None:
@@ -241,7 +242,7 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
             connected_x = Rate(row_x.connected, row_x.with_data if row_x.has_data else 0)
             # Counted as exclusions, not pieces: the outages excluded and the windows declared after the fact.
             excluded_today = (sum(1 for xs in said.values() for x in xs if x.is_exclusion)
-                              + sum(1 for m in maintenance_lines(store, cfg, h.start, h.end) if m.excluded))
+                              + sum(1 for m in maintenance if m.excluded))
     yesterday_h = hist.get(day - timedelta(days=1))
     before = province_rates.get(day - timedelta(days=1))
     traffic_known = traffic_on.get(day, False)
@@ -323,7 +324,7 @@ def report_from_store(store: HistoryStore, cfg: Config, day: date, *, settings: 
         connected=connected, in_use=in_use, provisioned=provisioned, ipv6=ipv6, coverage=h.coverage,
         traffic_known=traffic_known, trend=tuple(trend), areas=areas, not_connected=tuple(not_connected),
         not_in_use=tuple(not_in_use), outages=tuple(outages), reboots=tuple(reboots), partial=tuple(partial),
-        maintenance=maintenance_lines(store, cfg, h.start, h.end), connected_x=connected_x,
+        maintenance=maintenance, connected_x=connected_x,
         exclusions=excluded_today,
         dashboard_url=dashboard, pages_url=cfg.web.public_url, seal_digest=h.seal.digest if h.seal else None)
 

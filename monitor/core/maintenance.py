@@ -117,18 +117,24 @@ def covered(windows: Iterable[MaintenanceWindow], nodes: Iterable[tuple[str, str
     return behind(named, {code: parent for code, _, parent in nodes})
 
 
+def union(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Spans merged where they overlap or touch, in order."""
+    out: list[tuple[float, float]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
 def overlay(segments: Sequence[Segment], spans: Sequence[tuple[float, float]]) -> list[Segment]:
     """A unit's timeline with every observed moment (up, down, unreachable) inside ``spans`` in maintenance, as
     the live monitor would have had it; unobserved time stays unknown, and the parts left as they were keep their
     cause."""
     if not spans:
         return list(segments)
-    merged: list[tuple[float, float]] = []
-    for s, e in sorted(spans):
-        if merged and s <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-        else:
-            merged.append((s, e))
+    merged = union(spans)
     out: list[Segment] = []
     for seg in segments:
         if seg.state not in _OBSERVED:

@@ -16,6 +16,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from monitor.core.history import CommuneDay, Seconds
+from monitor.core.maintenance import union
 
 NOTE = "note"
 EXCLUSION = "exclusion"
@@ -77,49 +78,45 @@ def excluded_spans(notes: Iterable[OutageNote]) -> dict[int, list[tuple[float, f
     return out
 
 
-def with_exclusions(rows: Mapping[Any, Sequence[Any]], pieces: Iterable[tuple[Any, Any]],
-                    spans: Mapping[int, Sequence[tuple[float, float]]]) -> tuple[dict[Any, tuple[Any, ...]], int]:
-    """A day's rows (``RowValues``: unit, up, down, unreachable, unknown, maintenance, ...) with the down and
-    unreachable time of the outage pieces inside the excluded spans moved to time left out of availability (the
-    maintenance column; a piece partly inside, in proportion: a piece is outage time throughout); and how many
-    pieces were touched. Rows of other units are the same objects."""
-    out: dict[Any, tuple[Any, ...]] = {k: tuple(v) for k, v in rows.items()}
-    n = 0
-    for unit, p in pieces:
-        sp = spans.get(unit)
-        r = out.get(unit)
-        if not sp or r is None or p.end <= p.start:
-            continue
-        inside = 0.0
-        for s, e in _union(sp):
-            inside += max(0.0, min(p.end, e) - max(p.start, s))
-        if inside <= 0:
-            continue
-        share = min(1.0, inside / (p.end - p.start))
-        down, unreachable = max(0.0, r[2] - p.down_s * share), max(0.0, r[3] - p.unreachable_s * share)
-        moved = (r[2] - down) + (r[3] - unreachable)
-        out[unit] = (r[0], r[1], down, unreachable, r[4], r[5] + moved, *r[6:])
-        n += 1
-    return out, n
-
-
-def excluded_days(communes: Sequence[CommuneDay], pieces: Iterable[tuple[Any, Any]],
-                  spans: Mapping[Any, Sequence[tuple[float, float]]]) -> tuple[list[CommuneDay], int]:
-    """``with_exclusions`` on one day's ``CommuneDay`` values (the status page, the email): each commune's seconds
-    with the excluded outage time moved out of availability; and how many outage pieces that touched."""
+def excluded_time(pieces: Iterable[tuple[Any, Any]], spans: Mapping[Any, Sequence[tuple[float, float]]]) -> tuple[
+        dict[Any, tuple[float, float]], int]:
+    """Per unit, the down and unreachable seconds of its outage pieces inside the excluded ``spans`` (a piece
+    partly inside, in proportion: a piece is outage time throughout); and how many pieces that touched."""
     moved: dict[Any, tuple[float, float]] = {}
     n = 0
     for unit, p in pieces:
         sp = spans.get(unit)
         if not sp or p.end <= p.start:
             continue
-        inside = sum(max(0.0, min(p.end, e) - max(p.start, s)) for s, e in _union(sp))
+        inside = sum(max(0.0, min(p.end, e) - max(p.start, s)) for s, e in union(sp))
         if inside <= 0:
             continue
         share = min(1.0, inside / (p.end - p.start))
         d, u = moved.get(unit, (0.0, 0.0))
         moved[unit] = (d + p.down_s * share, u + p.unreachable_s * share)
         n += 1
+    return moved, n
+
+
+def with_exclusions(rows: Mapping[Any, Sequence[Any]], pieces: Iterable[tuple[Any, Any]],
+                    spans: Mapping[int, Sequence[tuple[float, float]]]) -> tuple[dict[Any, tuple[Any, ...]], int]:
+    """A day's rows (``RowValues``: unit, up, down, unreachable, unknown, maintenance, ...) with the excluded
+    outage time (``excluded_time``) moved to time left out of availability (the maintenance column); and how many
+    pieces were touched. Rows of other units are the same objects."""
+    moved, n = excluded_time(pieces, spans)
+    out: dict[Any, tuple[Any, ...]] = {k: tuple(v) for k, v in rows.items()}
+    for unit, (d, u) in moved.items():
+        r = out.get(unit)
+        if r is not None:
+            down, unreachable = max(0.0, r[2] - d), max(0.0, r[3] - u)
+            out[unit] = (r[0], r[1], down, unreachable, r[4], r[5] + (r[2] - down) + (r[3] - unreachable), *r[6:])
+    return out, n
+
+
+def excluded_days(communes: Sequence[CommuneDay], pieces: Iterable[tuple[Any, Any]],
+                  spans: Mapping[Any, Sequence[tuple[float, float]]]) -> tuple[list[CommuneDay], int]:
+    """``with_exclusions`` on one day's ``CommuneDay`` values (the status page, the email)."""
+    moved, n = excluded_time(pieces, spans)
     out = []
     for c in communes:
         m = moved.get(c.unit)
@@ -131,13 +128,3 @@ def excluded_days(communes: Sequence[CommuneDay], pieces: Iterable[tuple[Any, An
         out.append(replace(c, seconds=Seconds(sec.up, down, unreachable, sec.unknown,
                                               sec.maintenance + (sec.down - down) + (sec.unreachable - unreachable))))
     return out, n
-
-
-def _union(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for s, e in sorted(spans):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out

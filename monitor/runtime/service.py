@@ -308,7 +308,7 @@ class Monitor:
         links = {code: t.link for code, t in self._tracks.items()}
         parents = {n.code: n.parent for n in probed}
         declared = self.recorder.maintenance if self.recorder is not None else ()
-        resolved = resolve(links, parents, maintenance_codes(self.cfg, self._watched(now), now, declared))
+        resolved = resolve(links, parents, maintenance_codes(self.cfg, active, now, declared))
         events: list[Event] = []
         for code, res in resolved.items():
             track = self._tracks[code]
