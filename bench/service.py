@@ -74,6 +74,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import snmp_poll  # noqa: E402  (bench/snmp_poll.py: the agents, their addresses and credentials)
 import yaml  # noqa: E402
 
+from monitor.config import Snmp  # noqa: E402
 from monitor.lab.agents import Agent  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus")
@@ -86,7 +87,7 @@ SCRAPE_S = 30  # Prometheus scraping tslcd
 SCRAPE_TIMEOUT_S = 10
 SNMP_TIMEOUT_S = 2  # tslcd's profile default (monitor.config.SnmpProfile), given to snmp_exporter too
 SNMP_RETRIES = 1
-SPREAD = 0.5  # tslcd's snmp.spread default: a poll's sends are spread over this share of the interval
+SPREAD = Snmp().spread  # tslcd's default: a poll's sends are spread over this share of the interval
 BLACKBOX_TIMEOUT_S = 5
 AGENT_MB = 4.5  # one snmpd: 3.3 MB anonymous + page tables and sockets (its 9.6 MB of file pages are shared)
 PROVINCE = "Tỉnh Thử"  # no official province: its 5-digit codes are neither checked nor warned about

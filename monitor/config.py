@@ -157,7 +157,9 @@ class Snmp(_Strict):
 
     interval_s: float = Field(60.0, ge=10, le=3600, description="seconds between poll starts")
     max_in_flight: int = Field(200, ge=1, le=2000, description="requests outstanding at once")
-    spread: float = Field(0.5, ge=0, lt=1, description="share of the interval over which a poll's sends spread")
+    spread: float = Field(0.4, ge=0, lt=1, description="share of the interval over which a poll's sends spread "
+                          "(0.4: the last request leaves 24 s into a 60 s poll, answers and one retry included the "
+                          "poll ends within half its interval, the other half being headroom)")
     down_nodes_max: int = Field(200, ge=0, le=20_000, description="down nodes polled all the same in each poll, "
                                 "to tell why they are cut off (filtered, line, power: docs/design.md); 0: none")
     worker: bool = Field(True, description="poll in a worker process of its own (a second core), so that a poll "
