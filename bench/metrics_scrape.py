@@ -99,7 +99,7 @@ async def main() -> None:
         return generate_latest(reg)
 
     render_snapshot(snap)  # the first render fills the cache of label sets, as the first sweep does
-    for name, fn in (("tslcd render_snapshot (direct, plain + gzip)", lambda: render_snapshot(snap)),
+    for name, fn in (("tslcd render_snapshot (direct, gzipped as it is written)", lambda: render_snapshot(snap)),
                      ("prometheus_client generate_latest (same families)", reference)):
         runs = []
         for _ in range(3):
@@ -117,8 +117,9 @@ async def main() -> None:
     for part in PARTS:
         c0, w0 = cpu(), time.perf_counter()
         out = render_snapshot(snap, part)
+        spent = cpu() - c0
         print(f"  part {part!r} alone (after each {'sweep' if part == 'nodes' else 'poll'}): "
-              f"{out.text.count(NL) - out.text.count(NL + b'#')} samples, CPU {cpu() - c0:.3f} s")
+              f"{out.text.count(NL) - out.text.count(NL + b'#')} samples, CPU {spent:.3f} s")
 
     lag, _ = await loop_lag_during(lambda: asyncio.to_thread(render_snapshot, snap))
     print(f"render in a worker thread: worst event-loop stall {lag * 1000:.1f} ms")

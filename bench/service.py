@@ -178,6 +178,7 @@ class PSample:
     ticks: int
     rss_kb: int
     hwm_kb: int
+    pss_kb: int = 0  # proportional set size: pages shared with other processes (e.g. tslcd's worker) split
 
 
 def read_proc(pid: int) -> PSample | None:
@@ -194,7 +195,13 @@ def read_proc(pid: int) -> PSample | None:
             hwm = int(line.split()[1])
     if fields[0] == "Z":
         return None
-    return PSample(int(fields[11]) + int(fields[12]), rss, hwm)
+    pss = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+                break
+    return PSample(int(fields[11]) + int(fields[12]), rss, hwm, pss)
 
 
 def cmdline(pid: int) -> str:
@@ -339,8 +346,17 @@ class Meter:
         busy = e["machine"][0] - s["machine"][0]
         total = e["machine"][1] - s["machine"][1]
         machine = busy / total * (os.cpu_count() or 1) if total else 0.0
+        # Each role's processes together, at the same moment (a sum of each one's own peak adds peaks that
+        # happen at different times: a render's in the main process, a poll's in the worker).
+        together = {}
+        for role in self.roles:
+            if len(role.pids) > 1:
+                sums = [(sum(smp[p].rss_kb for p in role.pids if p in smp),
+                         sum(smp[p].pss_kb for p in role.pids if p in smp)) for _, smp in self.samples]
+                together[role.label] = {"rss_mb": max((r for r, _ in sums), default=0) / 1024,
+                                        "pss_mb": max((p for _, p in sums), default=0) / 1024}
         return {"window_s": dt, "procs": rows, "agents_cpu": agents, "self_cpu": me, "machine_cpu": machine,
-                "others_cpu": max(0.0, machine - measured - agents - me), "stalls": stalls}
+                "others_cpu": max(0.0, machine - measured - agents - me), "stalls": stalls, "together": together}
 
 
 def _self_ticks() -> int:
@@ -612,6 +628,8 @@ def tslcd_probing(prom: Prom, log: Path, nodes: int, t0: float, t1: float) -> di
     # probing did not), and how late the 5 s housekeeping jobs ran (the event loop held by something else).
     polls: list[float] = []
     poll_cpu: list[float] = []  # the worker's CPU for each of those polls (its event loop's thread)
+    pooled: list[float] = []  # with several workers, each poll as a whole
+    pooled_cpu: list[float] = []
     late: list[float] = []
     job = {"_sweep_job": "icmp", "_snmp_job": "snmp"}
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -625,10 +643,13 @@ def tslcd_probing(prom: Prom, log: Path, nodes: int, t0: float, t1: float) -> di
         if not t0 <= ts <= t1:
             continue
         msg = str(rec.get("msg", ""))
-        if msg == "snmp poll":
+        if msg == "snmp poll":  # one worker's poll
             polls.append(float(rec["duration_s"]))
             if "cpu_s" in rec:
                 poll_cpu.append(float(rec["cpu_s"]))
+        elif msg == "snmp workers poll":  # several workers (snmp.workers): the whole poll, all their CPU
+            pooled.append(float(rec["duration_s"]))
+            pooled_cpu.append(float(rec["cpu_s"]))
         elif msg == "sweep overran its interval":
             out["icmp"]["overruns"] += 1
         elif msg == "poll overran its interval":
@@ -641,6 +662,8 @@ def tslcd_probing(prom: Prom, log: Path, nodes: int, t0: float, t1: float) -> di
             m = re.search(r"was missed by (\d+):(\d+):([\d.]+)", msg)
             if m:
                 late.append(int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]))
+    if pooled:
+        polls, poll_cpu = pooled, pooled_cpu
     out["snmp"]["worker_polls"] = polls
     out["snmp"]["worker_poll_cpu"] = poll_cpu
     if polls:
@@ -819,6 +842,10 @@ def report(nodes: int, version: str, n_agents: int, phases: dict[str, Phase], ar
     for ph in (t, s):
         if ph is not None and ph.figures:
             f = ph.figures
+            for label, m in f.get("together", {}).items():
+                out.append(f"| {label}'s processes together, sampled every {SAMPLE_S:.0f} s: highest total RSS; "
+                           f"highest total PSS (shared pages counted once) | | {m['rss_mb']:.0f}; {m['pss_mb']:.0f} "
+                           "| |")
             out.append(f"| agents during the {ph.stack} window | {f['agents_cpu']:.3f} | | |")
             out.append(f"| rest of the machine during the {ph.stack} window (other people's jobs, and kernel "
                        f"time charged to no process) | {f['others_cpu']:.3f} | | |")

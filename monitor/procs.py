@@ -44,3 +44,37 @@ def raise_open_files_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # glibc's malloc.h
+
+
+def tune_malloc() -> bool:
+    """Keep a long-running process's C heap from holding on to memory it freed (glibc; elsewhere nothing is done,
+    and False is returned). Called at start, before any thread.
+
+    - Blocks of 1 MiB and more (a render's buffers: 13 MB each at 20,000 nodes) come straight from mmap and go
+      back to the kernel when freed. By default glibc raises that threshold to the size of the largest block
+      freed, after which such buffers come from the heap, fragment it, and the process's RSS keeps their peak.
+    - Two malloc arenas rather than eight per core: each thread (renders, pipes, store writes) would otherwise
+      get an arena of its own, each keeping its freed memory.
+    - Free memory at the heap's top above 4 MiB is given back.
+
+    Measured at 20,000 nodes (docs/benchmarks.md): peak RSS of the main process 7 % lower, RSS after 7 minutes
+    13 % lower; no change of CPU within the noise. ``MALLOC_*`` variables in the environment still win."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    env = os.environ
+    ok = True
+    for name, param, value in (("MALLOC_MMAP_THRESHOLD_", _M_MMAP_THRESHOLD, 1 << 20),
+                               ("MALLOC_ARENA_MAX", _M_ARENA_MAX, 2),
+                               ("MALLOC_TRIM_THRESHOLD_", _M_TRIM_THRESHOLD, 4 << 20)):
+        if name not in env:
+            ok = bool(mallopt(param, value)) and ok
+    return ok

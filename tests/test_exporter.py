@@ -266,6 +266,9 @@ def test_the_direct_renderer_writes_what_prometheus_client_writes() -> None:
     renderer = Renderer()
     assert renderer.render(snap) == reference
     assert renderer.render(snap) == reference
+    # What the monitor keeps: the families compressed as they are written, the plain text never whole.
+    from exporters.metrics import PARTS, render_snapshot
+    assert b"".join(gzip.decompress(render_snapshot(snap, part).gzipped) for part in PARTS) == reference
     text = reference.decode()
     assert 'name="Xã \\"Ea\\" Kao0"' in text and "+Inf" in text and "NaN" in text and "e-06" in text
     assert 'tslcd_carrier_communes{carrier="Viet\\"tel\\\\\\nX",province="Đắk Lắk"}' in text

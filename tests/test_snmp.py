@@ -1078,6 +1078,11 @@ async def test_the_worker_process_reads_what_the_poller_reads(snmpd: Agent) -> N
                                        Reason.LOCAL_ERROR]
     assert [_same(r) for r in again] == [_same(r) for r in expected[:2]]
     assert all(unpack(pack(r)) == r for r in got)
+    # The main process keeps the readings: a string equal to one of an earlier poll is that poll's object.
+    for first, second in zip(got[:2], again, strict=True):
+        assert first.sys_name is not None and second.sys_name is first.sys_name
+        assert second.code is first.code  # (sysDescr is read once, in the first poll)
+        assert second.uplink is not None and first.uplink is not None and second.uplink.name is first.uplink.name
 
 
 async def test_a_worker_killed_or_late_fails_that_poll_and_the_next_poll_starts_another(snmpd: Agent) -> None:
@@ -1134,3 +1139,53 @@ async def test_a_worker_killed_or_late_fails_that_poll_and_the_next_poll_starts_
     finally:
         worker.close()
         silent.close()
+
+
+def test_workers_wanted_one_per_25000_nodes_at_most_one_per_cpu() -> None:
+    from monitor.runtime.snmp_worker import SnmpWorkers
+
+    auto = SnmpWorkers({})
+    cpus = os.cpu_count() or 1
+    assert [auto.wanted(n) for n in (0, 1, 25_000)] == [1, 1, 1]
+    assert auto.wanted(25_001) == min(2, cpus) and auto.wanted(40_000) == min(2, cpus)
+    assert auto.wanted(10**6) == cpus
+    assert SnmpWorkers({}, count=3).wanted(10) == 3
+
+
+async def test_several_workers_share_the_nodes_and_answer_in_order(snmpd: Agent) -> None:
+    """snmp.workers: each node polled by one of the workers, always the same one; the readings in the order
+    asked, as one poller reads them; a worker killed fails that poll, is counted, and is started again."""
+    from monitor.runtime.snmp_worker import SnmpWorkers, SnmpWorkerError
+
+    restarted: list[int] = []
+    profiles = {"p": v2(COMMUNITY, snmpd.port), "u": v3(USER.name, snmpd.port), "w": v2(WRONG, snmpd.port,
+                                                                                          timeout_s=0.5)}
+    nodes = [node(f"n{i}", ("p", "u", "w")[i % 3], uplink="lo" if i % 4 else "no-such-if") for i in range(12)]
+    here = SnmpPoller(profiles)
+    pool = SnmpWorkers(profiles, count=2, on_restart=lambda: restarted.append(1))
+    try:
+        expected = await here.poll(nodes)
+        got = await pool.poll(nodes)
+        assert [_same(r) for r in got] == [_same(r) for r in expected]
+        assert [r.code for r in got] == [n.code for n in nodes]
+        pids = pool.pids
+        assert len(pids) == 2 and len(set(pids)) == 2 and os.getpid() not in pids
+        shares = {n.code: pool._share(n.code) for n in nodes}
+        assert set(shares.values()) == {0, 1}  # both have nodes (12 codes: not all hashed to one)
+        again = await pool.poll(nodes[::-1])
+        assert [r.code for r in again] == [n.code for n in nodes[::-1]] and pool.pids == pids
+        os.kill(pids[1], signal.SIGKILL)
+        for _ in range(500):  # bounded: until the kill has landed
+            if pool.workers[1].pid is None:
+                break
+            await asyncio.sleep(0.01)
+        assert (await pool.poll(nodes))[0].code == "n0"  # the dead one is started again before the poll
+        assert pool.restarts == 1 and restarted == [1] and pool.pids[0] == pids[0] and pool.pids[1] != pids[1]
+        pool.workers[0].deadline_s = 0.5  # the "w" nodes wait 0.5 s per request: this worker overruns
+        with pytest.raises(SnmpWorkerError, match="deadline"):
+            await pool.poll(nodes)
+        assert pool.restarts == 2
+    finally:
+        here.close()
+        pool.close()
+    assert pool.pids == [] and pool.restarts == 2

@@ -61,9 +61,10 @@ def add_check_parser(sub: Any) -> None:
 @handles_errors(1)
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the monitor until SIGTERM or Ctrl-C."""
-    from monitor.procs import raise_open_files_limit
+    from monitor.procs import raise_open_files_limit, tune_malloc
     from monitor.runtime import app, logs, sandbox
 
+    tune_malloc()
     cfg = load_config(args.config, inventory=args.inventory, web_config=args.web_config)
     logs.setup(cfg.log_level)
     raise_open_files_limit()

@@ -24,12 +24,13 @@ class HourPoint:
 
 
 class Hourly:
-    """Ring of ``HOURS`` hourly buckets in one array of doubles (about 1 KB a node)."""
+    """Ring of ``HOURS`` hourly buckets in one array of single-precision floats (about 0.5 KB a node: 10 MB at
+    20,000 nodes; hour numbers stay exact to the year 3884, sums of a chart's hour need no more digits)."""
 
     __slots__ = ("_a",)
 
     def __init__(self) -> None:
-        self._a = array("d", [-1.0, 0.0, 0.0, 0.0, 0.0] * HOURS)
+        self._a = array("f", [-1.0, 0.0, 0.0, 0.0, 0.0] * HOURS)
 
     def add(self, at: float, rtt_s: float | None, loss: float | None) -> None:
         """Count one sweep's result at ``at``: its mean round trip (None: no echo came back) and loss ratio."""

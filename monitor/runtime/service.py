@@ -53,7 +53,7 @@ from monitor.errors import RunRefused, Superseded
 from monitor.runtime import loader
 from monitor.runtime.mailer import Mailer
 from monitor.runtime.recorder import Recorder, UplinkCounters
-from monitor.runtime.snmp_worker import SnmpWorker
+from monitor.runtime.snmp_worker import SnmpWorkers
 from monitor.store.model import HistoryStore
 
 if TYPE_CHECKING:  # pysnmp (30 MB) is imported in the main process only when it polls there (snmp.worker false)
@@ -154,11 +154,11 @@ class Monitor:
         self.recorder = recorder  # history store; None: nothing is kept
         self.mailer = mailer  # the daily email; None: none is sent
         self.reload_check = reload_check  # problems that refuse a reloaded inventory (the sandbox: loopback only)
-        self.snmp: SnmpPoller | SnmpWorker | None = None
+        self.snmp: SnmpPoller | SnmpWorkers | None = None
         if cfg.snmp_profiles and cfg.snmp.worker:
-            self.snmp = SnmpWorker(cfg.snmp_profiles, max_in_flight=cfg.snmp.max_in_flight, log_level=cfg.log_level,
-                                   deadline_s=3 * cfg.snmp.interval_s,
-                                   on_restart=self.self_metrics.snmp_worker_restarts.inc)
+            self.snmp = SnmpWorkers(cfg.snmp_profiles, count=cfg.snmp.workers, max_in_flight=cfg.snmp.max_in_flight,
+                                    log_level=cfg.log_level, deadline_s=3 * cfg.snmp.interval_s,
+                                    on_restart=self.self_metrics.snmp_worker_restarts.inc)
         elif cfg.snmp_profiles:
             from monitor.probes.snmp import SnmpPoller
 

@@ -24,6 +24,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -56,8 +58,17 @@ def pack(r: SnmpReading) -> tuple[Any, ...]:
             r.requests, r.duration_s)
 
 
-def unpack(t: tuple[Any, ...]) -> SnmpReading:
-    up = t[8]
+def unpack(t: tuple[Any, ...], strings: dict[str, str] | None = None) -> SnmpReading:
+    """``pack`` undone. With ``strings``, equal strings of earlier polls are reused rather than kept again: a
+    node's code, name, description and uplink name arrive anew with every poll, and the readings are kept."""
+    if strings is not None:
+        s = strings.setdefault
+        t = tuple(s(v, v) if type(v) is str else v for v in t)
+        up = t[8]
+        if up is not None:
+            up = tuple(s(v, v) if type(v) is str else v for v in up)
+    else:
+        up = t[8]
     return SnmpReading(t[0], t[1], Reason(t[2]), t[3], t[4], t[5], t[6], t[7],
                        None if up is None else UplinkReading(*up), t[9], t[10])
 
@@ -73,9 +84,11 @@ class SnmpWorker:
         self.deadline_s = deadline_s  # a poll that takes longer kills the worker (None: no deadline)
         self.on_restart = on_restart
         self.restarts = 0  # workers started again after one died
+        self.last_cpu_s: float | None = None  # the worker's CPU for its last poll (its event loop's thread)
         self._proc: Any = None
         self._conn: Connection | None = None
-        self._sent: dict[str, NodeTuple] = {}
+        self._sent: dict[str, Node] = {}  # what the worker was told of each node, as of the last poll
+        self._strings: dict[str, str] = {}  # strings of readings, reused across polls (unpack)
         self._lock = asyncio.Lock()
 
     @property
@@ -124,10 +137,11 @@ class SnmpWorker:
             conn = self._conn
             assert conn is not None
             update = []
+            sent = self._sent
             for n in nodes:
-                t = _node_tuple(n)
-                if self._sent.get(n.code) != t:
-                    update.append(t)
+                s = sent.get(n.code)
+                if s is not n and (s is None or _node_tuple(s) != _node_tuple(n)):
+                    update.append(_node_tuple(n))
             try:
                 if update:
                     conn.send(("nodes", update))
@@ -141,9 +155,12 @@ class SnmpWorker:
                 status = self._crashed(f"{type(e).__name__} on its pipe")
                 raise SnmpWorkerError(f"the SNMP worker died during a poll (exit status {status}); the next poll "
                                       "starts another") from None
-            for t in update:
-                self._sent[t[0]] = t
-            return [unpack(r) for r in reply[1]]
+            for n in nodes:
+                sent[n.code] = n  # the inventory's own object (an equal one from a reload replaces it)
+            self.last_cpu_s = reply[2] if len(reply) > 2 else None
+            if len(self._strings) > 8 * len(self._sent) + 1000:
+                self._strings.clear()  # strings of nodes long gone
+            return [unpack(r, self._strings) for r in reply[1]]
 
     def _crashed(self, why: str, *, kill: bool = False) -> int | None:
         pid = self._proc.pid if self._proc is not None else None
@@ -169,13 +186,109 @@ class SnmpWorker:
         self._stop(kill=False)
 
 
+class SnmpWorkers:
+    """Several ``SnmpWorker`` processes, each polling its share of the nodes, all at once (``snmp.workers``).
+
+    A node always goes to the same worker (a hash of its code), where its caches are. The poll's readings come
+    back in the order asked; if a worker fails, the poll fails (``SnmpWorkerError``) as with one worker, and
+    that worker alone is started again. Each worker spreads its share of the sends over the same ``spread_s``
+    with its share of ``max_in_flight``, so the rate on the network is that of one worker polling them all.
+    ``count`` is a number of processes, or None for one per ``nodes_per_worker`` nodes polled (at least one,
+    at most one per CPU), worked out again at each poll: a change of that number restarts every worker."""
+
+    def __init__(self, profiles: Mapping[str, SnmpProfile], *, count: int | None = None,
+                 nodes_per_worker: int = 25_000, max_in_flight: int = 200, log_level: str = "info",
+                 deadline_s: float | None = None, on_restart: Callable[[], None] | None = None) -> None:
+        self.profiles = dict(profiles)
+        self.count, self.nodes_per_worker = count, nodes_per_worker
+        self.max_in_flight, self.log_level, self.deadline_s = max_in_flight, log_level, deadline_s
+        self.on_restart = on_restart
+        self.workers: list[SnmpWorker] = []
+        self._retired = 0  # restarts of workers since replaced by a new set
+
+    def wanted(self, nodes: int) -> int:
+        """How many worker processes poll ``nodes`` nodes."""
+        if self.count is not None:
+            return self.count
+        return max(1, min(os.cpu_count() or 1, -(-nodes // self.nodes_per_worker)))
+
+    @property
+    def restarts(self) -> int:
+        return self._retired + sum(w.restarts for w in self.workers)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p for w in self.workers if (p := w.pid) is not None]
+
+    @property
+    def pid(self) -> int | None:
+        """The first worker's PID (one worker: what ``SnmpWorker.pid`` says)."""
+        return self.workers[0].pid if self.workers else None
+
+    def _share(self, code: str) -> int:
+        return zlib.crc32(code.encode()) % len(self.workers)
+
+    async def poll(self, nodes: Sequence[Node], *, spread_s: float = 0.0) -> list[SnmpReading]:
+        """Poll every node once, each in its worker; one reading per node, in order (as ``SnmpPoller.poll``)."""
+        n = self.wanted(len(nodes))
+        if n != len(self.workers):
+            if self.workers:
+                log.info("snmp workers", extra={"before": len(self.workers), "now": n, "nodes": len(nodes)})
+            self.close()
+            per = max(1, self.max_in_flight // n)
+            self.workers = [SnmpWorker(self.profiles, max_in_flight=per, log_level=self.log_level,
+                                       deadline_s=self.deadline_s, on_restart=self.on_restart) for _ in range(n)]
+        if n == 1:
+            return await self.workers[0].poll(nodes, spread_s=spread_s)
+        shares: list[list[Node]] = [[] for _ in self.workers]
+        where = []
+        for node in nodes:
+            k = self._share(node.code)
+            where.append((k, len(shares[k])))
+            shares[k].append(node)
+        started = time.monotonic()
+        got = await asyncio.gather(*(w.poll(s, spread_s=spread_s) for w, s in zip(self.workers, shares,
+                                                                                   strict=True)),
+                                   return_exceptions=True)
+        for g in got:
+            if isinstance(g, BaseException):
+                raise g
+        readings = [got[k][j] for k, j in where]  # type: ignore[index]
+        cpu = [w.last_cpu_s for w in self.workers]
+        log.info("snmp workers poll", extra={
+            "probe": "snmp", "nodes": len(nodes), "workers": n, "duration_s": round(time.monotonic() - started, 3),
+            "cpu_s": round(sum(c for c in cpu if c is not None), 3)})
+        return readings
+
+    def forget(self, codes: Iterable[str]) -> None:
+        """Drop what the workers keep of nodes that left the inventory."""
+        if not self.workers:
+            return
+        by: list[list[str]] = [[] for _ in self.workers]
+        for c in codes:
+            by[self._share(c)].append(c)
+        for w, cs in zip(self.workers, by, strict=True):
+            if cs:
+                w.forget(cs)
+
+    def close(self) -> None:
+        """End every worker (idempotent)."""
+        self._retired += sum(w.restarts for w in self.workers)
+        for w in self.workers:
+            w.close()
+        self.workers = []
+
+
 # -- the worker process ------------------------------------------------------------------------------------
 
 
 def serve(conn: Connection, log_level: str) -> None:
     """The worker's main: poll as asked until the pipe closes."""
     from monitor.probes.snmp import SnmpPoller
+    from monitor.procs import tune_malloc
     from monitor.runtime import logs
+
+    tune_malloc()
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the main process ends us
     logs.setup(log_level)
@@ -200,8 +313,9 @@ def serve(conn: Connection, log_level: str) -> None:
                     for code in msg[1]:
                         nodes.pop(code, None)
                 elif msg[0] == "poll":
+                    cpu = time.thread_time()
                     readings = await poller.poll([nodes[c] for c in msg[1]], spread_s=msg[2])
-                    conn.send(("readings", [pack(r) for r in readings]))
+                    conn.send(("readings", [pack(r) for r in readings], time.thread_time() - cpu))
         finally:
             poller.close()
 

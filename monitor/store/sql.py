@@ -460,8 +460,11 @@ class SqlStore:
              .where(inventory_nodes.c.version_id == version).order_by(units.c.code, units.c.valid_from))
         if code is not None:
             q = q.where(units.c.code == code)
-        return tuple(InventoryNode(r.unit_id, r.code, r.valid_from, r.name, r.kind, r.province, r.area, r.address,
-                                   r.parent, r.active_from, r.active_until, r.carrier, r.circuit_id)
+        same: dict[Any, Any] = {}  # one object for the province, area, kind and carrier repeated on every row
+        one = same.setdefault
+        return tuple(InventoryNode(r.unit_id, r.code, r.valid_from, r.name, one(r.kind, r.kind),
+                                   one(r.province, r.province), one(r.area, r.area), r.address, r.parent,
+                                   r.active_from, r.active_until, one(r.carrier, r.carrier), r.circuit_id)
                      for r in conn.execute(q))
 
     def version_for(self, day: date, tz: tzinfo) -> int | None:

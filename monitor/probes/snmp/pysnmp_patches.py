@@ -38,6 +38,15 @@ from pysnmp.proto.secmod.rfc3414.service import SnmpUSMSecurityModel
 _TARGETS = "tslcdTargets"  # engine user context: target name -> get_target_address's answer
 _TEMPLATES = "tslcdTargetTemplates"  # engine user context: (params name, domain) -> a real row's answer
 _original_get_target_address = target_config.get_target_address
+_VALUES: dict[tuple[Any, int], Any] = {}
+
+
+def _shared(kind: Any, value: int) -> Any:
+    """One pyasn1 value object (immutable) for every target with this timeout or retry count, not one each."""
+    found = _VALUES.get((kind, value))
+    if found is None:
+        found = _VALUES[(kind, value)] = kind(value)
+    return found
 
 
 def _get_target_address(snmp_engine: Any, name: Any) -> Any:
@@ -89,8 +98,8 @@ def fast_configure(engine: SnmpEngine, auth: CommunityData | UsmUserData,
         engine.set_user_context(**{_TARGETS: targets})
     name = f"tslcd{len(targets) + 1}"
     fast = type(addr)(target.transport_address).set_local_address(addr.get_local_address())
-    targets[name] = (domain, fast, type(timeout)(int(target.timeout * 100)), type(retries)(target.retries),
-                     params_name)
+    targets[name] = (domain, fast, _shared(type(timeout), int(target.timeout * 100)),
+                     _shared(type(retries), target.retries), params_name)
     lcd["addr"][key] = name, 1
 
 
