@@ -267,7 +267,7 @@ class Role:
 def child_label(parent: str, cmd: str) -> str:
     if "resource_tracker" in cmd:
         return f"{parent} (resource tracker)"
-    if "multiprocessing" in cmd:
+    if "snmp_worker" in cmd or "multiprocessing" in cmd:
         return f"{parent} (SNMP worker)"
     return f"{parent} (child)"
 

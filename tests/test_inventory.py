@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import unicodedata
 from datetime import date, timedelta
 from pathlib import Path
@@ -527,6 +528,16 @@ async def test_a_large_file_is_loaded_apart_with_the_same_result_and_the_same_pr
     assert [str(p) for p in e.value.problems] == BAD_FILES["bad-many.yaml"]
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         loader.load("missing.yaml", threshold=0)
+
+
+def test_a_loader_process_that_dies_leaves_the_load_to_the_monitor(monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from monitor.runtime import loader
+
+    here = load_inventory("good.yaml", snmp_profiles=PROFILES)
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # a child that exits 1 without an answer
+    assert loader.load("good.yaml", threshold=0, snmp_profiles=PROFILES) == here
+    assert "the inventory loader process died" in caplog.text
 
 
 def test_carrier_and_circuit_id_load_and_are_checked_with_their_lines() -> None:

@@ -4,8 +4,9 @@ pysnmp and pyasn1 cost about a millisecond of CPU per GET; in the main process t
 interpreter with the ICMP sweeps, the state machine and the rendering of /metrics, and a poll of
 20,000 nodes took 47-52 s of its 60 s interval while the second core idled (docs/benchmarks.md).
 ``SnmpWorker`` has the interface the service uses of ``SnmpPoller`` (``poll``, ``forget``,
-``close``) and runs a real ``SnmpPoller`` in a child process (multiprocessing, ``spawn``: a fresh
-interpreter, no inherited threads or sockets), exchanging compact tuples over a pipe:
+``close``) and runs a real ``SnmpPoller`` in a child process (``python -m monitor.runtime.snmp_worker``: a
+fresh interpreter importing only what polling needs, no inherited threads or sockets), exchanging compact
+tuples over a socket pair (multiprocessing's ``Connection``):
 
 - to the worker: ``("nodes", [(code, address, snmp, uplink), ...])`` for the nodes it does not know yet or
   that changed (once, then only changes), ``("poll", [code, ...], spread_s)``, ``("forget", [code, ...])``;
@@ -20,10 +21,14 @@ secrets) go to the worker through the pipe, never through its command line or en
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import multiprocessing
+import math
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,6 +43,7 @@ from monitor.errors import TslcdError
 log = logging.getLogger("tslcd.snmp")
 
 NodeTuple = tuple[str, str | None, str | None, str | None]
+V3_WEIGHT = 1.5  # a v3 node's CPU in the worker, in v2c nodes (SnmpWorkers.load_of)
 _JOIN_S = 5.0
 
 
@@ -94,34 +100,44 @@ class SnmpWorker:
     @property
     def pid(self) -> int | None:
         """The worker's PID while it runs."""
-        return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def _start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        ours, theirs = ctx.Pipe()
-        proc = ctx.Process(target=serve, args=(theirs, self.log_level), name="tslcd-snmp", daemon=True)
-        proc.start()
-        theirs.close()  # ours alone now: the worker's death closes the pipe, and recv() says so
-        ours.send(("profiles", self.profiles, self.max_in_flight))
-        self._proc, self._conn, self._sent = proc, ours, {}
+        # A plain child process (not multiprocessing's spawn, which would import the main module, the whole
+        # command line's imports, into the worker, and start multiprocessing's resource tracker besides): the
+        # same interpreter running this module, with one end of a socket pair as its pipe.
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # where the parent imports
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "monitor.runtime.snmp_worker", str(theirs.fileno()),
+                                     self.log_level], pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()  # ours alone now: the worker's death closes the pipe, and recv() says so
+        conn = Connection(ours.detach())
+        conn.send(("profiles", self.profiles, self.max_in_flight))
+        self._proc, self._conn, self._sent = proc, conn, {}
         log.info("snmp worker started", extra={"pid": proc.pid})
 
     def _stop(self, *, kill: bool) -> int | None:
         """End the worker (closing the pipe ends it; ``kill``: SIGKILL by its PID first); its exit status."""
         proc, conn = self._proc, self._conn
         self._proc, self._conn, self._sent = None, None, {}
-        if kill and proc is not None and proc.is_alive():
+        if kill and proc is not None and proc.poll() is None:
             proc.kill()  # first: a thread blocked reading the pipe then sees its end
         if conn is not None:
             conn.close()  # the worker sees the end of its pipe and returns
         if proc is None:
             return None
-        proc.join(_JOIN_S)
-        if proc.is_alive():
+        try:
+            proc.wait(_JOIN_S)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            proc.join(_JOIN_S)
-        code: int | None = proc.exitcode
-        proc.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(_JOIN_S)
+        code: int | None = proc.returncode
         return code
 
     async def poll(self, nodes: Sequence[Node], *, spread_s: float = 0.0) -> list[SnmpReading]:
@@ -130,7 +146,7 @@ class SnmpWorker:
         SnmpWorkerError when the worker died or overran ``deadline_s`` (then it is killed); the next poll
         starts a new worker."""
         async with self._lock:
-            if self._proc is None or not self._proc.is_alive():
+            if self._proc is None or self._proc.poll() is not None:
                 if self._proc is not None:
                     self._crashed("it had exited before the poll")
                 self._start()
@@ -193,8 +209,9 @@ class SnmpWorkers:
     back in the order asked; if a worker fails, the poll fails (``SnmpWorkerError``) as with one worker, and
     that worker alone is started again. Each worker spreads its share of the sends over the same ``spread_s``
     with its share of ``max_in_flight``, so the rate on the network is that of one worker polling them all.
-    ``count`` is a number of processes, or None for one per ``nodes_per_worker`` nodes polled (at least one,
-    at most one per CPU), worked out again at each poll: a change of that number restarts every worker."""
+    ``count`` is a number of processes, or None for one per ``nodes_per_worker`` nodes polled, a v3 node
+    counting ``V3_WEIGHT`` (at least one, at most one per CPU), worked out again at each poll: a change of that
+    number restarts every worker."""
 
     def __init__(self, profiles: Mapping[str, SnmpProfile], *, count: int | None = None,
                  nodes_per_worker: int = 25_000, max_in_flight: int = 200, log_level: str = "info",
@@ -206,11 +223,16 @@ class SnmpWorkers:
         self.workers: list[SnmpWorker] = []
         self._retired = 0  # restarts of workers since replaced by a new set
 
-    def wanted(self, nodes: int) -> int:
-        """How many worker processes poll ``nodes`` nodes."""
+    def wanted(self, load: float) -> int:
+        """How many worker processes poll nodes of this ``load`` (``load_of``)."""
         if self.count is not None:
             return self.count
-        return max(1, min(os.cpu_count() or 1, -(-nodes // self.nodes_per_worker)))
+        return max(1, min(os.cpu_count() or 1, math.ceil(load / self.nodes_per_worker)))
+
+    def load_of(self, nodes: Sequence[Node]) -> float:
+        """The nodes, a v3 node counting 1.5: v3 costs 1.6 ms of CPU a node to v2c's 1.1 (docs/benchmarks.md)."""
+        v3 = {name for name, p in self.profiles.items() if p.version == "3"}
+        return sum(V3_WEIGHT if n.snmp in v3 else 1.0 for n in nodes)
 
     @property
     def restarts(self) -> int:
@@ -230,7 +252,7 @@ class SnmpWorkers:
 
     async def poll(self, nodes: Sequence[Node], *, spread_s: float = 0.0) -> list[SnmpReading]:
         """Poll every node once, each in its worker; one reading per node, in order (as ``SnmpPoller.poll``)."""
-        n = self.wanted(len(nodes))
+        n = self.wanted(self.load_of(nodes))
         if n != len(self.workers):
             if self.workers:
                 log.info("snmp workers", extra={"before": len(self.workers), "now": n, "nodes": len(nodes)})
@@ -321,3 +343,7 @@ def serve(conn: Connection, log_level: str) -> None:
 
     asyncio.run(main())
     log.debug("snmp worker stopping", extra={"pid": os.getpid()})
+
+
+if __name__ == "__main__":  # the worker process (SnmpWorker._start): python -m monitor.runtime.snmp_worker FD LEVEL
+    serve(Connection(int(sys.argv[1])), sys.argv[2])
