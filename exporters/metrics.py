@@ -320,7 +320,10 @@ class Renderer:
     of ``SnapshotCollector`` (a test checks) at a fraction of its cost (bench/metrics_scrape.py)."""
 
     def __init__(self) -> None:
-        self._labels: dict[tuple[str, ...], str] = {}
+        self._labels: dict[tuple[str, ...], str] = {}  # label sets of the other families (node info, areas...)
+        self._code_sets: dict[str, str] = {}  # code -> '{code="..."}'
+        self._code_pairs: dict[str, str] = {}  # code -> 'code="..."', for families labelled by code and one more
+        self._pairs: dict[tuple[str, str], str] = {}  # (family, value of its other label) -> 'name="value"'
 
     def _label_set(self, family: Family, values: tuple[str, ...], key: tuple[str, ...]) -> str:
         if not values:
@@ -337,8 +340,11 @@ class Renderer:
 
     def texts(self, snap: Snapshot, part: str | None = None) -> Iterator[bytes]:
         """``render``, one family at a time (``family_texts``)."""
-        if len(self._labels) > 16 * (len(snap.nodes) + 100):  # label sets of nodes long gone: start afresh
+        if len(self._labels) + len(self._code_sets) > 4 * (len(snap.nodes) + 100):  # nodes long gone: afresh
             self._labels.clear()
+            self._code_sets.clear()
+            self._code_pairs.clear()
+            self._pairs.clear()
         if part == "nodes":
             return self.family_texts(node_samples(snap), NODE_FAMILIES)
         if part == "snmp":
@@ -358,12 +364,31 @@ class Renderer:
         bufs: dict[Family, io.StringIO] = {f: io.StringIO() for f in families}
         writers = {f: b.write for f, b in bufs.items()}
         cached = self._labels.get
+        code_sets, code_pairs, pairs = self._code_sets, self._code_pairs, self._pairs
         for family, values, value in samples:
-            # ``{code="..."}`` is shared by every family labelled by code only; other label sets are the family's.
-            key = values if family.labels == _CODE else (family.name, *values)
-            label_set = cached(key)
-            if label_set is None:
-                label_set = self._label_set(family, values, key)
+            # One ``{code="..."}`` per node for every family labelled by code only; a family labelled by code
+            # and one bounded label (state, reason, cause, direction) joins the node's ``code="..."`` and the
+            # other label's pair, both kept, rather than keeping a label set per node and value.
+            labels = family.labels
+            if labels == _CODE:
+                label_set = code_sets.get(values[0])
+                if label_set is None:
+                    label_set = code_sets[values[0]] = '{code="' + _escape(values[0]) + '"}'
+            elif len(labels) == 2 and labels[0] == "code":
+                code_pair = code_pairs.get(values[0])
+                if code_pair is None:
+                    code_pair = code_pairs[values[0]] = 'code="' + _escape(values[0]) + '"'
+                other = pairs.get((family.name, values[1]))
+                if other is None:
+                    other = pairs[(family.name, values[1])] = f'{labels[1]}="{_escape(values[1])}"'
+                # by name, as prometheus_client writes them ("cause" before "code")
+                label_set = ("{" + other + "," + code_pair + "}" if labels[1] < "code"
+                             else "{" + code_pair + "," + other + "}")
+            else:
+                key = (family.name, *values)
+                label_set = cached(key)
+                if label_set is None:
+                    label_set = self._label_set(family, values, key)
             if value == 1.0:
                 v = _ONE
             elif value == 0.0 and math.copysign(1.0, value) > 0:
