@@ -15,7 +15,8 @@ pollers run on); ``--agents`` trades engines for that CPU, and the report prints
 (``--versions``: v2c with a community, v3 authPriv HMAC-SHA/AES-128), one after the other on the same agents:
 
 (a) **tslcd**: ``tslcd run`` with the default intervals (ICMP sweep every 30 s, 3 echoes, 1 s timeout, 5,000
-    packets/s; SNMP poll every 60 s in its worker process, ``snmp.worker`` true; profile timeout 2 s, 1 retry),
+    packets/s; SNMP poll every 60 s in its worker processes, ``snmp.worker`` true, one worker per 25,000 nodes
+    by default; profile timeout 2 s, 1 retry),
     a SQLite history in a temporary folder, scraped every 30 s by a real Prometheus (Debian's ``prometheus``);
 (b) **stack**: Debian's ``prometheus-blackbox-exporter`` (ICMP module, one echo per probe, 5 s timeout) and
     ``prometheus-snmp-exporter`` (a hand-written snmp.yml module GETting the OIDs tslcd polls: sysUpTime, sysName
@@ -27,7 +28,8 @@ pollers run on); ``--agents`` trades engines for that CPU, and the report prints
 
 Each runs for ``--warmup`` seconds (tslcd's first SNMP polls discover the uplinks over 6 polls) and then a
 measured ``--window``. Per process, from /proc: CPU (utime+stime over the window, in cores), peak RSS (VmHWM, since
-start) and RSS growth over the window (VmRSS at its end minus at its start); also the agents' CPU, this script's,
+start) and RSS growth over the window (VmRSS at its end minus at its start), and for a side with several processes
+their highest total RSS and PSS at one moment (sampled); also the agents' CPU, this script's,
 and the rest of the machine's (other people's jobs: /proc/stat busy time minus everything measured here).
 Then, through Prometheus' API at the end of the window: sweep and poll times against their intervals (tslcd:
 its sweep/poll duration gauges and its worker's "snmp poll" log lines, every poll; the stack: how often each

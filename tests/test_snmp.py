@@ -1061,6 +1061,10 @@ async def test_the_worker_process_reads_what_the_poller_reads(snmpd: Agent) -> N
     worker = SnmpWorker(profiles)
     try:
         expected = await here.poll(nodes)
+        await here.poll(nodes)
+        # Nodes reading the same OIDs (ifIndex 1 of lo, 64-bit counters) share one tuple of them.
+        plan_a, plan_b = here._nodes["a"].get_plan, here._nodes["b"].get_plan
+        assert plan_a is not None and plan_a is plan_b and len(plan_a) == 8
         got = await worker.poll(nodes)
         again = await worker.poll(nodes[:2])  # the worker keeps the nodes it was sent: only codes go over again
         pid = worker.pid
@@ -1144,18 +1148,22 @@ async def test_a_worker_killed_or_late_fails_that_poll_and_the_next_poll_starts_
 def test_workers_wanted_one_per_25000_nodes_at_most_one_per_cpu() -> None:
     from monitor.runtime.snmp_worker import SnmpWorkers
 
-    auto = SnmpWorkers({})
+    auto = SnmpWorkers({"c": v2(COMMUNITY, 161), "u": v3(USER.name, 161)})
     cpus = os.cpu_count() or 1
     assert [auto.wanted(n) for n in (0, 1, 25_000)] == [1, 1, 1]
     assert auto.wanted(25_001) == min(2, cpus) and auto.wanted(40_000) == min(2, cpus)
     assert auto.wanted(10**6) == cpus
     assert SnmpWorkers({}, count=3).wanted(10) == 3
+    # A v3 node costs the worker about 1.5 v2c nodes: 20,000 of them need two workers where v2c needs one.
+    assert auto.load_of([node("a", "c"), node("b", "u"), node("c", "missing")]) == 3.5
+    assert auto.wanted(auto.load_of([node(str(i), "u") for i in range(20_000)])) == min(2, cpus)
+    assert auto.wanted(auto.load_of([node(str(i), "c") for i in range(20_000)])) == 1
 
 
 async def test_several_workers_share_the_nodes_and_answer_in_order(snmpd: Agent) -> None:
     """snmp.workers: each node polled by one of the workers, always the same one; the readings in the order
     asked, as one poller reads them; a worker killed fails that poll, is counted, and is started again."""
-    from monitor.runtime.snmp_worker import SnmpWorkers, SnmpWorkerError
+    from monitor.runtime.snmp_worker import SnmpWorkerError, SnmpWorkers
 
     restarted: list[int] = []
     profiles = {"p": v2(COMMUNITY, snmpd.port), "u": v3(USER.name, snmpd.port), "w": v2(WRONG, snmpd.port,
