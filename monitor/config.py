@@ -163,7 +163,8 @@ class Snmp(_Strict):
     down_nodes_max: int = Field(200, ge=0, le=20_000, description="down nodes polled all the same in each poll, "
                                 "to tell why they are cut off (filtered, line, power: docs/design.md); 0: none")
     workers: int | None = Field(None, ge=1, le=64, description="SNMP worker processes sharing the nodes (with "
-                                "worker: true); none given: one per 25,000 nodes polled, at most one per CPU")
+                                "worker: true); none given: one per 25,000 nodes polled, a v3 node "
+                                "counting 1.5, at most one per CPU")
     worker: bool = Field(True, description="poll in a worker process of its own (a second core), so that a poll "
                          "never waits for the sweeps and /metrics; false: in the main process")
 
