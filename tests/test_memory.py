@@ -43,3 +43,20 @@ def test_freed_buffers_go_back_to_the_kernel_once_tuned(how: str) -> None:
         assert after < before - 100, out  # given back
     else:
         assert after > before - 20, out  # what the tuning is for: glibc as it comes keeps them
+
+
+def test_polling_leaves_pysnmps_mib_compiler_out_and_pysmi_importable() -> None:
+    """pysnmp imports pysmi (and requests, urllib3, ply: about 9 MB of the SNMP worker) only to compile MIB
+    text, which tslcd never asks of it; ``monitor.probes.snmp`` keeps it out, and nothing else is lost."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+            "import monitor.runtime.snmp_worker\n"
+            "from monitor.probes.snmp import SnmpPoller\n"  # what the worker imports (snmp_worker.serve)
+            "from pysnmp.smi.compiler import add_mib_compiler\n"
+            "from pysnmp.smi import builder\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'pysmi', 'requests', 'urllib3', 'ply'}))\n"
+            "add_mib_compiler(builder.MibBuilder(), ifAvailable=True)\n"  # how pysnmp asks for it: a no-op
+            "import pysmi.reader\n"
+            "print('pysmi', 'pysmi' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["[]", "pysmi True"]
