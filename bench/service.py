@@ -14,9 +14,9 @@ statistics every 5 s: about 0.2 ms of CPU a second each, so 3,000 agents take ha
 pollers run on); ``--agents`` trades engines for that CPU, and the report prints it. Then, for each SNMP version
 (``--versions``: v2c with a community, v3 authPriv HMAC-SHA/AES-128), one after the other on the same agents:
 
-(a) **tslcd**: ``tslcd run`` with the default intervals (ICMP sweep every 30 s, 3 echoes, 1 s timeout, 5,000
-    packets/s; SNMP poll every 60 s in its worker processes, ``snmp.worker`` true, one worker per 25,000 nodes
-    by default; profile timeout 2 s, 1 retry),
+(a) **tslcd**: ``tslcd run`` with the default intervals (ICMP sweep every 30 s, 3 echoes, 1 s timeout, the
+    default packet-rate cap; SNMP poll every 60 s in its worker processes, ``snmp.worker`` true, one worker per
+    25,000 nodes by default; profile timeout 2 s, 1 retry),
     a SQLite history in a temporary folder, scraped every 30 s by a real Prometheus (Debian's ``prometheus``);
 (b) **stack**: Debian's ``prometheus-blackbox-exporter`` (ICMP module, one echo per probe, 5 s timeout) and
     ``prometheus-snmp-exporter`` (a hand-written snmp.yml module GETting the OIDs tslcd polls: sysUpTime, sysName
@@ -433,7 +433,7 @@ def tslcd_config(tmp: Path, version: str, port: int) -> Path:
     profile |= {"port": port, "timeout_s": SNMP_TIMEOUT_S, "retries": SNMP_RETRIES}
     cfg = {
         "province": PROVINCE, "inventory": str(tmp / "inventory.csv"), "web": {"listen": "127.0.0.1:0"},
-        "icmp": {"interval_s": ICMP_INTERVAL_S, "count": 3, "timeout_s": 1.0, "echo_interval_s": 0.2, "pps": 5000},
+        "icmp": {"interval_s": ICMP_INTERVAL_S, "count": 3, "timeout_s": 1.0, "echo_interval_s": 0.2},  # pps: default
         "snmp": {"interval_s": SNMP_INTERVAL_S, "spread": SPREAD, "worker": True},
         "snmp_profiles": {"bench": profile},
         "store": {"path": str(tmp / "history.sqlite")},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -62,6 +63,7 @@ def _check_tz(value: str) -> str:
 
 
 Timezone = Annotated[str, AfterValidator(_check_tz)]
+PPS_FLOOR = 5000  # icmp.pps unset never caps a sweep under this many packets a second (Icmp.pps_for)
 
 
 class Icmp(_Strict):
@@ -71,7 +73,9 @@ class Icmp(_Strict):
     count: int = Field(3, ge=1, le=20, description="echoes per node per sweep")
     timeout_s: float = Field(1.0, gt=0, le=10, description="wait for each reply")
     echo_interval_s: float = Field(0.2, ge=0, le=10, description="between echoes to one node")
-    pps: int = Field(5000, ge=10, le=1_000_000, description="cap on packets per second, all nodes")
+    pps: int | None = Field(None, ge=10, le=1_000_000, description=(
+        "cap on packets per second, all nodes; unset: twice a sweep's average rate (its echoes sent in half "
+        "the interval), at least 5000"))
 
     @model_validator(mode="after")
     def _fits(self) -> Icmp:
@@ -82,6 +86,22 @@ class Icmp(_Strict):
                 f"which does not fit in interval_s = {self.interval_s:g} s"
             )
         return self
+
+    def pps_for(self, targets: int) -> int:
+        """The packet-rate cap of a sweep of ``targets`` addresses: ``pps`` when set.
+
+        Unset, it follows the inventory: a sweep sends ``targets * count`` echoes every ``interval_s`` whatever
+        the cap, so the average rate is already the operator's choice, and the cap only bounds the bursts.
+        Twice the average sends the echoes in half the interval, leaving the other half for the last replies
+        and the work after the sweep; never under 5,000 (what a fixed default used to be).
+        """
+        if self.pps is not None:
+            return self.pps
+        return max(PPS_FLOOR, math.ceil(2 * targets * self.count / self.interval_s))
+
+    def sending_s(self, targets: int) -> float:
+        """Seconds a sweep of ``targets`` addresses spends sending alone, at ``pps_for``."""
+        return targets * self.count / self.pps_for(targets)
 
 
 class States(_Strict):

@@ -144,3 +144,49 @@ async def test_a_failing_store_does_not_stop_states_being_published(tmp_path: Pa
     assert {ns.node.code: ns.state for ns in snap.nodes}["22015"] == "down"
     assert mon.snapshot is snap and snap.sweeps == 3
     assert mon._snmp_pending == {"24133": (100, 50, 0)}  # kept for the next successful write
+
+
+class RateSweeper(ScriptedSweeper):
+    """Remembers the packet-rate cap each sweep was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.caps: list[int] = []
+
+    async def sweep(self, addresses: Sequence[str], **kw: Any) -> dict[str, FakePing]:  # type: ignore[override]
+        self.caps.append(kw["pps"])
+        return await super().sweep(addresses, **kw)
+
+
+def test_the_packet_rate_cap_follows_the_inventory_when_unset() -> None:
+    """Issue 13: at 40,000 nodes a fixed 5,000/s cap spent 24 s of a 30 s sweep sending; unset, it follows."""
+    from monitor.config import Icmp
+    auto = Icmp()
+    assert auto.pps is None
+    assert auto.pps_for(20) == 5000  # never under the old fixed default
+    assert auto.pps_for(20_000) == 5000  # 2 x 20,000 x 3 / 30 = 4,000
+    assert auto.pps_for(40_000) == 8000  # 2 x 40,000 x 3 / 30: the echoes in half the interval
+    assert auto.sending_s(40_000) == pytest.approx(15.0)
+    assert Icmp(pps=7000).pps_for(40_000) == 7000  # a configured cap is a cap
+    assert Icmp(interval_s=60, count=2).pps_for(300_000) == 20_000
+
+
+async def test_a_configured_cap_too_low_for_the_inventory_is_said_once_and_the_sweep_still_runs(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sweeper = RateSweeper()
+    mon = make(tmp_path, sweeper)
+    with caplog.at_level(logging.WARNING, logger="tslcd.service"):
+        await mon.sweep_once()
+        assert sweeper.caps == [5000]  # unset: the floor, for a handful of nodes
+        assert not [r for r in caplog.records if r.getMessage().startswith("icmp.pps")]
+        targets = len({n.address for n in mon.inventory.nodes if n.address})
+        # 5 s interval (write_config); 10 echoes a node at 10 a second (the least pps allows): 1 s a node, past
+        # 4 s (80 % of the interval) for the 6 addresses. The scripted sweeper answers at once all the same.
+        mon.cfg = mon.cfg.model_copy(update={"icmp": mon.cfg.icmp.model_copy(update={"pps": 10, "count": 10})})
+        assert mon.cfg.icmp.sending_s(targets) > 4.0
+        await mon.sweep_once()
+        await mon.sweep_once()
+    assert sweeper.caps[1:] == [10, 10]
+    said = [r for r in caplog.records if r.getMessage().startswith("icmp.pps is too low")]
+    assert len(said) == 1 and said[0].pps == 10 and said[0].addresses == targets  # type: ignore[attr-defined]
+    assert mon.snapshot.sweeps == 3

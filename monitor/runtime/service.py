@@ -188,6 +188,7 @@ class Monitor:
         self._snmp_rendered_for = inventory  # the inventory whose nodes the "snmp" part of /metrics lists
         self._nodes_rendered = self.snapshot  # the snapshot the "nodes" part of /metrics was rendered from
         self._sweeps = 0
+        self._cap_warned: int | None = None  # the number of addresses icmp.pps was last found too low for
         self._sweeping: asyncio.Task[None] | None = None
 
     # -- inventory -----------------------------------------------------------------------------
@@ -277,6 +278,18 @@ class Monitor:
 
     # -- sweeps --------------------------------------------------------------------------------
 
+    def _check_cap(self, targets: int) -> None:
+        """Warn (once per inventory size) when a configured ``icmp.pps`` leaves a sweep too little time."""
+        icmp = self.cfg.icmp
+        sending = icmp.sending_s(targets)
+        if icmp.pps is None or sending <= 0.8 * icmp.interval_s or self._cap_warned == targets:
+            return
+        self._cap_warned = targets
+        log.warning("icmp.pps is too low for this inventory: sending a sweep's echoes takes most of its interval",
+                    extra={"addresses": targets, "count": icmp.count, "pps": icmp.pps,
+                           "sending_s": round(sending, 1), "interval_s": icmp.interval_s,
+                           "hint": "raise icmp.pps, or remove it so that it follows the inventory"})
+
     async def sweep_once(self) -> Snapshot:
         """Probe every active node with an address once, fold results into states, publish."""
         started = self.clock()
@@ -286,8 +299,9 @@ class Monitor:
         icmp = self.cfg.icmp
         results: dict[str, PingStats] = {}
         if addresses:
+            self._check_cap(len(addresses))
             results = await self.engine.sweep(addresses, count=icmp.count, timeout_s=icmp.timeout_s,
-                                              pps=icmp.pps, interval_s=icmp.echo_interval_s)
+                                              pps=icmp.pps_for(len(addresses)), interval_s=icmp.echo_interval_s)
         now = self.clock()
         st = self.cfg.states
         ok = failed = 0
