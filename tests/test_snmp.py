@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -916,6 +917,31 @@ def test_peer_keys_are_the_ones_pysnmp_would_have_written(auth: str, priv: str) 
     assert ours.peers == {}
     with pytest.raises(NoSuchInstanceError):
         ours._SnmpUSMSecurityModel__get_user_info(mic, rfc1902.OctetString(b"\x80\x00\x1f\x88\x04other"), user)
+
+
+def test_an_agents_engine_time_is_forgotten_after_300_s_without_news_not_300_s_after_its_first_answer() -> None:
+    """pysnmp 7.1 queues an agent's engine ID for expiry at every answer and, 300 s later, deletes the entry
+    however recent it is: a busy agent then gets requests with boots and time 0, refuses them
+    (notInTimeWindow) and each is sent again (issue 13: the v3 workers' CPU a poll grew by a third, their
+    memory by 28 MB, the queue holding an engine ID per answer). Ours expires an entry by its age."""
+    usm = _PeerKeysUsm()
+    timeline = usm._SnmpUSMSecurityModel__timeline
+    queue = usm._SnmpUSMSecurityModel__timelineExpQueue
+    fresh, stale = b"\x80\x00\x1f\x88\x04fresh", b"\x80\x00\x1f\x88\x04stale"
+    now = int(time.time())
+    timeline[fresh] = (1, 1000, 1000, now - 10)  # answered 10 s ago, and queued 300 s ago by an older answer
+    timeline[stale] = (1, 1000, 1000, now - 301)  # nothing heard for 301 s
+    tick = usm._SnmpUSMSecurityModel__expirationTimer
+    queue[tick] = [fresh, stale]
+    usm._SnmpUSMSecurityModel__expire_timeline_info()
+    assert fresh in timeline and stale not in timeline
+    assert queue == {} and usm._SnmpUSMSecurityModel__expirationTimer == tick + 1
+    # pysnmp's own method, for comparison: the queued expiry deletes the fresh entry too.
+    stock = SnmpUSMSecurityModel()
+    stock._SnmpUSMSecurityModel__timeline[fresh] = timeline[fresh]
+    stock._SnmpUSMSecurityModel__timelineExpQueue[stock._SnmpUSMSecurityModel__expirationTimer] = [fresh]
+    stock._SnmpUSMSecurityModel__expire_timeline_info()
+    assert fresh not in stock._SnmpUSMSecurityModel__timeline
 
 
 async def test_without_the_usm_internals_pysnmp_keeps_its_own_usm(snmpd: Agent, monkeypatch: pytest.MonkeyPatch,

@@ -4,7 +4,8 @@ Kept apart and named as such: both depend on pysnmp's private names, fall back t
 pysnmp's own code when those change, and must be re-checked on any pysnmp upgrade.
 
 - ``fast_configure``: registers a target without writing SNMP-TARGET-MIB rows for each.
-- ``PeerKeysUsm``: keeps what pysnmp learns of each v3 agent in dicts, not usmUserTable rows.
+- ``PeerKeysUsm``: keeps what pysnmp learns of each v3 agent in dicts, not usmUserTable rows, and forgets an
+  agent's engine time after 300 s without news of it (pysnmp forgets it 300 s after each answer, in use or not).
 - ``guard_receive``: a datagram pysnmp cannot digest is dropped and reported, never an exception
   escaping into the event loop (and a pending request it broke ends at its deadline, see the poller).
 - ``get_varbind_list``: hlapi's ``get_cmd`` sending a VarBindList built once (``varbind_list``) instead of
@@ -14,6 +15,7 @@ pysnmp's own code when those change, and must be re-checked on any pysnmp upgrad
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -176,6 +178,8 @@ async def get_varbind_list(engine: SnmpEngine, auth: CommunityData | UsmUserData
 
 
 _USM = "_SnmpUSMSecurityModel__"  # the prefix of SnmpUSMSecurityModel's private (name-mangled) methods
+_TIMELINE_TTL_S = 300  # pysnmp's: what it knows of an agent's engine time is forgotten after 300 s without news
+_TIMELINE_SWEEP_S = 10.0  # how often the timeline is looked over for entries that old
 
 
 def guard_receive(engine: SnmpEngine, on_garbage: Callable[[Any, BaseException], None]) -> None:
@@ -225,12 +229,38 @@ class PeerKeysUsm(SnmpUSMSecurityModel):  # type: ignore[misc]  # pysnmp has no 
         self.peers: dict[tuple[bytes, bytes], tuple[Any, ...]] = {}  # (agent engine ID, user name) -> user info
         self._names: dict[tuple[bytes, bytes], Any] = {}  # (agent engine ID, security name) -> user name
         self._version: Any = None
+        self._sweep_at = 0.0  # time.monotonic() of the next look over the timeline for old entries
 
     @staticmethod
     def usable() -> bool:
         """pysnmp still has the private methods this class replaces (checked before each engine is made)."""
         return all(callable(getattr(SnmpUSMSecurityModel, _USM + m, None))
-                   for m in ("sec2usr", "get_user_info", "clone_user_info"))
+                   for m in ("sec2usr", "get_user_info", "clone_user_info", "expire_timeline_info"))
+
+    def _SnmpUSMSecurityModel__expire_timeline_info(self) -> None:  # noqa: N802
+        """pysnmp's expiry of its timeline (each agent engine's boots and time), by each entry's age.
+
+        pysnmp queues an agent's engine ID for expiry 300 s later (3,000 timer ticks) at every
+        authenticated message from it, and at each queued expiry deletes the engine's entry, however
+        recently it was refreshed. From 300 s after the first answers on, busy engines lose their entry
+        while in use: a request sent then carries boots and time 0, the agent refuses it
+        (usmStatsNotInTimeWindows), and pysnmp sends it again after the report (apparently pysnmp
+        issue #245, lextudio/pysnmp): up to twice the messages and their CPU (bench: 8 s of CPU a poll
+        became 10-13 s). The queue itself holds one engine ID per message received in the last 300 s
+        (a decoded OctetString each).
+        Here the queue is emptied at every tick, and an entry is deleted only once it has not been
+        updated for 300 s (pysnmp's own timestamp, the 4th field of the entry).
+        """
+        self._SnmpUSMSecurityModel__timelineExpQueue.clear()
+        self._SnmpUSMSecurityModel__expirationTimer += 1
+        now = time.monotonic()
+        if now < self._sweep_at:
+            return
+        self._sweep_at = now + _TIMELINE_SWEEP_S
+        timeline = self._SnmpUSMSecurityModel__timeline
+        oldest = int(time.time()) - _TIMELINE_TTL_S  # the entries' timestamps are pysnmp's int(time.time())
+        for engine_id in [k for k, v in timeline.items() if v[3] <= oldest]:
+            del timeline[engine_id]
 
     def _current(self, mib_builder: Any) -> None:
         (column,) = mib_builder.import_symbols("SNMP-USER-BASED-SM-MIB", "usmUserEngineID")
