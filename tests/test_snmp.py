@@ -1115,6 +1115,29 @@ async def test_the_worker_process_reads_what_the_poller_reads(snmpd: Agent) -> N
         assert second.uplink is not None and first.uplink is not None and second.uplink.name is first.uplink.name
 
 
+async def test_a_worker_answers_a_batch_of_readings_at_a_time_all_in_order(snmpd: Agent) -> None:
+    """Issue 13, part 4: 20,000 readings packed in one message were 20 MB of tuples in each process at once;
+    they come ``BATCH`` at a time, and the poll's answer is the same: every node, in the order asked."""
+    from monitor.runtime.snmp_worker import BATCH, SnmpWorker
+
+    profiles = {"p": v2(COMMUNITY, snmpd.port)}
+    # Nodes without an address are answered at once (not polled); two real ones, in the second and last batch.
+    nodes = [node(f"n{i:05d}", "p", address="") for i in range(2 * BATCH + 500)]
+    nodes[BATCH + 7] = node("live1", "p", uplink="lo")
+    nodes[-1] = node("live2", "p", uplink="lo")
+    worker = SnmpWorker(profiles)
+    try:
+        got = await worker.poll(nodes)
+        again = await worker.poll(nodes[: BATCH])  # exactly one batch
+    finally:
+        worker.close()
+    assert [r.code for r in got] == [n.code for n in nodes]
+    assert got[BATCH + 7].ok and got[-1].ok, (got[-1].reason, got[-1].detail)
+    assert sum(r.reason is Reason.NOT_POLLED for r in got) == len(nodes) - 2
+    assert [r.code for r in again] == [n.code for n in nodes[:BATCH]]
+    assert worker.last_cpu_s is not None
+
+
 async def test_a_worker_killed_or_late_fails_that_poll_and_the_next_poll_starts_another(snmpd: Agent) -> None:
     """A worker killed -9 mid-poll, one dead between polls, one over its deadline: each fails that poll only,
     is counted in tslcd_snmp_worker_restarts_total, and the next poll is answered by a new worker."""

@@ -10,7 +10,8 @@ tuples over a socket pair (multiprocessing's ``Connection``):
 
 - to the worker: ``("nodes", [(code, address, snmp, uplink), ...])`` for the nodes it does not know yet or
   that changed (once, then only changes), ``("poll", [code, ...], spread_s)``, ``("forget", [code, ...])``;
-- from the worker: ``("readings", [reading as a tuple, ...])`` in the order asked.
+- from the worker: the readings as tuples in the order asked, ``BATCH`` a message: ``("some", [...])`` and
+  then, last, ``("readings", [...], cpu_s)``.
 
 A worker that dies (or overruns its deadline, and is then killed by its PID) fails that poll with
 ``SnmpWorkerError``; the next poll starts a new one (its caches, e.g. the uplinks' ifIndex, are found
@@ -44,6 +45,7 @@ log = logging.getLogger("tslcd.snmp")
 
 NodeTuple = tuple[str, str | None, str | None, str | None]
 V3_WEIGHT = 1.5  # a v3 node's CPU in the worker, in v2c nodes (SnmpWorkers.load_of)
+BATCH = 2000  # readings a message: 20,000 packed at once were 20 MB of tuples beside the readings made of them
 _JOIN_S = 5.0
 
 
@@ -162,7 +164,14 @@ class SnmpWorker:
                 if update:
                     conn.send(("nodes", update))
                 conn.send(("poll", [n.code for n in nodes], spread_s))
-                reply = await asyncio.wait_for(asyncio.to_thread(conn.recv), self.deadline_s)
+                readings: list[SnmpReading] = []
+                ends = None if self.deadline_s is None else time.monotonic() + self.deadline_s
+                while True:  # the readings come a batch at a time: never all of them packed at once
+                    reply = await asyncio.wait_for(asyncio.to_thread(conn.recv),
+                                                   None if ends is None else max(0.0, ends - time.monotonic()))
+                    readings += [unpack(r, self._strings) for r in reply[1]]
+                    if reply[0] == "readings":
+                        break
             except TimeoutError:
                 self._crashed(f"no answer within {self.deadline_s:g} s", kill=True)
                 raise SnmpWorkerError(f"the SNMP worker overran its {self.deadline_s:g} s deadline and was "
@@ -176,7 +185,7 @@ class SnmpWorker:
             self.last_cpu_s = reply[2] if len(reply) > 2 else None
             if len(self._strings) > 8 * len(self._sent) + 1000:
                 self._strings.clear()  # strings of nodes long gone
-            return [unpack(r, self._strings) for r in reply[1]]
+            return readings
 
     def _crashed(self, why: str, *, kill: bool = False) -> int | None:
         pid = self._proc.pid if self._proc is not None else None
@@ -337,7 +346,10 @@ def serve(conn: Connection, log_level: str) -> None:
                 elif msg[0] == "poll":
                     cpu = time.thread_time()
                     readings = await poller.poll([nodes[c] for c in msg[1]], spread_s=msg[2])
-                    conn.send(("readings", [pack(r) for r in readings], time.thread_time() - cpu))
+                    last = max(0, len(readings) - 1) // BATCH * BATCH
+                    for i in range(0, last, BATCH):
+                        conn.send(("some", [pack(r) for r in readings[i:i + BATCH]]))
+                    conn.send(("readings", [pack(r) for r in readings[last:]], time.thread_time() - cpu))
         finally:
             poller.close()
 
