@@ -186,7 +186,9 @@ class Monitor:
         for part in PARTS:
             self.metrics.update(render_snapshot(self.snapshot, part), part)
         self._snmp_rendered_for = inventory  # the inventory whose nodes the "snmp" part of /metrics lists
-        self._nodes_rendered = self.snapshot  # the snapshot the "nodes" part of /metrics was rendered from
+        # Who answered ping only (up, SNMP failing) when the "nodes" part of /metrics was rendered: the codes,
+        # not that snapshot (a second snapshot of 20,000 nodes kept alive between polls).
+        self._ping_only_rendered = ping_only(self.snapshot)
         self._sweeps = 0
         self._cap_warned: int | None = None  # the number of addresses icmp.pps was last found too low for
         self._sweeping: asyncio.Task[None] | None = None
@@ -378,7 +380,7 @@ class Monitor:
         # Rendering 10^5 samples costs a tenth of a second of CPU: never in the event loop (docs/benchmarks.md).
         # A sweep renders the "nodes" part; the "snmp" part changes with a poll, or with the inventory.
         self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "nodes"), "nodes")
-        self._nodes_rendered = snap
+        self._ping_only_rendered = ping_only(snap)
         if self._snmp_rendered_for is not self.inventory:
             self._snmp_rendered_for = self.inventory
             self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "snmp"), "snmp")
@@ -608,7 +610,7 @@ class Monitor:
         self.snapshot = self._build(self.clock(), SweepStats(), sweeps=self._sweeps)
         for part in PARTS:
             self.metrics.update(await asyncio.to_thread(render_snapshot, self.snapshot, part), part)
-        self._nodes_rendered = self.snapshot
+        self._ping_only_rendered = ping_only(self.snapshot)
 
     async def standby_check(self) -> bool:
         """A standby's look at the store: take over (a new run, probing at once) when no live poller watches
@@ -686,8 +688,9 @@ class Monitor:
                     outage_cause=self._cause(ns.node.code, ns.state)) for ns in snap.nodes))
         self.snapshot = snap
         self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "snmp"), "snmp")
-        if ping_only(snap) != ping_only(self._nodes_rendered):  # the "nodes" part says who answers ping only
-            self._nodes_rendered = snap
+        now_ping_only = ping_only(snap)
+        if now_ping_only != self._ping_only_rendered:  # the "nodes" part says who answers ping only
+            self._ping_only_rendered = now_ping_only
             self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "nodes"), "nodes")
         return snap
 
