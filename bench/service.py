@@ -29,7 +29,9 @@ pollers run on); ``--agents`` trades engines for that CPU, and the report prints
 Each runs for ``--warmup`` seconds (tslcd's first SNMP polls discover the uplinks over 6 polls) and then a
 measured ``--window``. Per process, from /proc: CPU (utime+stime over the window, in cores), peak RSS (VmHWM, since
 start) and RSS growth over the window (VmRSS at its end minus at its start), and for a side with several processes
-their highest total RSS and PSS at one moment (sampled); also the agents' CPU, this script's,
+their highest total RSS and PSS at one moment (sampled), and each side's total RSS averaged over the first
+and the last tenth of the window (whether memory grows: with ``--window 3600``, the target "flat over an hour" is
+checked on it, at most 1 % more at the end); also the agents' CPU, this script's,
 and the rest of the machine's (other people's jobs: /proc/stat busy time minus everything measured here).
 Then, through Prometheus' API at the end of the window: sweep and poll times against their intervals (tslcd:
 its sweep/poll duration gauges and its worker's "snmp poll" log lines, every poll; the stack: how often each
@@ -357,8 +359,19 @@ class Meter:
                          sum(smp[p].pss_kb for p in role.pids if p in smp)) for _, smp in self.samples]
                 together[role.label] = {"rss_mb": max((r for r, _ in sums), default=0) / 1024,
                                         "pss_mb": max((p for _, p in sums), default=0) / 1024}
+        # Whether memory grows: each role's total RSS, averaged over the first and the last tenth of the window
+        # (a mean over minutes, so that one render's or one poll's moment does not decide it).
+        trend = {}
+        inside = [(t, smp) for t, smp in self.samples if s["t"] <= t <= e["t"]]
+        tenth = max(1, len(inside) // 10)
+        if len(inside) >= 4:
+            for role in self.roles:
+                totals_ = [sum(smp[p].rss_kb for p in role.pids if p in smp) / 1024 for _, smp in inside]
+                trend[role.label] = {"first_mb": sum(totals_[:tenth]) / tenth, "last_mb": sum(totals_[-tenth:]) / tenth,
+                                     "tenth_s": tenth * SAMPLE_S}
         return {"window_s": dt, "procs": rows, "agents_cpu": agents, "self_cpu": me, "machine_cpu": machine,
-                "others_cpu": max(0.0, machine - measured - agents - me), "stalls": stalls, "together": together}
+                "others_cpu": max(0.0, machine - measured - agents - me), "stalls": stalls, "together": together,
+                "trend": trend}
 
 
 def _self_ticks() -> int:
@@ -848,6 +861,10 @@ def report(nodes: int, version: str, n_agents: int, phases: dict[str, Phase], ar
                 out.append(f"| {label}'s processes together, sampled every {SAMPLE_S:.0f} s: highest total RSS; "
                            f"highest total PSS (shared pages counted once) | | {m['rss_mb']:.0f}; {m['pss_mb']:.0f} "
                            "| |")
+            for label, m in f.get("trend", {}).items():
+                out.append(f"| {label}'s processes together, mean RSS over the window's first {m['tenth_s']:.0f} s and "
+                           f"its last {m['tenth_s']:.0f} s | | {m['first_mb']:.0f}; {m['last_mb']:.0f} | "
+                           f"{m['last_mb'] - m['first_mb']:+.1f} |")
             out.append(f"| agents during the {ph.stack} window | {f['agents_cpu']:.3f} | | |")
             out.append(f"| rest of the machine during the {ph.stack} window (other people's jobs, and kernel "
                        f"time charged to no process) | {f['others_cpu']:.3f} | | |")
@@ -914,6 +931,13 @@ def report(nodes: int, version: str, n_agents: int, phases: dict[str, Phase], ar
                            f"{tt['cpu']:.3f} vs {ext['cpu']:.3f} cores ({tt['cpu'] / ext['cpu']:.2f}x)"))
         if tt:
             checks.append(("tslcd peak RSS < 400 MB", tt["peak_mb"] < 400, f"{tt['peak_mb']:.0f} MB"))
+        m = (t.figures.get("trend", {}).get("tslcd") if t and t.figures else None)
+        if m and t and t.figures["window_s"] >= 3600:
+            grown = m["last_mb"] - m["first_mb"]
+            checks.append(("tslcd's memory flat over an hour: its processes' mean RSS at the window's end at most 1 % "
+                           "above its start", grown <= 0.01 * m["first_mb"],
+                           f"{m['first_mb']:.0f} MB -> {m['last_mb']:.0f} MB ({grown:+.1f} MB over "
+                           f"{t.figures['window_s'] / 60:.0f} min)"))
         if ts_:
             checks.append(("SNMP poll < 50 % of its interval", (ts_.get("max_s") or 1e9) < 0.5 * SNMP_INTERVAL_S,
                            f"max {_f(ts_.get('max_s'))} s of {SNMP_INTERVAL_S} s (snmp.spread {SPREAD} spreads a "
