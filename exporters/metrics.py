@@ -364,7 +364,7 @@ class Renderer:
 
         The samples come node by node, each node's in every family; a buffer per family held the whole plain
         text (14 MB of the nodes part at 20,000 nodes) and its copies until the end: 45 MB above the monitor's
-        steady memory at every render. Now a family holds at most a chunk of text, and a compressor with an
+        steady memory at every render. Now a family holds about a chunk of text, and a compressor with an
         8 KB window (``_WBITS``: about 64 KB each; it compresses these lines as well as a 32 KB one): 3.7 MB."""
         members: dict[Family, list[bytes]] = {}
         compressors: dict[Family, Any] = {}

@@ -933,9 +933,22 @@ def test_an_agents_engine_time_is_forgotten_after_300_s_without_news_not_300_s_a
     timeline[stale] = (1, 1000, 1000, now - 301)  # nothing heard for 301 s
     tick = usm._SnmpUSMSecurityModel__expirationTimer
     queue[tick] = [fresh, stale]
-    usm._SnmpUSMSecurityModel__expire_timeline_info()
+    usm.receive_timer_tick(None, time.time())  # how pysnmp's timer reaches it
     assert fresh in timeline and stale not in timeline
     assert queue == {} and usm._SnmpUSMSecurityModel__expirationTimer == tick + 1
+    # Looked over every 10 s, not at every tick (ten a second); an entry of a shape pysnmp 7.1 does not write
+    # is left alone rather than raising in pysnmp's timer task (which would end every request's timeout).
+    timeline[stale] = (1, 1000, 1000, now - 301)
+    usm.receive_timer_tick(None, time.time())
+    assert stale in timeline
+    timeline[b"odd"] = ("not", "pysnmp 7.1's")
+    usm._sweep_at = 0.0
+    usm.receive_timer_tick(None, time.time())
+    assert stale in timeline and b"odd" in timeline
+    del timeline[b"odd"]
+    usm._sweep_at = 0.0
+    usm.receive_timer_tick(None, time.time())
+    assert stale not in timeline and fresh in timeline
     # pysnmp's own method, for comparison: the queued expiry deletes the fresh entry too.
     stock = SnmpUSMSecurityModel()
     stock._SnmpUSMSecurityModel__timeline[fresh] = timeline[fresh]
@@ -1115,10 +1128,23 @@ async def test_the_worker_process_reads_what_the_poller_reads(snmpd: Agent) -> N
         assert second.uplink is not None and first.uplink is not None and second.uplink.name is first.uplink.name
 
 
-async def test_a_worker_answers_a_batch_of_readings_at_a_time_all_in_order(snmpd: Agent) -> None:
+async def test_a_worker_answers_a_batch_of_readings_at_a_time_all_in_order(snmpd: Agent,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 13, part 4: 20,000 readings packed in one message were 20 MB of tuples in each process at once;
     they come ``BATCH`` at a time, and the poll's answer is the same: every node, in the order asked."""
+    from multiprocessing.connection import Connection
+
     from monitor.runtime.snmp_worker import BATCH, SnmpWorker
+
+    received: list[int] = []  # the length of each message's list of readings, as the main process gets them
+    recv = Connection.recv
+
+    def counting(self: Connection) -> Any:
+        msg = recv(self)
+        received.append(len(msg[1]))
+        return msg
+
+    monkeypatch.setattr(Connection, "recv", counting)
 
     profiles = {"p": v2(COMMUNITY, snmpd.port)}
     # Nodes without an address are answered at once (not polled); two real ones, in the second and last batch.
@@ -1128,7 +1154,12 @@ async def test_a_worker_answers_a_batch_of_readings_at_a_time_all_in_order(snmpd
     worker = SnmpWorker(profiles)
     try:
         got = await worker.poll(nodes)
+        assert received == [BATCH, BATCH, 500]
+        received.clear()
         again = await worker.poll(nodes[: BATCH])  # exactly one batch
+        assert received == [BATCH]
+        received.clear()
+        assert await worker.poll([]) == [] and received == [0]
     finally:
         worker.close()
     assert [r.code for r in got] == [n.code for n in nodes]

@@ -180,6 +180,9 @@ class SnmpWorker:
                 status = self._crashed(f"{type(e).__name__} on its pipe")
                 raise SnmpWorkerError(f"the SNMP worker died during a poll (exit status {status}); the next poll "
                                       "starts another") from None
+            except asyncio.CancelledError:  # the rest of this poll's answer would be taken for the next one's
+                self._stop(kill=True)
+                raise
             for n in nodes:
                 sent[n.code] = n  # the inventory's own object (an equal one from a reload replaces it)
             self.last_cpu_s = reply[2] if len(reply) > 2 else None

@@ -9,13 +9,13 @@ import sys
 # then installs its own "no MIB compiler" stand-in, which it consults only when asked to resolve a name.
 # pysmi stays importable afterwards for anything else in the process.
 if "pysnmp.smi.compiler" not in sys.modules:
-    _had = sys.modules.get("pysmi")
-    if _had is None:
+    _absent = "pysmi" not in sys.modules  # (imported already, or kept out by someone else: left as it is)
+    if _absent:
         sys.modules["pysmi"] = None  # type: ignore[assignment]  # an import of pysmi fails with ImportError
     try:
         importlib.import_module("pysnmp.smi.compiler")
     finally:
-        if _had is None:
+        if _absent:
             del sys.modules["pysmi"]
 
 from monitor.probes.snmp.poller import SnmpPoller  # noqa: E402

@@ -234,8 +234,10 @@ class PeerKeysUsm(SnmpUSMSecurityModel):  # type: ignore[misc]  # pysnmp has no 
     @staticmethod
     def usable() -> bool:
         """pysnmp still has the private methods this class replaces (checked before each engine is made)."""
-        return all(callable(getattr(SnmpUSMSecurityModel, _USM + m, None))
-                   for m in ("sec2usr", "get_user_info", "clone_user_info", "expire_timeline_info"))
+        stock = vars(SnmpUSMSecurityModel())
+        return (all(callable(getattr(SnmpUSMSecurityModel, _USM + m, None))
+                    for m in ("sec2usr", "get_user_info", "clone_user_info", "expire_timeline_info"))
+                and all(_USM + a in stock for a in ("timeline", "timelineExpQueue", "expirationTimer")))
 
     def _SnmpUSMSecurityModel__expire_timeline_info(self) -> None:  # noqa: N802
         """pysnmp's expiry of its timeline (each agent engine's boots and time), by each entry's age.
@@ -249,7 +251,9 @@ class PeerKeysUsm(SnmpUSMSecurityModel):  # type: ignore[misc]  # pysnmp has no 
         became 10-13 s). The queue itself holds one engine ID per message received in the last 300 s
         (a decoded OctetString each).
         Here the queue is emptied at every tick, and an entry is deleted only once it has not been
-        updated for 300 s (pysnmp's own timestamp, the 4th field of the entry).
+        updated for 300 s (pysnmp's own timestamp, the 4th field of the entry), looked over every 10 s.
+        Entries of another shape (a pysnmp that changed them) are left to pysnmp's own expiry: an exception
+        here would end pysnmp's timer task, and with it every request's timeout.
         """
         self._SnmpUSMSecurityModel__timelineExpQueue.clear()
         self._SnmpUSMSecurityModel__expirationTimer += 1
@@ -259,7 +263,11 @@ class PeerKeysUsm(SnmpUSMSecurityModel):  # type: ignore[misc]  # pysnmp has no 
         self._sweep_at = now + _TIMELINE_SWEEP_S
         timeline = self._SnmpUSMSecurityModel__timeline
         oldest = int(time.time()) - _TIMELINE_TTL_S  # the entries' timestamps are pysnmp's int(time.time())
-        for engine_id in [k for k, v in timeline.items() if v[3] <= oldest]:
+        try:
+            old = [k for k, v in timeline.items() if v[3] <= oldest]
+        except (TypeError, IndexError):  # not pysnmp 7.1's (boots, time, time, int(time.time())) entries
+            return
+        for engine_id in old:
             del timeline[engine_id]
 
     def _current(self, mib_builder: Any) -> None:
