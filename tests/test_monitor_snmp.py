@@ -59,6 +59,11 @@ async def test_snmp_status_reaches_metrics_and_the_page(tmp_path: Path, agent: A
         assert "community" in wrong.detail  # says that a wrong community looks like a timeout
         assert "not-the-community" not in wrong.detail  # never the secret itself
 
+        # A sweep between polls shows the same SNMP statuses: the poll's objects, not 20,000 new ones a sweep.
+        swept = await mon.sweep_once()
+        assert all(a.snmp is b.snmp for a, b in zip(snap.nodes, swept.nodes, strict=True))
+        assert {ns.node.code: ns.snmp for ns in swept.nodes}["24133"] is up
+
         _, _, body = await fetch(url + "metrics")
         s = samples(body.decode())
         assert value(s, "tslcd_snmp_up", code="24133") == 1

@@ -419,6 +419,23 @@ async def test_sysuptime_reset_counts_a_reboot_and_rereads_sysdescr(sim: Agent, 
     status = snmp_status(tracks["a"], after.at, TZ)
     assert status is not None and status.sys_descr == "RouterOS 7.12" and status.reboots == 1
 
+    # One status per poll (track) and local day, shared by the snapshots until either changes (issue 13).
+    from datetime import date
+
+    from monitor.core.snmp import SnmpStatuses
+    statuses, day = SnmpStatuses(), date(2026, 12, 5)
+    kept = statuses.of("a", tracks["a"], day)
+    assert kept == status and statuses.of("a", tracks["a"], day) is kept
+    assert statuses.of("a", first["a"], day) is not kept  # another poll's track
+    again = statuses.of("a", tracks["a"], day)
+    assert again == kept and again is not kept
+    next_day = statuses.of("a", tracks["a"], date(2026, 12, 6))
+    assert next_day is not again and next_day is not None and next_day.bytes_today == 0  # today's traffic anew
+    assert statuses.of("a", None, day) is None and len(statuses) == 0
+    statuses.of("a", tracks["a"], day)
+    statuses.forget(["a", "gone"])
+    assert len(statuses) == 0
+
 
 async def test_demo_recording_counters_move_between_polls(sim: Agent) -> None:
     poller = SnmpPoller({"p": v2("moving", sim.port), "s": v2("sawtooth", sim.port)})

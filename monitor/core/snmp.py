@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -229,11 +229,15 @@ class SnmpStatus:
 
 def snmp_status(track: SnmpTrack | None, now: float, tz: tzinfo) -> SnmpStatus | None:
     """The node's SNMP status for the snapshot, None when it was never polled."""
+    return status_on(track, datetime.fromtimestamp(now, tz).date())
+
+
+def status_on(track: SnmpTrack | None, today: date) -> SnmpStatus | None:
+    """``snmp_status`` on the local day ``today`` (the only thing of the time it depends on)."""
     if track is None or track.last is None:
         return None
     r, c, u = track.last, track.counters, track.uplink
     has_octets = c.rx.raw is not None
-    today = datetime.fromtimestamp(now, tz).date()
     return SnmpStatus(
         up=r.ok, reason=r.reason.value, detail=r.detail,
         polled_at=r.at, last_ok_at=track.last_ok_at,
@@ -247,6 +251,35 @@ def snmp_status(track: SnmpTrack | None, now: float, tz: tzinfo) -> SnmpStatus |
         tx_errors_total=c.out_errors.total if c.out_errors.raw is not None else None,
         bytes_today=c.traffic.on(today).total if has_octets else None,
     )
+
+
+class SnmpStatuses:
+    """Each node's ``SnmpStatus``, made once per poll (its track) and local day, and shared by every snapshot
+    until either changes. A sweep used to make 20,000 new ones every 30 s, identical to the last snapshot's
+    until the next poll: about 6 MB of them alive beside that snapshot's own at 20,000 nodes, and their CPU."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[SnmpTrack, date, SnmpStatus | None]] = {}
+
+    def of(self, code: str, track: SnmpTrack | None, today: date) -> SnmpStatus | None:
+        """``status_on(track, today)``: the object made for this track and day, if there is one."""
+        if track is None:
+            self._kept.pop(code, None)
+            return None
+        kept = self._kept.get(code)
+        if kept is not None and kept[0] is track and kept[1] == today:
+            return kept[2]
+        status = status_on(track, today)
+        self._kept[code] = (track, today, status)
+        return status
+
+    def forget(self, codes: Iterable[str]) -> None:
+        """Drop what is kept of nodes no longer polled."""
+        for code in codes:
+            self._kept.pop(code, None)
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 SKIP_STATES = frozenset({"down", "unreachable"})

@@ -30,11 +30,11 @@ from monitor.core.snmp import (
     Delta,
     Reason,
     SnmpReading,
+    SnmpStatuses,
     SnmpTrack,
     add_deltas,
     fold_readings,
     plan_poll,
-    snmp_status,
     uplink_deltas,
 )
 from monitor.core.state import (
@@ -164,6 +164,7 @@ class Monitor:
 
             self.snmp = SnmpPoller(cfg.snmp_profiles, max_in_flight=cfg.snmp.max_in_flight)
         self._snmp: dict[str, SnmpTrack] = {}
+        self._snmp_statuses = SnmpStatuses()  # each node's SNMP status, one per poll, shared by the snapshots
         # Active (probing and writing) or a standby (config: standby) waiting for the active poller's heartbeats
         # to stop; a poller whose run another one took over becomes a standby too.
         self.active = True
@@ -475,6 +476,7 @@ class Monitor:
                             target=self.cfg.rates.target, sweeps=sweeps, standby=self._standby_of or "?")
         active = self._watched(now)
         st = self.cfg.states
+        today = self.today(now)
         statuses: list[NodeStatus] = []
         communes: list[CommuneNow] = []
         for n in active:
@@ -501,7 +503,7 @@ class Monitor:
                     jitter=p.jitter if p else None,
                     loss=p.loss_ratio if p else None,
                     ipv6_ok=track.ipv6_ok,
-                    snmp=snmp_status(self._snmp.get(n.code), now, self.cfg.tz),
+                    snmp=self._snmp_statuses.of(n.code, self._snmp.get(n.code), today),
                     outage_cause=self._cause(n.code, track.hist.state),
                 )
             statuses.append(status)
@@ -668,6 +670,7 @@ class Monitor:
             del tracks[code]
         if gone:
             self.snmp.forget(gone)
+            self._snmp_statuses.forget(gone)
         self._snmp = tracks
         self._observe_outages(readings)
         self._snmp_pending = add_deltas(self._snmp_pending, uplink_deltas(before, tracks))
@@ -683,8 +686,9 @@ class Monitor:
             log.warning("poll overran its interval", extra={"probe": "snmp", "duration_s": round(now - started, 3),
                                                            "interval_s": self.cfg.snmp.interval_s})
         snap = self.snapshot
+        today = self.today(now)
         snap = replace(snap, nodes=tuple(
-            replace(ns, snmp=snmp_status(tracks.get(ns.node.code), now, self.cfg.tz),
+            replace(ns, snmp=self._snmp_statuses.of(ns.node.code, tracks.get(ns.node.code), today),
                     outage_cause=self._cause(ns.node.code, ns.state)) for ns in snap.nodes))
         self.snapshot = snap
         self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "snmp"), "snmp")
