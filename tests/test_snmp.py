@@ -811,6 +811,167 @@ async def test_a_get_sends_the_datagram_pysnmp_would_send_with_the_varbind_list_
         sink.close()
 
 
+async def test_v2c_requests_without_the_engine_put_on_the_wire_what_pysnmp_does_and_read_the_same(
+        snmpd: Agent) -> None:
+    """V2cChannel (v2c without pysnmp's engine): its GET and GETBULK datagrams equal hlapi's (request-id aside),
+    and what it reads from a real agent equals what the engine reads, value types included."""
+    from pyasn1.codec.ber import decoder, encoder
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        UdpTransportTarget,
+        bulk_cmd,
+        get_cmd,
+    )
+    from pysnmp.proto.api import v2c
+
+    from monitor.probes.snmp.oids import IF_NAME, SYS_DESCR, SYS_NAME, SYS_OBJECT_ID, SYS_UPTIME
+    from monitor.probes.snmp.pysnmp_patches import varbind_list
+    from monitor.probes.snmp.v2c import V2cChannel
+
+    garbage: list[Any] = []
+    channel = V2cChannel(lambda addr, e: garbage.append((addr, e)))
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind((require_loopback("127.0.0.1"), 0))  # nothing answers: each request times out
+    sink.setblocking(False)
+    engine = SnmpEngine()
+    oids = [SYS_UPTIME + (0,), SYS_NAME + (0,), SYS_DESCR + (0,), SYS_OBJECT_ID + (0,), IF_NAME + (1,),
+            IF_NAME + (4_000_000_000,)]
+    community = COMMUNITY.encode()
+    try:
+        auth, ctx = CommunityData(COMMUNITY, mpModel=1), ContextData()
+        silent = await UdpTransportTarget.create(sink.getsockname(), timeout=0.2, retries=0)
+        vbs = [ObjectType(ObjectIdentity(rfc1902.ObjectName(o))) for o in oids]
+        theirs = [await get_cmd(engine, auth, silent, ctx, *vbs, lookupMib=False),
+                  await bulk_cmd(engine, auth, silent, ctx, 2, 7, *vbs[:3], lookupMib=False)]
+        ours = [await channel.request(sink.getsockname(), community, varbind_list(oids), timeout_s=0.2, retries=1),
+                await channel.request(sink.getsockname(), community, oids[:3], bulk=(2, 7), timeout_s=0.2,
+                                      retries=0)]
+        assert [type(r[0]).__name__ for r in theirs + ours] == ["RequestTimedOut"] * 4
+        sent = []
+        while True:
+            try:
+                sent.append(sink.recv(65535))
+            except BlockingIOError:
+                break
+        assert len(sent) == 5  # pysnmp's GET and GETBULK, then ours: the GET twice (one retry), the GETBULK
+        msgs = [decoder.decode(d, asn1Spec=v2c.Message())[0] for d in sent]
+        ids = [int(v2c.apiPDU.get_request_id(v2c.apiMessage.get_pdu(m))) for m in msgs]
+        assert ids[2] == ids[3] != ids[4]  # a retry sends the same request-id; another request another
+        for m in msgs:
+            v2c.apiPDU.set_request_id(v2c.apiMessage.get_pdu(m), 0)
+        wire = [encoder.encode(m) for m in msgs]
+        assert wire[2] == wire[3] == wire[0] and wire[4] == wire[1]
+
+        # From a real agent: the same values, of the same types, either way.
+        agent = await UdpTransportTarget.create(("127.0.0.1", snmpd.port), timeout=2, retries=1)
+        err, status, index, engine_binds = await get_cmd(engine, auth, agent, ctx, *vbs, lookupMib=False)
+        assert err is None and not status
+        err, status, index, binds = await channel.request(("127.0.0.1", snmpd.port), community,
+                                                          varbind_list(oids), timeout_s=2, retries=1)
+        assert err is None and not status and int(index) == 0
+        assert [(tuple(o), type(v)) for o, v in binds] == [(tuple(o), type(v)) for o, v in engine_binds]
+        assert type(binds[-1][1]).__name__ == "NoSuchInstance"
+        assert [v for _, v in binds[1:-1]] == [v for _, v in engine_binds[1:-1]]  # all but sysUpTime (it moves)
+        err, status, index, bulk = await channel.request(("127.0.0.1", snmpd.port), community, (SYS_NAME, IF_NAME),
+                                                         bulk=(1, 3), timeout_s=2, retries=1)
+        assert err is None and not status
+        assert [tuple(o) for o, _ in bulk] == [SYS_NAME + (0,), IF_NAME + (1,), IF_NAME + (2,), IF_NAME + (3,)]
+        assert not garbage
+    finally:
+        channel.close()
+        engine.close_dispatcher()
+        sink.close()
+
+
+async def test_v2c_answers_are_matched_by_request_id_and_late_echoed_or_broken_ones_dropped() -> None:
+    """An answer that is not a response to a request in flight (late, or our own request sent back) is dropped
+    silently; one that does not decode is reported as garbage; a request answered on its retry is answered."""
+    from pyasn1.codec.ber import decoder, encoder
+    from pyasn1.error import PyAsn1Error
+    from pysnmp.proto.api import v2c
+
+    from monitor.probes.snmp.oids import SYS_UPTIME
+    from monitor.probes.snmp.pysnmp_patches import varbind_list
+    from monitor.probes.snmp.v2c import V2cChannel
+
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+
+    class Agent(asyncio.DatagramProtocol):
+        """Sends back the request itself, then an answer with another request-id, then (for the retry only)
+        junk and the real answer."""
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            msg, _ = decoder.decode(data, asn1Spec=v2c.Message())
+            request = v2c.apiMessage.get_pdu(msg)
+            seen.append(int(v2c.apiPDU.get_request_id(request)))
+            self.transport.sendto(data, addr)  # an echo: a GetRequest, not a response
+            answer = v2c.apiMessage.get_response(msg)
+            pdu = v2c.apiMessage.get_pdu(answer)
+            v2c.apiPDU.set_varbinds(pdu, [(SYS_UPTIME + (0,), rfc1902.TimeTicks(4242))])
+            v2c.apiPDU.set_request_id(pdu, int(v2c.apiPDU.get_request_id(request)) + 1)
+            self.transport.sendto(encoder.encode(answer), addr)  # not ours
+            if len(seen) == 2:  # the retry
+                self.transport.sendto(b"\x30\x03\x02\x01", addr)  # truncated BER
+                v2c.apiPDU.set_request_id(pdu, seen[-1])
+                self.transport.sendto(encoder.encode(answer), addr)
+
+    transport, _ = await loop.create_datagram_endpoint(Agent, local_addr=(require_loopback("127.0.0.1"), 0))
+    garbage: list[Any] = []
+    channel = V2cChannel(lambda addr, e: garbage.append((addr[0], e)))
+    try:
+        err, status, index, binds = await channel.request(transport.get_extra_info("sockname"), b"x",
+                                                          varbind_list([SYS_UPTIME + (0,)]), timeout_s=0.3,
+                                                          retries=2)
+    finally:
+        channel.close()
+        transport.close()
+    assert err is None and not status, err
+    assert [(tuple(o), int(v)) for o, v in binds] == [(SYS_UPTIME + (0,), 4242)]
+    assert len(seen) == 2 and seen[0] == seen[1]  # answered on the first retry: no third try
+    assert len(garbage) == 1 and garbage[0][0] == "127.0.0.1" and isinstance(garbage[0][1], PyAsn1Error)
+
+
+async def test_a_v2c_node_at_an_ipv6_address_is_polled_over_ipv6() -> None:
+    """The poller's v2c requests to an IPv6 address leave from an IPv6 socket of V2cChannel (::1 here)."""
+    from pyasn1.codec.ber import decoder, encoder
+    from pysnmp.proto.api import v2c
+
+    loop = asyncio.get_running_loop()
+    senders: list[str] = []
+
+    class Agent(asyncio.DatagramProtocol):
+        """Answers any GET with TimeTicks 4242 for each OID asked."""
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            senders.append(addr[0])
+            msg, _ = decoder.decode(data, asn1Spec=v2c.Message())
+            asked = v2c.apiPDU.get_varbinds(v2c.apiMessage.get_pdu(msg))
+            answer = v2c.apiMessage.get_response(msg)
+            v2c.apiPDU.set_varbinds(v2c.apiMessage.get_pdu(answer),
+                                    [(o, rfc1902.TimeTicks(4242)) for o, _ in asked])
+            self.transport.sendto(encoder.encode(answer), addr)
+
+    transport, _ = await loop.create_datagram_endpoint(Agent, local_addr=("::1", 0))  # IPv6 loopback
+    poller = SnmpPoller({"p": v2(COMMUNITY, transport.get_extra_info("sockname")[1], timeout_s=1)})
+    try:
+        r = await poller.poll_node(node("6", "p", address="::1"))
+    finally:
+        poller.close()
+        transport.close()
+    assert r.ok and r.uptime_ticks == 4242, (r.reason, r.detail)
+    assert senders == ["::1"]
+
+
 async def test_many_targets_are_registered_without_a_target_row_each() -> None:
     """Only the first target of each credentials set is written as SNMP-TARGET-MIB rows; the rest
     are registered directly (1.7 ms of CPU saved per target), with their own address, timeout and
@@ -835,10 +996,11 @@ async def test_many_targets_are_registered_without_a_target_row_each() -> None:
         assert r.ok and r.uplink is not None and r.uplink.matched_by == "ifName", (r.code, r.reason, r.detail)
     assert readings[-1].reason is Reason.TIMEOUT and "0.5 s" in readings[-1].detail
     assert readings[-1].duration_s < 2.5  # its own timeout (3 x 0.5 s with the diagnosis), not the first row's 3 s
-    # 25 targets (and a probe target): the first v2c and the first v3 one (and the probe user's) written
-    # as rows, the other 23 registered directly (the dead node's with its own 0.5 s timeout).
-    assert fast is not None and len(fast) == 11 + 11 + 1
-    assert {entry[1][0] for entry in fast.values()} <= set(hosts) | {"127.79.1.1"}
+    # v2c targets are not in the engine (V2cChannel sends their requests). Of the 12 v3 targets, the first is
+    # written as rows and the other 11 registered directly; the dead v2c node's probe target (for the SNMPv3
+    # discovery probe of its diagnosis) is the probe user's first, written as rows.
+    assert fast is not None and len(fast) == 11
+    assert {entry[1][0] for entry in fast.values()} <= set(hosts)
 
 
 async def test_uplink_discovery_of_many_new_nodes_is_spread_over_the_first_polls(snmpd: Agent) -> None:
@@ -1050,7 +1212,9 @@ def _v3_msg_id(data: bytes) -> int | None:
 
 @pytest.mark.parametrize(("version", "answer", "error"), [
     ("2c", "a2 00", "TypeError"),  # a bare constructed context tag: pyasn1's TypeError (pysnmp issue #82)
-    ("2c", "random", "TypeError"),  # random bytes, a third of which start with such a tag
+    # random bytes, a third of which start with such a tag (pyasn1's TypeError), the others its PyAsn1Error:
+    # the reading names the error of the last datagram dropped
+    ("2c", "random", "TypeError|PyAsn1Error"),
     ("2c", "empty v3 report", "KeyError"),  # the v3 diagnosis probe answered with an empty Report
     ("3", "empty v3 report", "KeyError"),  # the v3 discovery itself: its request was left pending forever
 ])
@@ -1092,7 +1256,7 @@ async def test_an_agent_answering_garbage_is_a_timeout_that_says_so_never_a_trac
         loop.set_exception_handler(None)
     assert not uncaught, uncaught
     assert r.reason is Reason.TIMEOUT, r
-    assert "not a working SNMP agent" in r.detail and error in r.detail, r.detail
+    assert "not a working SNMP agent" in r.detail and re.search(rf"dropped: ({error})\)", r.detail), r.detail
     assert COMMUNITY not in r.detail and AUTH_KEY not in r.detail
 
 
