@@ -45,6 +45,33 @@ def test_freed_buffers_go_back_to_the_kernel_once_tuned(how: str) -> None:
         assert after > before - 20, out  # what the tuning is for: glibc as it comes keeps them
 
 
+TRIM = """
+import sys
+sys.path.insert(0, {root!r})
+from monitor.procs import trim_malloc, tune_malloc
+assert tune_malloc()
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
+blocks = [bytearray(1024) for _ in range(80_000)]  # 80 MB from the heap (below the mmap threshold)
+kept = blocks[::64]  # one in 64 stays: the heap cannot shrink from its top
+blocks.clear()
+before = rss()
+print(before, trim_malloc(), rss())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_free_memory_inside_the_heap_goes_back_to_the_kernel_when_trimmed() -> None:
+    """What ``tune_malloc`` leaves resident (free blocks inside the heap, not at its top) ``trim_malloc`` gives
+    back: the service calls it after each publication."""
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", TRIM.format(root=str(ROOT))], capture_output=True, text=True,
+                         timeout=60, env=env, check=True).stdout
+    before, trimmed, after = out.split()
+    assert int(before) >= 80 and trimmed == "True", out  # the freed blocks were still resident
+    assert int(after) < int(before) - 50, out
+
+
 def test_polling_leaves_pysnmps_mib_compiler_out_and_pysmi_importable() -> None:
     """pysnmp imports pysmi (and requests, urllib3, ply: about 9 MB of the SNMP worker) only to compile MIB
     text, which tslcd never asks of it; ``monitor.probes.snmp`` keeps it out, and nothing else is lost."""

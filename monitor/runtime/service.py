@@ -50,6 +50,7 @@ from monitor.core.state import (
     resolve,
 )
 from monitor.errors import RunRefused, Superseded
+from monitor.procs import trim_malloc
 from monitor.runtime import loader
 from monitor.runtime.mailer import Mailer
 from monitor.runtime.recorder import Recorder, UplinkCounters
@@ -385,6 +386,7 @@ class Monitor:
         if self._snmp_rendered_for is not self.inventory:
             self._snmp_rendered_for = self.inventory
             self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "snmp"), "snmp")
+        await asyncio.to_thread(trim_malloc)  # what the sweep and its render freed, back to the kernel
         return snap
 
     def _follow_outages(self, resolved: dict[str, Resolved], now: float) -> None:
@@ -696,6 +698,7 @@ class Monitor:
         if now_ping_only != self._ping_only_rendered:  # the "nodes" part says who answers ping only
             self._ping_only_rendered = now_ping_only
             self.metrics.update(await asyncio.to_thread(render_snapshot, snap, "nodes"), "nodes")
+        await asyncio.to_thread(trim_malloc)  # what the poll's folding and its render freed, back to the kernel
         return snap
 
     async def _snmp_job(self) -> None:
