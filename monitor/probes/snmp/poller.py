@@ -28,7 +28,7 @@ What a poll does (issue 4):
   DecryptionErrors...) are classified directly.
 
 Scale (docs/benchmarks.md, "SNMP poll"): v2c requests go without pysnmp's engine, on its
-protocol API and a socket of ours (``V2cChannel``: about a quarter less CPU a GET; the engine is
+protocol API and a socket of ours (``V2cChannel``: a fifth to a quarter less CPU a GET; the engine is
 used for v2c only by the diagnosis's SNMPv3 discovery probe). v3: one SnmpEngine per process (one
 more per v3 user name reused with other keys). Every UDP socket's receive buffer is enlarged,
 requests in flight are capped by one semaphore, one UdpTransportTarget per node is created (and,
