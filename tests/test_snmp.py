@@ -764,6 +764,16 @@ def test_snmpsim_keys_are_not_on_its_command_line(sim: Agent) -> None:
     assert AUTH_KEY not in sim.log_path.read_text(errors="replace")
 
 
+def _drain(sink: socket.socket) -> list[bytes]:
+    """The datagrams waiting on a non-blocking socket."""
+    sent = []
+    while True:
+        try:
+            sent.append(sink.recv(65535))
+        except BlockingIOError:
+            return sent
+
+
 async def test_a_get_sends_the_datagram_pysnmp_would_send_with_the_varbind_list_built_once() -> None:
     """get_varbind_list with a list built once puts on the wire what hlapi's get_cmd does (request-id aside)."""
     from pyasn1.codec.ber import decoder, encoder
@@ -794,12 +804,7 @@ async def test_a_get_sends_the_datagram_pysnmp_would_send_with_the_varbind_list_
             vbl = varbind_list(oids)
             ours = [await get_varbind_list(engine, auth, target, ctx, vbl) for _ in range(2)]  # shared list, twice
             assert [type(r[0]) for r in (theirs, *ours)] == [type(theirs[0])] * 3  # no answer: the same timeout
-            sent = []
-            while True:
-                try:
-                    sent.append(sink.recv(65535))
-                except BlockingIOError:
-                    break
+            sent = _drain(sink)
             assert len(sent) == 3
             msgs = [decoder.decode(d, asn1Spec=v2c.Message())[0] for d in sent]
             for m in msgs:
@@ -850,12 +855,7 @@ async def test_v2c_requests_without_the_engine_put_on_the_wire_what_pysnmp_does_
                 await channel.request(sink.getsockname(), community, oids[:3], bulk=(2, 7), timeout_s=0.2,
                                       retries=0)]
         assert [type(r[0]).__name__ for r in theirs + ours] == ["RequestTimedOut"] * 4
-        sent = []
-        while True:
-            try:
-                sent.append(sink.recv(65535))
-            except BlockingIOError:
-                break
+        sent = _drain(sink)
         assert len(sent) == 5  # pysnmp's GET and GETBULK, then ours: the GET twice (one retry), the GETBULK
         msgs = [decoder.decode(d, asn1Spec=v2c.Message())[0] for d in sent]
         ids = [int(v2c.apiPDU.get_request_id(v2c.apiMessage.get_pdu(m))) for m in msgs]

@@ -68,7 +68,6 @@ class V2cChannel(asyncio.DatagramProtocol):
     def __init__(self, on_garbage: Callable[[Any, BaseException], None], *, rcvbuf_bytes: int = 4 << 20) -> None:
         self.on_garbage = on_garbage
         self.rcvbuf_bytes = rcvbuf_bytes
-        self.rcvbuf_effective: int | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._transports: dict[int, asyncio.Future[asyncio.DatagramTransport]] = {}
         self._next_id = random.randrange(_IDS)
@@ -84,8 +83,6 @@ class V2cChannel(asyncio.DatagramProtocol):
 
     async def _open(self, family: int) -> asyncio.DatagramTransport:
         sock = open_udp_socket(family, self.rcvbuf_bytes)
-        if family == socket.AF_INET:
-            self.rcvbuf_effective = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, sock=sock)
         return transport
 
